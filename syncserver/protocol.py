@@ -55,7 +55,7 @@ class _Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, fro
 # -- client to server -------------------------------------------------------
 
 
-class Hello(_Message, tag="hello"):
+class Hello(_Message, tag="hello", frozen=True):
     """Join (or resync): ask for every key written after revision ``since``."""
 
     device_id: Int64
@@ -64,7 +64,7 @@ class Hello(_Message, tag="hello"):
     batch_pushes: bool = False
 
 
-class Set(_Message, tag="set"):
+class Set(_Message, tag="set", frozen=True):
     """Write ``value`` to ``key``; answered by an :class:`Ack` once durable."""
 
     request_id: RequestId
@@ -74,7 +74,7 @@ class Set(_Message, tag="set"):
     device_id: Int64
 
 
-class Get(_Message, tag="get"):
+class Get(_Message, tag="get", frozen=True):
     """Read one key; answered by a :class:`Value`."""
 
     request_id: RequestId
@@ -90,14 +90,14 @@ class SnapshotEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
     server_revision: int
 
 
-class Snapshot(_Message, tag="snapshot"):
+class Snapshot(_Message, tag="snapshot", frozen=True):
     """Answer to :class:`Hello`: ``revision`` is the server's newest revision."""
 
     revision: int
     values: list[SnapshotEntry]
 
 
-class Ack(_Message, tag="ack"):
+class Ack(_Message, tag="ack", frozen=True):
     """The write with ``request_id`` is durable at ``server_revision``."""
 
     request_id: RequestId
@@ -106,7 +106,7 @@ class Ack(_Message, tag="ack"):
     server_revision: int
 
 
-class Push(_Message, tag="push"):
+class Push(_Message, tag="push", frozen=True):
     """A write, sent to every connected device, the writer included."""
 
     key: str
@@ -116,7 +116,7 @@ class Push(_Message, tag="push"):
     device_id: int
 
 
-class Value(_Message, tag="value"):
+class Value(_Message, tag="value", frozen=True):
     """Answer to :class:`Get`; a key never written has value None, revision 0."""
 
     request_id: RequestId
@@ -125,7 +125,7 @@ class Value(_Message, tag="value"):
     server_revision: int
 
 
-class Error(_Message, tag="error"):
+class Error(_Message, tag="error", frozen=True):
     """A request was refused; the connection stays open."""
 
     request_id: RequestId | None
