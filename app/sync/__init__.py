@@ -1,0 +1,44 @@
+"""optisync's core: optimistic sync with server push, free of Qt, sockets and storage.
+
+>>> from app.sync import Cubit, DeviceContext, PushMetadata
+"""
+
+from .cubit import Cubit, SyncCompletion
+from .device import DeviceContext, EventListener
+from .errors import MissingServerRevisionError, TooManyFollowUpsError
+from .events import (
+    FollowUpScheduled,
+    OptimisticApplied,
+    PushApplied,
+    PushIgnoredStale,
+    RequestSent,
+    ResponseApplied,
+    SelfEchoAcknowledged,
+    StaleResponseIgnored,
+    SyncEvent,
+    SyncFailed,
+    SyncFinished,
+)
+from .rules import PushMetadata, PushVerdict
+
+__all__ = [
+    "Cubit",
+    "DeviceContext",
+    "EventListener",
+    "FollowUpScheduled",
+    "MissingServerRevisionError",
+    "OptimisticApplied",
+    "PushApplied",
+    "PushIgnoredStale",
+    "PushMetadata",
+    "PushVerdict",
+    "RequestSent",
+    "ResponseApplied",
+    "SelfEchoAcknowledged",
+    "StaleResponseIgnored",
+    "SyncCompletion",
+    "SyncEvent",
+    "SyncFailed",
+    "SyncFinished",
+    "TooManyFollowUpsError",
+]

@@ -1,0 +1,446 @@
+"""The cubit: immutable state plus the optimistic sync operations.
+
+``optimistic_sync_with_push`` shows a change at once, then runs at most one sync
+loop per (device, key): one request in flight, and at most one follow-up
+carrying the newest value when the response comes back. ``server_push`` feeds
+the server's pushes through the revision rules of :mod:`app.sync.rules`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable, Iterable
+from typing import Any, Generic, TypeVar
+
+from .device import DeviceContext, KeyBook
+from .errors import MissingServerRevisionError, TooManyFollowUpsError
+from .events import (
+    FollowUpScheduled,
+    OptimisticApplied,
+    PushApplied,
+    PushIgnoredStale,
+    RequestSent,
+    ResponseApplied,
+    SelfEchoAcknowledged,
+    StaleResponseIgnored,
+    SyncFailed,
+    SyncFinished,
+)
+from .rules import PushMetadata, PushVerdict, judge_push, needs_follow_up
+
+__all__ = ["Cubit", "SyncCompletion"]
+
+S = TypeVar("S")
+T = TypeVar("T")
+
+InformServerRevision = Callable[[int], None]
+SendWithPush = Callable[[T, int, int, InformServerRevision], Awaitable[Any]]
+OnFinish = Callable[[BaseException | None], "S | Awaitable[S | None] | None"]
+StateListener = Callable[[S], None]
+
+
+class SyncCompletion:
+    """Awaitable end of a key's sync loop; raises that loop's error.
+
+    Awaiting it never cancels the loop, and a caller that never awaits it loses
+    nothing: errors also reach ``on_finish``.
+    """
+
+    __slots__ = ("_task", "key")
+
+    def __init__(self, key: Hashable, task: asyncio.Task[None]) -> None:
+        self.key = key
+        self._task = task
+
+    def done(self) -> bool:
+        return self._task.done()
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return asyncio.shield(self._task).__await__()
+
+
+def _mark_retrieved(task: asyncio.Task[None]) -> None:
+    if not task.cancelled():
+        task.exception()  # delivered through on_finish and awaiters; silence asyncio's warning
+
+
+def _check_revision(revision: object) -> int:
+    if isinstance(revision, bool) or not isinstance(revision, int):
+        raise TypeError(f"a server revision must be an int, not {type(revision).__name__}")
+    return revision
+
+
+class _Receipt:
+    """The ``inform_server_revision`` callback handed to one request."""
+
+    __slots__ = ("_book", "revision")
+
+    def __init__(self, book: KeyBook) -> None:
+        self._book = book
+        self.revision: int | None = None
+
+    def __call__(self, revision: int) -> None:
+        revision = _check_revision(revision)
+        self.revision = revision
+        self._book.server_revision = max(self._book.server_revision, revision)
+
+
+class Cubit(Generic[S]):
+    """Holds immutable state, tells subscribers of every change, and syncs it."""
+
+    def __init__(self, initial_state: S, *, device: DeviceContext | None = None) -> None:
+        self._state = initial_state
+        self._device = device if device is not None else DeviceContext()
+        self._listeners: list[StateListener[S]] = []
+
+    @property
+    def state(self) -> S:
+        return self._state
+
+    @property
+    def device(self) -> DeviceContext:
+        return self._device
+
+    def emit(self, state: S) -> None:
+        """Replace the state and tell every subscriber."""
+        self._state = state
+        for listener in tuple(self._listeners):
+            listener(state)
+
+    def subscribe(self, listener: StateListener[S]) -> Callable[[], None]:
+        """Call ``listener(state)`` on every emit; returns an unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    # -- optimistic sync with push -----------------------------------------------
+
+    def optimistic_sync_with_push(
+        self,
+        *,
+        key: Hashable,
+        value_to_apply: Callable[[], T],
+        apply_optimistic_value_to_state: Callable[[S, T], S],
+        get_value_from_state: Callable[[S], T],
+        get_server_revision_from_state: Callable[[S], int],
+        send_value_to_server: SendWithPush[T],
+        apply_server_response_to_state: Callable[[S, Any], S | None] | None = None,
+        on_finish: OnFinish[S] | None = None,
+        max_follow_up_requests: int = 10000,
+    ) -> SyncCompletion:
+        """Show ``value_to_apply()`` now and sync it; see the module docstring."""
+        value, running = self._apply_locally(
+            key,
+            value_to_apply,
+            apply_optimistic_value_to_state,
+            get_server_revision_from_state(self._state),
+        )
+        if running is not None:
+            return SyncCompletion(key, running)
+        device = self._device
+
+        async def send(value: T, local_revision: int, inform: InformServerRevision) -> Any:
+            return await send_value_to_server(value, local_revision, device.device_id, inform)
+
+        return self._launch(
+            key,
+            self._sync_loop(
+                key=key,
+                value=value,
+                send=send,
+                get_value_from_state=get_value_from_state,
+                get_server_revision_from_state=get_server_revision_from_state,
+                apply_server_response_to_state=apply_server_response_to_state,
+                on_finish=on_finish,
+                max_follow_up_requests=max_follow_up_requests,
+                with_revisions=True,
+            ),
+        )
+
+    # -- optimistic sync without push --------------------------------------------
+
+    def optimistic_sync(
+        self,
+        *,
+        key: Hashable,
+        value_to_apply: Callable[[], T],
+        apply_optimistic_value_to_state: Callable[[S, T], S],
+        get_value_from_state: Callable[[S], T],
+        send_value_to_server: Callable[[T], Awaitable[Any]],
+        apply_server_response_to_state: Callable[[S, Any], S | None] | None = None,
+        on_finish: OnFinish[S] | None = None,
+        max_follow_up_requests: int = 10000,
+    ) -> SyncCompletion:
+        """The variant for servers without push: a changed value decides the follow-up."""
+        value, running = self._apply_locally(
+            key, value_to_apply, apply_optimistic_value_to_state, -1
+        )
+        if running is not None:
+            return SyncCompletion(key, running)
+
+        async def send(value: T, local_revision: int, inform: InformServerRevision) -> Any:
+            return await send_value_to_server(value)
+
+        return self._launch(
+            key,
+            self._sync_loop(
+                key=key,
+                value=value,
+                send=send,
+                get_value_from_state=get_value_from_state,
+                get_server_revision_from_state=lambda _state: -1,
+                apply_server_response_to_state=apply_server_response_to_state,
+                on_finish=on_finish,
+                max_follow_up_requests=max_follow_up_requests,
+                with_revisions=False,
+            ),
+        )
+
+    def _apply_locally(
+        self,
+        key: Hashable,
+        value_to_apply: Callable[[], T],
+        apply_optimistic_value_to_state: Callable[[S, T], S],
+        server_revision_from_state: int,
+    ) -> tuple[T, asyncio.Task[None] | None]:
+        """Show the change now; return the value and the key's running loop, if any."""
+        asyncio.get_running_loop()  # fail before changing anything when called off-loop
+        device = self._device
+        value = value_to_apply()
+        optimistic = apply_optimistic_value_to_state(self._state, value)
+        device.known_server_revision(key, server_revision_from_state)
+        book = device.book(key)
+        book.local_revision += 1
+        book.latest_change_from_push = False
+        self.emit(optimistic)
+        running = device.loop_for(key)
+        device.publish(
+            OptimisticApplied(
+                key=key,
+                device_id=device.device_id,
+                local_revision=book.local_revision,
+                server_revision=book.server_revision,
+                value=value,
+                coalesced=running is not None,
+            )
+        )
+        return value, running
+
+    def _launch(self, key: Hashable, loop_body: Coroutine[Any, Any, None]) -> SyncCompletion:
+        task = asyncio.get_running_loop().create_task(loop_body, name=f"optisync sync {key!r}")
+        self._device.claim(key, task)
+        task.add_done_callback(_mark_retrieved)
+        return SyncCompletion(key, task)
+
+    async def _sync_loop(
+        self,
+        *,
+        key: Hashable,
+        value: Any,
+        send: Callable[[Any, int, InformServerRevision], Awaitable[Any]],
+        get_value_from_state: Callable[[S], Any],
+        get_server_revision_from_state: Callable[[S], int],
+        apply_server_response_to_state: Callable[[S, Any], S | None] | None,
+        on_finish: OnFinish[S] | None,
+        max_follow_up_requests: int,
+        with_revisions: bool,
+    ) -> None:
+        device = self._device
+        book = device.book(key)
+        sent_local_revision = book.local_revision
+        requests = 0
+        try:
+            while True:
+                if max_follow_up_requests != -1 and requests > max_follow_up_requests:
+                    raise TooManyFollowUpsError(key, max_follow_up_requests)
+                receipt = _Receipt(book)
+                device.publish(
+                    RequestSent(
+                        key=key,
+                        device_id=device.device_id,
+                        local_revision=sent_local_revision,
+                        server_revision=book.server_revision,
+                        value=value,
+                        follow_up=requests > 0,
+                    )
+                )
+                requests += 1
+                response = await send(value, sent_local_revision, receipt)
+                if with_revisions and receipt.revision is None:
+                    raise MissingServerRevisionError(key)
+                response_revision = -1 if receipt.revision is None else receipt.revision
+                known = device.known_server_revision(
+                    key, get_server_revision_from_state(self._state)
+                )
+                current = get_value_from_state(self._state)
+                if with_revisions:
+                    follow_up = needs_follow_up(
+                        latest_change_from_push=book.latest_change_from_push,
+                        local_revision=book.local_revision,
+                        sent_local_revision=sent_local_revision,
+                        value_changed=current != value,
+                        response_revision=response_revision,
+                        known_server_revision=known,
+                    )
+                else:
+                    follow_up = current != value
+                if follow_up:
+                    device.publish(
+                        FollowUpScheduled(
+                            key=key,
+                            device_id=device.device_id,
+                            local_revision=book.local_revision,
+                            server_revision=known,
+                            sent_local_revision=sent_local_revision,
+                            value=current,
+                        )
+                    )
+                    value, sent_local_revision = current, book.local_revision
+                    continue
+                self._settle(
+                    key, response, response_revision, known, apply_server_response_to_state
+                )
+                break
+        except asyncio.CancelledError:
+            device.release(key)  # shutting down: no reload, no on_finish
+            raise
+        except Exception as error:
+            device.release(key)
+            device.publish(
+                SyncFailed(
+                    key=key,
+                    device_id=device.device_id,
+                    local_revision=book.local_revision,
+                    server_revision=book.server_revision,
+                    error=error,
+                    requests=requests,
+                )
+            )
+            await self._run_on_finish(on_finish, error)
+            raise
+        device.release(key)
+        device.publish(
+            SyncFinished(
+                key=key,
+                device_id=device.device_id,
+                local_revision=book.local_revision,
+                server_revision=book.server_revision,
+                requests=requests,
+            )
+        )
+        await self._run_on_finish(on_finish, None)
+
+    def _settle(
+        self,
+        key: Hashable,
+        response: Any,
+        response_revision: int,
+        known: int,
+        apply_server_response_to_state: Callable[[S, Any], S | None] | None,
+    ) -> None:
+        device = self._device
+        book = device.book(key)
+        if response_revision < known:
+            device.publish(
+                StaleResponseIgnored(
+                    key=key,
+                    device_id=device.device_id,
+                    local_revision=book.local_revision,
+                    server_revision=known,
+                    response_revision=response_revision,
+                )
+            )
+            return
+        if response is None or apply_server_response_to_state is None:
+            return
+        new_state = apply_server_response_to_state(self._state, response)
+        if new_state is not None:
+            self.emit(new_state)
+        device.publish(
+            ResponseApplied(
+                key=key,
+                device_id=device.device_id,
+                local_revision=book.local_revision,
+                server_revision=known,
+                response=response,
+            )
+        )
+
+    async def _run_on_finish(
+        self, on_finish: OnFinish[S] | None, error: BaseException | None
+    ) -> None:
+        if on_finish is None:
+            return
+        result = on_finish(error)
+        if inspect.isawaitable(result):
+            result = await result
+        if result is not None:
+            self.emit(result)
+
+    # -- server push ---------------------------------------------------------------
+
+    def server_push(
+        self,
+        *,
+        key: Hashable,
+        push_metadata: PushMetadata | Iterable[int],
+        get_server_revision_from_state: Callable[[S], int],
+        apply_server_push_to_state: Callable[[S, int], S | None],
+    ) -> PushVerdict:
+        """Apply a server push if it is news; see :func:`app.sync.rules.judge_push`."""
+        push = PushMetadata(*push_metadata)
+        for revision in push:
+            _check_revision(revision)
+        device = self._device
+        known = device.known_server_revision(key, get_server_revision_from_state(self._state))
+        book = device.book(key)
+        verdict = judge_push(
+            push,
+            device_id=device.device_id,
+            local_revision=book.local_revision,
+            known_server_revision=known,
+        )
+        if verdict is PushVerdict.STALE:
+            device.publish(
+                PushIgnoredStale(
+                    key=key,
+                    device_id=device.device_id,
+                    local_revision=book.local_revision,
+                    server_revision=known,
+                    push_revision=push.server_revision,
+                    from_device_id=push.device_id,
+                )
+            )
+        elif verdict is PushVerdict.SELF_ECHO:
+            book.server_revision = push.server_revision
+            device.publish(
+                SelfEchoAcknowledged(
+                    key=key,
+                    device_id=device.device_id,
+                    local_revision=book.local_revision,
+                    server_revision=push.server_revision,
+                    push_local_revision=push.local_revision,
+                )
+            )
+        else:
+            new_state = apply_server_push_to_state(self._state, push.server_revision)
+            book.server_revision = push.server_revision
+            book.latest_change_from_push = True
+            if new_state is not None:
+                self.emit(new_state)
+            device.publish(
+                PushApplied(
+                    key=key,
+                    device_id=device.device_id,
+                    local_revision=book.local_revision,
+                    server_revision=push.server_revision,
+                    from_device_id=push.device_id,
+                    push_local_revision=push.local_revision,
+                )
+            )
+        return verdict

@@ -1,0 +1,131 @@
+"""One device's sync bookkeeping, shared by every cubit built on it.
+
+The reference keeps one device id and one revision map per process; here each
+:class:`DeviceContext` is a device of its own, so one process can host several
+(the demo opens several windows, each its own device).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+
+from .events import SyncEvent
+
+__all__ = ["DeviceContext", "EventListener"]
+
+log = logging.getLogger(__name__)
+
+EventListener = Callable[[SyncEvent], None]
+
+
+@dataclass(slots=True)
+class KeyBook:
+    """What a device knows of one key."""
+
+    local_revision: int = 0
+    server_revision: int = -1
+    latest_change_from_push: bool = False
+
+
+class DeviceContext:
+    """Per-device local revisions, known server revisions, push marks and in-flight keys."""
+
+    def __init__(self, device_id: int | None = None) -> None:
+        if device_id is not None and (
+            isinstance(device_id, bool) or not isinstance(device_id, int)
+        ):
+            raise TypeError(f"device_id must be an int, not {type(device_id).__name__}")
+        self._device_id = secrets.randbits(62) if device_id is None else device_id
+        self._books: dict[Hashable, KeyBook] = {}
+        self._loops: dict[Hashable, asyncio.Task[None]] = {}
+        self._listeners: list[EventListener] = []
+
+    def __repr__(self) -> str:
+        return f"DeviceContext(device_id={self._device_id}, keys={len(self._books)})"
+
+    @property
+    def device_id(self) -> int:
+        return self._device_id
+
+    # -- read-only views -------------------------------------------------------
+
+    def in_flight(self, key: Hashable) -> bool:
+        """Whether a request for ``key`` is on its way to the server."""
+        return key in self._loops
+
+    def in_flight_keys(self) -> frozenset[Hashable]:
+        return frozenset(self._loops)
+
+    def local_revision(self, key: Hashable) -> int:
+        """How many local changes ``key`` has seen (0 if never changed here)."""
+        book = self._books.get(key)
+        return 0 if book is None else book.local_revision
+
+    def server_revision(self, key: Hashable) -> int:
+        """The newest server revision this device recorded for ``key`` (-1 if unknown)."""
+        book = self._books.get(key)
+        return -1 if book is None else book.server_revision
+
+    def latest_change_from_push(self, key: Hashable) -> bool:
+        """Whether the newest change to ``key`` came from the server rather than the user."""
+        book = self._books.get(key)
+        return book is not None and book.latest_change_from_push
+
+    def keys(self) -> frozenset[Hashable]:
+        return frozenset(self._books)
+
+    # -- restoring after a restart ----------------------------------------------
+
+    def restore(self, key: Hashable, *, local_revision: int = 0, server_revision: int = -1) -> None:
+        """Seed a key's revisions from persisted state (never lowers what is known)."""
+        book = self.book(key)
+        book.local_revision = max(book.local_revision, local_revision)
+        book.server_revision = max(book.server_revision, server_revision)
+
+    # -- events ------------------------------------------------------------------
+
+    def subscribe(self, listener: EventListener) -> Callable[[], None]:
+        """Call ``listener`` with every :class:`SyncEvent`; returns an unsubscribe function."""
+        self._listeners.append(listener)
+
+        def unsubscribe() -> None:
+            if listener in self._listeners:
+                self._listeners.remove(listener)
+
+        return unsubscribe
+
+    def publish(self, event: SyncEvent) -> None:
+        for listener in tuple(self._listeners):
+            try:
+                listener(event)
+            except Exception:
+                # An observer must never break the sync loop it observes.
+                log.exception("sync event listener %r failed on %r", listener, event)
+
+    # -- bookkeeping used by the cubit -------------------------------------------
+
+    def book(self, key: Hashable) -> KeyBook:
+        book = self._books.get(key)
+        if book is None:
+            book = self._books[key] = KeyBook()
+        return book
+
+    def known_server_revision(self, key: Hashable, from_state: int) -> int:
+        """The newest revision known for ``key``: recorded, or persisted in state."""
+        book = self.book(key)
+        if from_state > book.server_revision:
+            book.server_revision = from_state
+        return book.server_revision
+
+    def loop_for(self, key: Hashable) -> asyncio.Task[None] | None:
+        return self._loops.get(key)
+
+    def claim(self, key: Hashable, loop: asyncio.Task[None]) -> None:
+        self._loops[key] = loop
+
+    def release(self, key: Hashable) -> None:
+        self._loops.pop(key, None)
