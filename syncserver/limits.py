@@ -1,0 +1,56 @@
+"""Per-connection rate limiting and the defaults of every limit.
+
+The defaults are generous on purpose: an honest client that sends a few
+thousand messages a second (a benchmark, a test suite, a sync burst after
+reconnecting) never sees ``rate_limited``; a client stuck in a loop does.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_RATE_BURST",
+    "DEFAULT_RATE_LIMIT",
+    "MAX_FRAME_BYTES",
+    "TokenBucket",
+]
+
+DEFAULT_RATE_LIMIT: Final = 5000.0
+"""Messages per second each connection may sustain."""
+
+DEFAULT_RATE_BURST: Final = 10_000
+"""Messages a connection may send at once after being idle."""
+
+DEFAULT_MAX_CONNECTIONS: Final = 10_000
+"""Open connections; the next handshake is refused with HTTP 503."""
+
+MAX_FRAME_BYTES: Final = 1024 * 1024
+"""A bigger frame closes its connection with 1009 (message too big)."""
+
+
+class TokenBucket:
+    """``rate`` tokens per second, at most ``burst`` saved up; one per message."""
+
+    __slots__ = ("_burst", "_rate", "_stamp", "_tokens")
+
+    def __init__(self, rate: float, burst: int, now: float) -> None:
+        if rate <= 0 or burst < 1:
+            raise ValueError("rate must be > 0 and burst >= 1")
+        self._rate = rate
+        self._burst = float(burst)
+        self._tokens = float(burst)
+        self._stamp = now
+
+    def take(self, now: float) -> bool:
+        """Spend one token if there is one; False means the message is refused."""
+        tokens = self._tokens + (now - self._stamp) * self._rate
+        self._stamp = now
+        if tokens > self._burst:
+            tokens = self._burst
+        if tokens < 1.0:
+            self._tokens = tokens
+            return False
+        self._tokens = tokens - 1.0
+        return True

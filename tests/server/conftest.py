@@ -1,0 +1,149 @@
+"""Fixtures for the sync server tests: real servers on port 0, plain websockets clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import ClientConnection, connect
+
+from syncserver import SyncServer, serve
+from tests.timeouts import TIMEOUT
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Client:
+    """A plain websockets client that speaks the protocol as dicts."""
+
+    def __init__(self, ws: ClientConnection) -> None:
+        self.ws = ws
+
+    async def send(self, message: dict[str, Any] | str | bytes) -> None:
+        await self.ws.send(message if isinstance(message, str | bytes) else json.dumps(message))
+
+    async def recv(self) -> dict[str, Any]:
+        frame = await asyncio.wait_for(self.ws.recv(), TIMEOUT)
+        message: dict[str, Any] = json.loads(frame)
+        return message
+
+    async def recv_type(self, kind: str) -> dict[str, Any]:
+        """The next message of this type (others are skipped)."""
+        while True:
+            message = await self.recv()
+            if message["type"] == kind:
+                return message
+
+    async def hello(self, device_id: int = 1, since: int = 0, **extra: Any) -> dict[str, Any]:
+        await self.send({"type": "hello", "device_id": device_id, "since": since, **extra})
+        return await self.recv_type("snapshot")
+
+    async def set(
+        self, key: str, value: Any, request_id: Any = "r", local_revision: int = 1,
+        device_id: int = 1,
+    ) -> dict[str, Any]:
+        """Send a set and return its ack (pushes received meanwhile are skipped)."""
+        await self.send(
+            {
+                "type": "set",
+                "request_id": request_id,
+                "key": key,
+                "value": value,
+                "local_revision": local_revision,
+                "device_id": device_id,
+            }
+        )
+        return await self.recv_type("ack")
+
+    async def get(self, key: str, request_id: Any = "g") -> dict[str, Any]:
+        await self.send({"type": "get", "request_id": request_id, "key": key})
+        return await self.recv_type("value")
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "sync.sqlite3"
+
+
+@pytest.fixture
+async def server(db_path: Path) -> AsyncIterator[SyncServer]:
+    async with serve(db_path=db_path) as running:
+        yield running
+
+
+@pytest.fixture
+async def chaos_server(db_path: Path) -> AsyncIterator[SyncServer]:
+    async with serve(db_path=db_path, allow_chaos=True, observe_interval=0.01) as running:
+        yield running
+
+
+class Clients:
+    """Opens clients to a URL and closes them all at the end of the test."""
+
+    def __init__(self) -> None:
+        self._open: list[ClientConnection] = []
+
+    async def __call__(self, url: str) -> Client:
+        ws = await asyncio.wait_for(connect(url), TIMEOUT)
+        self._open.append(ws)
+        return Client(ws)
+
+    async def close(self) -> None:
+        await asyncio.gather(*(ws.close() for ws in self._open))
+
+
+@pytest.fixture
+async def clients() -> AsyncIterator[Clients]:
+    opened = Clients()
+    yield opened
+    await opened.close()
+
+
+class ServerProcess:
+    """``python -m syncserver`` in a subprocess; ``url`` is read from its first line."""
+
+    def __init__(self, db: Path, *args: str) -> None:
+        self.db = db
+        self.args = args
+        self.proc: asyncio.subprocess.Process | None = None
+        self.url = ""
+
+    async def start(self, port: int = 0) -> str:
+        env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "syncserver", "--port", str(port), "--db", str(self.db),
+            *self.args,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=ROOT,
+            env=env,
+        )
+        assert self.proc.stdout is not None
+        line = (await asyncio.wait_for(self.proc.stdout.readline(), TIMEOUT)).decode()
+        assert "ws://" in line, line
+        self.url = line[line.index("ws://"):].split()[0]
+        return self.url
+
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
+    async def stop(self, sig: int = signal.SIGTERM) -> int:
+        assert self.proc is not None
+        if self.proc.returncode is None:
+            self.proc.send_signal(sig)
+        return await asyncio.wait_for(self.proc.wait(), TIMEOUT)
+
+
+@pytest.fixture
+async def server_process(db_path: Path) -> AsyncIterator[ServerProcess]:
+    process = ServerProcess(db_path)
+    yield process
+    if process.proc is not None:
+        await process.stop(signal.SIGKILL)
