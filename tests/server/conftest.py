@@ -25,21 +25,32 @@ class Client:
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.skipped: list[dict[str, Any]] = []
+        """Messages recv_type passed over, handed out first by later calls."""
 
     async def send(self, message: dict[str, Any] | str | bytes) -> None:
         await self.ws.send(message if isinstance(message, str | bytes) else json.dumps(message))
 
     async def recv(self) -> dict[str, Any]:
+        if self.skipped:
+            return self.skipped.pop(0)
+        return await self._read()
+
+    async def _read(self) -> dict[str, Any]:
         frame = await asyncio.wait_for(self.ws.recv(), TIMEOUT)
         message: dict[str, Any] = json.loads(frame)
         return message
 
     async def recv_type(self, kind: str) -> dict[str, Any]:
-        """The next message of this type (others are skipped)."""
+        """The next message of this type (others are kept for later calls)."""
+        for index, message in enumerate(self.skipped):
+            if message["type"] == kind:
+                return self.skipped.pop(index)
         while True:
-            message = await self.recv()
+            message = await self._read()
             if message["type"] == kind:
                 return message
+            self.skipped.append(message)
 
     async def hello(self, device_id: int = 1, since: int = 0, **extra: Any) -> dict[str, Any]:
         await self.send({"type": "hello", "device_id": device_id, "since": since, **extra})
@@ -91,7 +102,7 @@ class Clients:
         self._open: list[ClientConnection] = []
 
     async def __call__(self, url: str) -> Client:
-        ws = await asyncio.wait_for(connect(url), TIMEOUT)
+        ws = await asyncio.wait_for(connect(url, max_queue=None), TIMEOUT)
         self._open.append(ws)
         return Client(ws)
 
