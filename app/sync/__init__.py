@@ -3,7 +3,8 @@
 >>> from app.sync import Cubit, DeviceContext, PushMetadata
 """
 
-from .cubit import Cubit, SyncCompletion
+from .completion import SyncCompletion
+from .cubit import Cubit
 from .device import DeviceContext, EventListener
 from .errors import MissingServerRevisionError, TooManyFollowUpsError
 from .events import (

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Generator, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
 from typing import Any, Generic, TypeVar
 
+from .completion import SyncCompletion
 from .device import DeviceContext, KeyBook
 from .errors import MissingServerRevisionError, TooManyFollowUpsError
 from .events import (
@@ -38,31 +39,6 @@ InformServerRevision = Callable[[int], None]
 SendWithPush = Callable[[T, int, int, InformServerRevision], Awaitable[Any]]
 OnFinish = Callable[[BaseException | None], "S | Awaitable[S | None] | None"]
 StateListener = Callable[[S], None]
-
-
-class SyncCompletion:
-    """Awaitable end of a key's sync loop; raises that loop's error.
-
-    Awaiting it never cancels the loop, and a caller that never awaits it loses
-    nothing: errors also reach ``on_finish``.
-    """
-
-    __slots__ = ("_task", "key")
-
-    def __init__(self, key: Hashable, task: asyncio.Task[None]) -> None:
-        self.key = key
-        self._task = task
-
-    def done(self) -> bool:
-        return self._task.done()
-
-    def __await__(self) -> Generator[Any, None, None]:
-        return asyncio.shield(self._task).__await__()
-
-
-def _mark_retrieved(task: asyncio.Task[None]) -> None:
-    if not task.cancelled():
-        task.exception()  # delivered through on_finish and awaiters; silence asyncio's warning
 
 
 def _check_revision(revision: object) -> int:
@@ -135,13 +111,10 @@ class Cubit(Generic[S]):
     ) -> SyncCompletion:
         """Show ``value_to_apply()`` now and sync it; see the module docstring."""
         value, running = self._apply_locally(
-            key,
-            value_to_apply,
-            apply_optimistic_value_to_state,
-            get_server_revision_from_state(self._state),
+            key, value_to_apply, apply_optimistic_value_to_state, get_server_revision_from_state
         )
         if running is not None:
-            return SyncCompletion(key, running)
+            return running
         device = self._device
 
         async def send(value: T, local_revision: int, inform: InformServerRevision) -> Any:
@@ -152,6 +125,7 @@ class Cubit(Generic[S]):
             self._sync_loop(
                 key=key,
                 value=value,
+                local_revision=self._device.book(key).local_revision,
                 send=send,
                 get_value_from_state=get_value_from_state,
                 get_server_revision_from_state=get_server_revision_from_state,
@@ -178,10 +152,10 @@ class Cubit(Generic[S]):
     ) -> SyncCompletion:
         """The variant for servers without push: a changed value decides the follow-up."""
         value, running = self._apply_locally(
-            key, value_to_apply, apply_optimistic_value_to_state, -1
+            key, value_to_apply, apply_optimistic_value_to_state, None
         )
         if running is not None:
-            return SyncCompletion(key, running)
+            return running
 
         async def send(value: T, local_revision: int, inform: InformServerRevision) -> Any:
             return await send_value_to_server(value)
@@ -191,6 +165,7 @@ class Cubit(Generic[S]):
             self._sync_loop(
                 key=key,
                 value=value,
+                local_revision=self._device.book(key).local_revision,
                 send=send,
                 get_value_from_state=get_value_from_state,
                 get_server_revision_from_state=lambda _state: -1,
@@ -206,42 +181,46 @@ class Cubit(Generic[S]):
         key: Hashable,
         value_to_apply: Callable[[], T],
         apply_optimistic_value_to_state: Callable[[S, T], S],
-        server_revision_from_state: int,
-    ) -> tuple[T, asyncio.Task[None] | None]:
+        get_server_revision_from_state: Callable[[S], int] | None,
+    ) -> tuple[T, SyncCompletion | None]:
         """Show the change now; return the value and the key's running loop, if any."""
         asyncio.get_running_loop()  # fail before changing anything when called off-loop
         device = self._device
         value = value_to_apply()
         optimistic = apply_optimistic_value_to_state(self._state, value)
-        device.known_server_revision(key, server_revision_from_state)
         book = device.book(key)
+        running = book.loop
+        if running is None and get_server_revision_from_state is not None:
+            # Seed before the first request; a running loop re-reads it on response.
+            device.known_server_revision(key, get_server_revision_from_state(self._state))
         book.local_revision += 1
         book.latest_change_from_push = False
         self.emit(optimistic)
-        running = device.loop_for(key)
-        device.publish(
-            OptimisticApplied(
-                key=key,
-                device_id=device.device_id,
-                local_revision=book.local_revision,
-                server_revision=book.server_revision,
-                value=value,
-                coalesced=running is not None,
+        if device.observed:
+            device.publish(
+                OptimisticApplied(
+                    key=key,
+                    device_id=device.device_id,
+                    local_revision=book.local_revision,
+                    server_revision=book.server_revision,
+                    value=value,
+                    coalesced=running is not None,
+                )
             )
-        )
         return value, running
 
     def _launch(self, key: Hashable, loop_body: Coroutine[Any, Any, None]) -> SyncCompletion:
         task = asyncio.get_running_loop().create_task(loop_body, name=f"optisync sync {key!r}")
-        self._device.claim(key, task)
-        task.add_done_callback(_mark_retrieved)
-        return SyncCompletion(key, task)
+        completion = SyncCompletion(key, task)
+        self._device.claim(key, completion)
+        return completion
 
     async def _sync_loop(
         self,
         *,
         key: Hashable,
         value: Any,
+        local_revision: int,
         send: Callable[[Any, int, InformServerRevision], Awaitable[Any]],
         get_value_from_state: Callable[[S], Any],
         get_server_revision_from_state: Callable[[S], int],
@@ -252,7 +231,7 @@ class Cubit(Generic[S]):
     ) -> None:
         device = self._device
         book = device.book(key)
-        sent_local_revision = book.local_revision
+        sent_local_revision = local_revision  # taken at the click: later taps may precede our start
         requests = 0
         try:
             while True:

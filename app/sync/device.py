@@ -7,12 +7,12 @@ The reference keeps one device id and one revision map per process; here each
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import secrets
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 
+from .completion import SyncCompletion
 from .events import SyncEvent
 
 __all__ = ["DeviceContext", "EventListener"]
@@ -29,6 +29,8 @@ class KeyBook:
     local_revision: int = 0
     server_revision: int = -1
     latest_change_from_push: bool = False
+    loop: SyncCompletion | None = None
+    """The key's running sync loop while a request is in flight."""
 
 
 class DeviceContext:
@@ -41,8 +43,9 @@ class DeviceContext:
             raise TypeError(f"device_id must be an int, not {type(device_id).__name__}")
         self._device_id = secrets.randbits(62) if device_id is None else device_id
         self._books: dict[Hashable, KeyBook] = {}
-        self._loops: dict[Hashable, asyncio.Task[None]] = {}
         self._listeners: list[EventListener] = []
+        self.observed = False
+        """Whether anyone listens; lets hot paths skip building events nobody reads."""
 
     def __repr__(self) -> str:
         return f"DeviceContext(device_id={self._device_id}, keys={len(self._books)})"
@@ -55,10 +58,11 @@ class DeviceContext:
 
     def in_flight(self, key: Hashable) -> bool:
         """Whether a request for ``key`` is on its way to the server."""
-        return key in self._loops
+        book = self._books.get(key)
+        return book is not None and book.loop is not None
 
     def in_flight_keys(self) -> frozenset[Hashable]:
-        return frozenset(self._loops)
+        return frozenset(key for key, book in self._books.items() if book.loop is not None)
 
     def local_revision(self, key: Hashable) -> int:
         """How many local changes ``key`` has seen (0 if never changed here)."""
@@ -91,10 +95,12 @@ class DeviceContext:
     def subscribe(self, listener: EventListener) -> Callable[[], None]:
         """Call ``listener`` with every :class:`SyncEvent`; returns an unsubscribe function."""
         self._listeners.append(listener)
+        self.observed = True
 
         def unsubscribe() -> None:
             if listener in self._listeners:
                 self._listeners.remove(listener)
+            self.observed = bool(self._listeners)
 
         return unsubscribe
 
@@ -121,11 +127,8 @@ class DeviceContext:
             book.server_revision = from_state
         return book.server_revision
 
-    def loop_for(self, key: Hashable) -> asyncio.Task[None] | None:
-        return self._loops.get(key)
-
-    def claim(self, key: Hashable, loop: asyncio.Task[None]) -> None:
-        self._loops[key] = loop
+    def claim(self, key: Hashable, loop: SyncCompletion) -> None:
+        self.book(key).loop = loop
 
     def release(self, key: Hashable) -> None:
-        self._loops.pop(key, None)
+        self.book(key).loop = None

@@ -65,6 +65,22 @@ async def test_follow_up_carries_the_newest_value_and_local_revision() -> None:
     assert not cubit.device.in_flight(KEY)
 
 
+async def test_taps_before_the_loop_starts_still_get_their_follow_up() -> None:
+    """Clicks handled before the loop's first step still reach the server as a follow-up."""
+    server = HeldServer()
+    cubit = LikeCubit(server)
+    done = cubit.set_liked(True)
+    cubit.set_liked(False)  # before the sync loop has run at all
+    first = await server.request(1)
+    assert (first.value, first.local_revision) == (True, 1)
+    first.answer(1)
+    follow_up = await server.request(2)
+    assert (follow_up.value, follow_up.local_revision) == (False, 2)
+    follow_up.answer(2)
+    await asyncio.wait_for(done, TIMEOUT)
+    assert cubit.state.liked is False
+
+
 @pytest.mark.parametrize("taps", [2, 10, 100, 999, 1000])
 async def test_burst_of_taps_costs_one_request_plus_one_if_the_value_moved(taps: int) -> None:
     """Taps during one request cost 1 + (final value differs from the one in flight)."""
