@@ -60,7 +60,15 @@ class Client:
         self, key: str, value: Any, request_id: Any = "r", local_revision: int = 1,
         device_id: int = 1,
     ) -> dict[str, Any]:
-        """Send a set and return its ack (pushes received meanwhile are skipped)."""
+        """Send a set and return its ack (pushes received meanwhile are kept)."""
+        await self.set_nowait(key, value, request_id, local_revision, device_id)
+        return await self.recv_type("ack")
+
+    async def set_nowait(
+        self, key: str, value: Any, request_id: Any = "r", local_revision: int = 1,
+        device_id: int = 1,
+    ) -> None:
+        """Send a set without waiting for anything."""
         await self.send(
             {
                 "type": "set",
@@ -71,7 +79,6 @@ class Client:
                 "device_id": device_id,
             }
         )
-        return await self.recv_type("ack")
 
     async def get(self, key: str, request_id: Any = "g") -> dict[str, Any]:
         await self.send({"type": "get", "request_id": request_id, "key": key})
