@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from app.sync import Cubit
+from app.sync import Cubit, DeviceContext
 from tests.perf.report import Row, print_table
 
 ITEMS = 100
@@ -135,6 +136,19 @@ async def _burst_requests(taps: int) -> int:
     return requests
 
 
+def _bytes_per_tracked_key(keys: int) -> float:
+    """Memory the core keeps per key it has seen (its revisions and flags)."""
+    device = DeviceContext()
+    names = [("like", f"item-{i}") for i in range(keys)]  # the keys themselves are the app's
+    tracemalloc.start()
+    before = tracemalloc.get_traced_memory()[0]
+    for name in names:
+        device.restore(name, local_revision=3, server_revision=1_700_000_000_000)
+    after = tracemalloc.get_traced_memory()[0]
+    tracemalloc.stop()
+    return (after - before) / keys
+
+
 async def _measure(quick: bool) -> list[Row]:
     calls = 5_000 if quick else 50_000
     hand, joined, started = await _click_costs(calls)
@@ -151,6 +165,15 @@ async def _measure(quick: bool) -> list[Row]:
             lower_is_better=True,
         ),
     ]
+    rows.append(
+        Row(
+            "core: memory per tracked key",
+            _bytes_per_tracked_key(10_000 if quick else 100_000),
+            "bytes",
+            None,
+            None,
+        )
+    )
     for taps in (2, 10, 100, 1000):
         requests = await _burst_requests(taps)
         expected = 1 + (taps % 2 == 0)  # the final value differs from the one in flight
