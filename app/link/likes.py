@@ -1,0 +1,417 @@
+"""The demo's domain cubit: items a device can like, synced through the core.
+
+One key per item, ``like/<item id>``, on the wire and in the core alike.
+``toggle_like`` goes through ``optimistic_sync_with_push``; pushes and catch-up
+snapshots go through ``server_push``; a failed sync reloads the key from the
+server (the reference's ``onFinish`` example), so the UI ends on the server's
+truth. Per-key statuses are derived from the core's events (``keystatus.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
+
+from app.sync import (
+    Cubit,
+    DeviceContext,
+    OptimisticApplied,
+    PushApplied,
+    RequestSent,
+    ResponseApplied,
+    SyncCompletion,
+    SyncEvent,
+    SyncFailed,
+    SyncFinished,
+)
+from syncserver.protocol import Ack, Push, Snapshot, Value
+
+from .catalogue import CatalogueItem
+from .errors import ClientClosedError, DisconnectedError, LinkError, NetworkError
+from .keystatus import UNKNOWN_DEVICE, KeyStatus, SyncPhase, derive_status
+
+__all__ = [
+    "Intent",
+    "Item",
+    "KeyStatus",
+    "LikesBackend",
+    "LikesCubit",
+    "LikesState",
+    "SyncPhase",
+    "item_id_of",
+    "like_key",
+]
+
+log = logging.getLogger(__name__)
+
+KEY_PREFIX = "like/"
+
+
+def like_key(item_id: str) -> str:
+    """The key of an item's like, on the wire and in the core."""
+    return KEY_PREFIX + item_id
+
+
+def item_id_of(key: str) -> str | None:
+    """The item id of a like key, or None for any other key."""
+    return key[len(KEY_PREFIX) :] if key.startswith(KEY_PREFIX) else None
+
+
+@dataclass(frozen=True, slots=True)
+class Item:
+    id: str
+    title: str
+    icon: str
+    liked: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    """A choice of this device's user that the server has not confirmed yet.
+
+    ``base_revision`` is the server revision known when it was made: a server
+    write above it that arrives first supersedes it (last write wins).
+    """
+
+    value: bool
+    local_revision: int
+    base_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class LikesState:
+    """Everything a device window shows.
+
+    ``revisions`` is keyed by like key (``like/<id>``), ``statuses`` and
+    ``intents`` by item id. ``taps`` / ``requests`` give the coalescing ratio.
+    """
+
+    items: tuple[Item, ...] = ()
+    revisions: Mapping[str, int] = field(default_factory=dict)
+    statuses: Mapping[str, KeyStatus] = field(default_factory=dict)
+    taps: int = 0
+    requests: int = 0
+    intents: Mapping[str, Intent] = field(default_factory=dict)
+    # Item id -> position in ``items``; items never move, so every state shares it.
+    positions: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def item(self, item_id: str) -> Item:
+        return self.items[self.positions[item_id]]
+
+    def liked(self, item_id: str) -> bool:
+        return self.item(item_id).liked
+
+    def status(self, item_id: str) -> KeyStatus:
+        return self.statuses.get(item_id, KeyStatus())
+
+    def revision(self, item_id: str) -> int:
+        """The newest server revision known for the item (-1 if unknown)."""
+        return self.revisions.get(like_key(item_id), -1)
+
+    def with_liked(self, item_id: str, liked: bool) -> LikesState:
+        index = self.positions[item_id]
+        if self.items[index].liked == liked:
+            return self
+        items = list(self.items)
+        items[index] = replace(items[index], liked=liked)
+        return replace(self, items=tuple(items))
+
+    def with_revision(self, item_id: str, revision: int) -> LikesState:
+        key = like_key(item_id)
+        if self.revisions.get(key, -1) >= revision:
+            return self
+        return replace(self, revisions={**self.revisions, key: revision})
+
+    def with_intent(self, item_id: str, intent: Intent | None) -> LikesState:
+        if self.intents.get(item_id) == intent:
+            return self
+        intents = dict(self.intents)
+        if intent is None:
+            intents.pop(item_id, None)
+        else:
+            intents[item_id] = intent
+        return replace(self, intents=intents)
+
+
+def initial_state(
+    catalogue: Sequence[CatalogueItem],
+    *,
+    liked: Mapping[str, bool] | None = None,
+    revisions: Mapping[str, int] | None = None,
+    intents: Mapping[str, Intent] | None = None,
+) -> LikesState:
+    """A state for ``catalogue``, seeded with persisted values (unknown ids are dropped)."""
+    liked = liked or {}
+    intents = {k: v for k, v in (intents or {}).items() if any(c.id == k for c in catalogue)}
+    items = tuple(
+        Item(
+            c.id,
+            c.title,
+            c.icon,
+            intents[c.id].value if c.id in intents else bool(liked.get(c.id, False)),
+        )
+        for c in catalogue
+    )
+    positions = {item.id: index for index, item in enumerate(items)}
+    known = {k: r for k, r in (revisions or {}).items() if item_id_of(k) in positions}
+    statuses = {
+        item.id: KeyStatus(
+            SyncPhase.SAVING if item.id in intents else SyncPhase.SYNCED,
+            None,
+            max(known.get(like_key(item.id), 0), 0),
+        )
+        for item in items
+    }
+    return LikesState(
+        items=items, revisions=known, statuses=statuses, intents=intents, positions=positions
+    )
+
+
+class LikesBackend(Protocol):
+    """What the cubit needs from the link (``SyncClient`` provides it)."""
+
+    async def set(self, key: str, value: Any, local_revision: int) -> Ack: ...
+
+    async def get(self, key: str) -> Value: ...
+
+
+@dataclass(slots=True)
+class _Track:
+    """What the events told us about one key, beyond what the state holds."""
+
+    sent_value: bool | None = None
+    failed: bool = False
+    writer: int | None = None
+    last_choice: bool | None = None
+
+
+def _constant(value: bool) -> Callable[[], bool]:
+    return lambda: value
+
+
+def _as_like(value: object) -> bool | None:
+    """A wire value as a like: null means never written (not liked)."""
+    if value is None:
+        return False
+    if isinstance(value, bool):
+        return value
+    return None
+
+
+class LikesCubit(Cubit[LikesState]):
+    """Likes of one device: optimistic toggles, pushes, reloads and honest statuses."""
+
+    def __init__(
+        self,
+        catalogue: Sequence[CatalogueItem],
+        backend: LikesBackend,
+        *,
+        device: DeviceContext | None = None,
+        liked: Mapping[str, bool] | None = None,
+        revisions: Mapping[str, int] | None = None,
+        intents: Mapping[str, Intent] | None = None,
+    ) -> None:
+        state = initial_state(catalogue, liked=liked, revisions=revisions, intents=intents)
+        super().__init__(state, device=device)
+        self._backend = backend
+        self._tracks: dict[str, _Track] = {}
+        for item_id, intent in state.intents.items():
+            # Restored intents: keep local revisions rising across restarts.
+            self.device.restore(
+                like_key(item_id),
+                local_revision=intent.local_revision,
+                server_revision=state.revision(item_id),
+            )
+            self._track(item_id).last_choice = intent.value
+        for key, revision in state.revisions.items():
+            self.device.restore(key, server_revision=revision)
+        self._unsubscribe = self.device.subscribe(self._on_event)
+
+    # -- user actions ------------------------------------------------------------
+
+    def toggle_like(self, item_id: str) -> SyncCompletion:
+        """Flip the item's like now and sync it; coalesces with a request in flight."""
+        return self._sync(item_id, lambda: not self.state.liked(item_id), tap=True)
+
+    def resume_intents(self) -> list[SyncCompletion]:
+        """After a (re)connect's snapshot: send every unconfirmed intent again,
+        unless a newer server write superseded it (that write stays shown)."""
+        completions = []
+        for item_id, intent in tuple(self.state.intents.items()):
+            key = like_key(item_id)
+            if self.device.in_flight(key):
+                continue  # its own loop is still at work
+            if self.state.revision(item_id) > intent.base_revision:
+                log.info("intent for %s superseded by a newer server write", key)
+                self.emit(self.state.with_intent(item_id, None))
+                self._refresh(item_id)
+                continue
+            completions.append(self._sync(item_id, _constant(intent.value), tap=False))
+        return completions
+
+    # -- from the server ---------------------------------------------------------
+
+    def apply_push(self, push: Push) -> None:
+        """Feed one server push through the core's revision rules."""
+        self._apply_write(
+            push.key, push.value, push.server_revision, push.local_revision, push.device_id
+        )
+
+    def apply_snapshot(self, snapshot: Snapshot) -> None:
+        """Feed a hello's catch-up snapshot through the same rules (writer unknown)."""
+        for entry in snapshot.values:
+            self._apply_write(entry.key, entry.value, entry.server_revision, 0, UNKNOWN_DEVICE)
+
+    def close(self) -> None:
+        """Stop deriving statuses (sync loops still running keep their own course)."""
+        self._unsubscribe()
+
+    # -- internals ---------------------------------------------------------------
+
+    def _sync(self, item_id: str, choose: Callable[[], bool], *, tap: bool) -> SyncCompletion:
+        key = like_key(item_id)
+        if item_id not in self.state.positions:
+            raise KeyError(f"no item {item_id!r} in this device's catalogue")
+        backend = self._backend
+
+        def apply_optimistic(state: LikesState, liked: bool) -> LikesState:
+            intent = Intent(liked, self.device.local_revision(key) + 1, state.revision(item_id))
+            state = state.with_liked(item_id, liked).with_intent(item_id, intent)
+            return replace(state, taps=state.taps + 1) if tap else state
+
+        async def send(liked: bool, local_revision: int, _device_id: int, inform: Any) -> Ack:
+            ack = await backend.set(key, liked, local_revision)
+            inform(ack.server_revision)
+            return ack
+
+        def apply_response(state: LikesState, ack: Ack) -> LikesState | None:
+            liked = _as_like(ack.value)
+            if liked is None:
+                return None
+            return state.with_liked(item_id, liked).with_revision(item_id, ack.server_revision)
+
+        async def on_finish(error: BaseException | None) -> LikesState | None:
+            if error is None:
+                return None
+            return await self._reload(item_id, error)
+
+        return self.optimistic_sync_with_push(
+            key=key,
+            value_to_apply=choose,
+            apply_optimistic_value_to_state=apply_optimistic,
+            get_value_from_state=lambda state: state.liked(item_id),
+            get_server_revision_from_state=lambda state: state.revision(item_id),
+            send_value_to_server=send,
+            apply_server_response_to_state=apply_response,
+            on_finish=on_finish,
+        )
+
+    async def _reload(self, item_id: str, error: BaseException) -> LikesState | None:
+        """After a failed sync: show the server's value (reference ``onFinish``)."""
+        if isinstance(error, DisconnectedError | ClientClosedError):
+            return None  # never answered: the intent waits for the reconnect (or restart)
+        try:
+            reply = await self._backend.get(like_key(item_id))
+        except NetworkError as exc:
+            log.warning("could not reload %s after %s: %s", item_id, error, exc)
+            return None  # the intent stays and is sent again on reconnect
+        except LinkError as exc:
+            log.warning("server refused reloading %s after %s: %s", item_id, error, exc)
+            return self.state.with_intent(item_id, None)
+        state = self.state.with_intent(item_id, None)
+        liked = _as_like(reply.value)
+        if liked is not None and reply.server_revision >= state.revision(item_id):
+            state = state.with_liked(item_id, liked).with_revision(item_id, reply.server_revision)
+        self._track(item_id).writer = UNKNOWN_DEVICE
+        return self._with_status(state, item_id)
+
+    def _apply_write(
+        self, key: str, value: object, server_revision: int, local_revision: int, device_id: int
+    ) -> None:
+        item_id = item_id_of(key)
+        if item_id is None or item_id not in self.state.positions:
+            return  # not one of this catalogue's likes
+        liked = _as_like(value)
+        if liked is None:
+            log.warning("ignoring non-boolean value %r for %s", value, key)
+            return
+        self.server_push(
+            key=key,
+            push_metadata=(server_revision, local_revision, device_id),
+            get_server_revision_from_state=lambda state: state.revision(item_id),
+            apply_server_push_to_state=lambda state, revision: state.with_liked(
+                item_id, liked
+            ).with_revision(item_id, revision),
+        )
+
+    def _track(self, item_id: str) -> _Track:
+        track = self._tracks.get(item_id)
+        if track is None:
+            track = self._tracks[item_id] = _Track()
+        return track
+
+    def _on_event(self, event: SyncEvent) -> None:
+        if not isinstance(event.key, str):
+            return
+        item_id = item_id_of(event.key)
+        if item_id is None or item_id not in self.state.positions:
+            return
+        track = self._track(item_id)
+        state = self.state
+        if isinstance(event, OptimisticApplied):
+            track.failed = False
+            track.last_choice = bool(event.value)
+        elif isinstance(event, RequestSent):
+            track.sent_value = bool(event.value)
+            state = replace(state, requests=state.requests + 1)
+        elif isinstance(event, ResponseApplied):
+            track.writer = self.device.device_id
+        elif isinstance(event, PushApplied):
+            track.writer = event.from_device_id
+            if item_id not in state.intents:
+                track.failed = False
+        elif isinstance(event, SyncFinished):
+            state = state.with_intent(item_id, None)
+        elif isinstance(event, SyncFailed):
+            # Only a sync that reached the server and failed is shown as failed;
+            # an intent that never left waits for the reconnect as "saving".
+            track.failed = not isinstance(event.error, DisconnectedError | ClientClosedError)
+        # Whatever the core recorded (acks, self-echoes) is the newest revision known.
+        state = state.with_revision(item_id, self.device.server_revision(event.key))
+        self._emit_if_changed(self._with_status(state, item_id))
+
+    def _refresh(self, item_id: str) -> None:
+        self._emit_if_changed(self._with_status(self.state, item_id))
+
+    def _with_status(self, state: LikesState, item_id: str) -> LikesState:
+        key = like_key(item_id)
+        track = self._track(item_id)
+        liked = state.liked(item_id)
+        status = derive_status(
+            server_revision=state.revision(item_id),
+            in_flight=self.device.in_flight(key),
+            value_moved_since_send=(
+                track.sent_value is not None
+                and liked != track.sent_value
+                and not self.device.latest_change_from_push(key)
+            ),
+            intent_pending=item_id in state.intents,
+            failed=track.failed,
+            writer=track.writer,
+            device_id=self.device.device_id,
+            lost_choice=track.last_choice is not None and liked != track.last_choice,
+        )
+        if state.statuses.get(item_id) == status:
+            return state
+        return replace(state, statuses={**state.statuses, item_id: status})
+
+    def _emit_if_changed(self, state: LikesState) -> None:
+        if state != self.state:
+            self.emit(state)
+
+    def refresh_all(self, item_ids: Iterable[str] | None = None) -> None:
+        """Recompute statuses (e.g. after restoring state)."""
+        for item_id in item_ids if item_ids is not None else self.state.positions:
+            self._refresh(item_id)

@@ -1,0 +1,296 @@
+"""What a device remembers across restarts, in one SQLite file per device name.
+
+Theory of operation
+-------------------
+The UI thread never waits on the disk. Changes are recorded in memory
+(coalesced: only the latest value per key counts) and a writer thread commits
+whatever piled up in one transaction, so a burst of taps costs one commit.
+:meth:`DeviceStore.flush` waits for everything recorded so far.
+
+Reading happens once, when the device opens. A file that cannot be read as
+this store (not SQLite, damaged, wrong shape) is moved aside with a logged
+warning and the device starts clean: losing local state is recoverable (the
+server has the truth), crashing at start is not.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+__all__ = ["DeviceStore", "StoredIntent", "StoredState", "default_data_dir", "store_path"]
+
+log = logging.getLogger(__name__)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS registers (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL, server_revision INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS intents (
+    key TEXT PRIMARY KEY, value TEXT NOT NULL,
+    local_revision INTEGER NOT NULL, base_revision INTEGER NOT NULL
+);
+"""
+
+
+def default_data_dir() -> Path:
+    """Where devices keep their state unless told otherwise."""
+    return platformdirs.user_data_path("optisync", appauthor=False) / "devices"
+
+
+def store_path(data_dir: Path, name: str) -> Path:
+    """The file of device ``name``: readable slug plus a hash so names never collide."""
+    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "device"
+    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+    return data_dir / f"{slug}-{digest}.sqlite3"
+
+
+@dataclass(frozen=True, slots=True)
+class StoredIntent:
+    """A write the server never confirmed: its value, local revision and the
+    server revision it was based on."""
+
+    value: Any
+    local_revision: int
+    base_revision: int
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """Everything read back at open."""
+
+    device_id: int | None = None
+    newest_seen: int = 0
+    values: Mapping[str, Any] = field(default_factory=dict)
+    revisions: Mapping[str, int] = field(default_factory=dict)
+    intents: Mapping[str, StoredIntent] = field(default_factory=dict)
+
+
+_DELETE = object()
+
+
+class DeviceStore:
+    """One device's state file. Create it with :meth:`open`; all puts are non-blocking."""
+
+    def __init__(self, path: Path, name: str) -> None:
+        self.path = path
+        self.name = name
+        self._lock = threading.Condition()
+        self._meta: dict[str, str] = {}
+        self._registers: dict[str, tuple[str, int]] = {}
+        self._intents: dict[str, object] = {}
+        self._recorded = 0  # generation of the newest change recorded
+        self._written = 0  # generation of the newest change committed (or given up on)
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+
+    @classmethod
+    async def open(cls, data_dir: Path | None, name: str) -> tuple[DeviceStore, StoredState]:
+        """Open (or create) the file of device ``name`` and read it back."""
+        path = store_path(default_data_dir() if data_dir is None else data_dir, name)
+        store = cls(path, name)
+        stored = await asyncio.to_thread(store._load)
+        store._thread = threading.Thread(
+            target=store._write_loop, name=f"optisync store {name}", daemon=True
+        )
+        store._thread.start()
+        return store, stored
+
+    # -- recording changes (any thread, never blocks on the disk) -----------------
+
+    def put_device_id(self, device_id: int) -> None:
+        self._put_meta("device_id", str(device_id))
+
+    def put_newest_seen(self, revision: int) -> None:
+        self._put_meta("newest_seen", str(revision))
+
+    def put_value(self, key: str, value: Any, server_revision: int) -> None:
+        encoded = json.dumps(value)
+        with self._lock:
+            self._registers[key] = (encoded, server_revision)
+            self._changed()
+
+    def put_intent(self, key: str, intent: StoredIntent | None) -> None:
+        with self._lock:
+            self._intents[key] = _DELETE if intent is None else intent
+            self._changed()
+
+    def _put_meta(self, name: str, value: str) -> None:
+        with self._lock:
+            self._meta[name] = value
+            self._changed()
+
+    def _changed(self) -> None:
+        self._recorded += 1
+        self._lock.notify_all()
+
+    # -- waiting for the disk -------------------------------------------------------
+
+    async def flush(self) -> None:
+        """Wait until every change recorded so far is committed."""
+        await asyncio.to_thread(self._wait_written)
+
+    async def close(self) -> None:
+        """Commit what is left and stop the writer thread."""
+        with self._lock:
+            self._stopping = True
+            self._lock.notify_all()
+        if self._thread is not None:
+            await asyncio.to_thread(self._thread.join)
+            self._thread = None
+
+    def _wait_written(self) -> None:
+        with self._lock:
+            target = self._recorded
+            while self._written < target and self._thread is not None:
+                self._lock.wait()
+
+    # -- reading at open -----------------------------------------------------------
+
+    def _load(self) -> StoredState:
+        try:
+            return self._read()
+        except (sqlite3.DatabaseError, ValueError, TypeError) as exc:
+            self._move_aside(exc)
+        return self._read()
+
+    def _read(self) -> StoredState:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.closing(self._connect()) as db:
+            meta = dict(db.execute("SELECT name, value FROM meta"))
+            values: dict[str, Any] = {}
+            revisions: dict[str, int] = {}
+            for key, value, revision in db.execute(
+                "SELECT key, value, server_revision FROM registers"
+            ):
+                values[str(key)] = json.loads(value)
+                revisions[str(key)] = _as_int(revision)
+            intents = {
+                str(key): StoredIntent(json.loads(value), _as_int(local), _as_int(base))
+                for key, value, local, base in db.execute(
+                    "SELECT key, value, local_revision, base_revision FROM intents"
+                )
+            }
+        device_id = meta.get("device_id")
+        return StoredState(
+            device_id=None if device_id is None else int(device_id),
+            newest_seen=max(int(meta.get("newest_seen", 0)), 0),
+            values=values,
+            revisions=revisions,
+            intents=intents,
+        )
+
+    def _move_aside(self, exc: BaseException) -> None:
+        aside = self.path.with_name(f"{self.path.name}.corrupt-{int(time.time())}")
+        log.warning(
+            "device %r: state file %s is unreadable (%s); moved it to %s and starting clean",
+            self.name,
+            self.path,
+            exc,
+            aside,
+        )
+        for suffix in ("", "-wal", "-shm"):
+            source = Path(f"{self.path}{suffix}")
+            with contextlib.suppress(FileNotFoundError):
+                source.replace(Path(f"{aside}{suffix}"))
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")  # app state: a crash may lose the last commit
+            db.executescript(SCHEMA)
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    # -- the writer thread -----------------------------------------------------------
+
+    def _write_loop(self) -> None:
+        db: sqlite3.Connection | None = None
+        try:
+            db = self._connect()
+            db.execute(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES ('device_name', ?)", (self.name,)
+            )
+        except sqlite3.Error:
+            log.exception("device %r: cannot write state to %s", self.name, self.path)
+        try:
+            while True:
+                with self._lock:
+                    while self._written == self._recorded and not self._stopping:
+                        self._lock.wait()
+                    if self._written == self._recorded and self._stopping:
+                        return
+                    generation = self._recorded
+                    meta, self._meta = self._meta, {}
+                    registers, self._registers = self._registers, {}
+                    intents, self._intents = self._intents, {}
+                if db is not None:
+                    self._commit(db, meta, registers, intents)
+                with self._lock:
+                    self._written = generation
+                    self._lock.notify_all()
+        finally:
+            if db is not None:
+                db.close()
+            with self._lock:
+                self._written = self._recorded
+                self._thread = None
+                self._lock.notify_all()
+
+    def _commit(
+        self,
+        db: sqlite3.Connection,
+        meta: dict[str, str],
+        registers: dict[str, tuple[str, int]],
+        intents: dict[str, object],
+    ) -> None:
+        try:
+            db.execute("BEGIN")
+            db.executemany("INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)", meta.items())
+            db.executemany(
+                "INSERT OR REPLACE INTO registers (key, value, server_revision) VALUES (?, ?, ?)",
+                [(key, value, revision) for key, (value, revision) in registers.items()],
+            )
+            for key, intent in intents.items():
+                if isinstance(intent, StoredIntent):
+                    db.execute(
+                        "INSERT OR REPLACE INTO intents"
+                        " (key, value, local_revision, base_revision) VALUES (?, ?, ?, ?)",
+                        (
+                            key,
+                            json.dumps(intent.value),
+                            intent.local_revision,
+                            intent.base_revision,
+                        ),
+                    )
+                else:
+                    db.execute("DELETE FROM intents WHERE key = ?", (key,))
+            db.execute("COMMIT")
+        except sqlite3.Error:
+            # Never crash the app over its cache: the server still holds the truth.
+            log.exception("device %r: could not save state to %s", self.name, self.path)
+            with contextlib.suppress(sqlite3.Error):
+                db.execute("ROLLBACK")
+
+
+def _as_int(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"expected an integer in the state file, found {value!r}")
+    return value
