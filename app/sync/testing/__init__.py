@@ -23,9 +23,11 @@ timings=LinkTimings(), settle_limit=120.0)``
     checks convergence, acknowledged writes, last intents, one request in
     flight per (device, key) and requests <= taps. ``.server`` (the
     :class:`ModelServer`), ``.cubits``, ``.links`` and ``.stats`` are there to
-    inspect after a run; ``.script()`` is the repro script.
+    inspect after a run (``ModelServer.history`` is a list of :class:`Write`);
+    ``.script()`` is the repro script and ``.stats`` a :class:`RunStats`.
 ``Schedule(seed, actions)``
-    The seed draws per-message latencies; the actions are, in order:
+    The seed draws per-message latencies; the actions (``Action`` is their
+    union) are, in order:
     :class:`Tap` (a user acts on a key), :class:`Advance` (virtual time
     passes), :class:`Latency` (per-message latency range; acks and pushes
     overtake each other), :class:`DropPush` / :class:`DuplicatePush` (the next
@@ -36,10 +38,13 @@ timings=LinkTimings(), settle_limit=120.0)``
 ``InvariantViolation``
     An ``AssertionError`` whose message lists the broken promises and ends
     with a short Python script that replays the run.
-``Flow``, ``LikeToggle``, ``Link``, ``Written``
+``Flow``, ``LikeToggle``, ``LikesState``, ``Link``, ``LinkTimings``, ``Written``, ``WriteRefused``
     Plug in your own cubit: a :class:`Flow` maps tap / push / read onto it and
-    talks to the server through a :class:`Link`. :class:`LikeToggle` (the
-    default) is the worked example.
+    talks to the server through a :class:`Link`, whose writes and reads answer
+    :class:`Written` or raise (:class:`WriteRefused`, ``ConnectionError``).
+    :class:`LikeToggle` (the default, state :class:`LikesState`) is the
+    worked example. :class:`LinkTimings` sets reconnect, gap-grace and
+    heartbeat delays.
 ``VirtualClockLoop``, ``run_virtual``, ``VirtualDeadlock``
     The deterministic event loop, usable on its own.
 

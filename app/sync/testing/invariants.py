@@ -18,6 +18,7 @@ At quiescence, from the model server's durable history:
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from typing import Any
@@ -69,6 +70,8 @@ class Monitor:
     def __init__(self) -> None:
         self.records: dict[tuple[int, Hashable], KeyRecord] = {}
         self.problems: list[str] = []
+        self.event_counts: Counter[str] = Counter()
+        """How many events of each kind (by class name) every device published."""
         self.now: Callable[[], float] = lambda: 0.0
 
     def record(self, device_id: int, key: Hashable) -> KeyRecord:
@@ -87,6 +90,7 @@ class Monitor:
     # -- continuous ------------------------------------------------------------------
 
     def on_event(self, event: SyncEvent) -> None:
+        self.event_counts[type(event).__name__] += 1
         record = self.record(event.device_id, event.key)
         where = f"device {event.device_id} key {event.key!r}"
         if isinstance(event, OptimisticApplied):

@@ -181,8 +181,8 @@ class SimLink:
         self.reads_waiting += 1
         try:
             while True:
-                await self._online.wait()
-                assert self.connection is not None
+                while self.connection is None:
+                    await self._online.wait()  # woken, it may have dropped again already
                 request_id = self._next_request
                 self._next_request += 1
                 future: asyncio.Future[Written] = asyncio.get_running_loop().create_future()
