@@ -42,7 +42,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--synchronous",
         choices=["FULL", "NORMAL"],
         default="FULL",
-        help="SQLite synchronous mode (FULL survives power loss; both survive a crash)",
+        help=(
+            "SQLite synchronous mode: FULL (default) fsyncs every commit and keeps acked "
+            "writes through power loss; NORMAL only through a crash of the process"
+        ),
     )
     return parser.parse_args(argv)
 

@@ -41,6 +41,7 @@ from websockets.asyncio.server import Server, ServerConnection, broadcast
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
+from websockets.protocol import State
 
 from .chaos import ChaosControls
 from .limits import (
@@ -158,7 +159,6 @@ class SyncServer:
         # Who gets pushes: one frame per push, or one batch frame per tick.
         self._plain: dict[ServerConnection, _Connection] = {}
         self._batched: dict[ServerConnection, _Connection] = {}
-        self._pending_batch: list[bytes] = []
         self._observers: dict[ServerConnection, _Connection] = {}
         self._callbacks: list[StateCallback] = []
         self._notify_scheduled = False
@@ -380,12 +380,50 @@ class SyncServer:
     def _committed(self, writes: Sequence[_SetRequest]) -> None:
         """A transaction is durable: ack each writer, push to everyone, in revision order."""
         settings = self.chaos.settings
+        if settings.ack_delay or not settings.push_enabled or settings.push_delay or (
+            settings.push_jitter
+        ):
+            self._committed_with_chaos(writes)
+            return
+        # Fast path. Each push is encoded once; each connection gets everything
+        # this transaction produced for it (its acks, then the pushes) in one
+        # transport write rather than one write per frame.
+        outgoing: dict[_Connection, list[bytes]] = {}
+        pushes: list[bytes] = []
+        for write in writes:
+            raw = msgspec.Raw(write.value)
+            if write.connection is not None:
+                ack = encode_bytes(Ack(write.request_id, write.key, raw, write.revision))
+                frames = outgoing.get(write.connection)
+                if frames is None:
+                    outgoing[write.connection] = [ack]
+                else:
+                    frames.append(ack)
+            pushes.append(
+                encode_bytes(
+                    Push(write.key, raw, write.revision, write.local_revision, write.device_id)
+                )
+            )
+        self.requests_in_flight -= len(writes)
+        for ws, conn in self._plain.items():
+            acks = outgoing.pop(conn, None)
+            _write_frames(ws, acks + pushes if acks else pushes)
+        if self._batched:
+            batch = _batch_frame(pushes)
+            for ws, conn in self._batched.items():
+                acks = outgoing.pop(conn, None)
+                _write_frames(ws, [*acks, batch] if acks else [batch])
+        for conn, acks in outgoing.items():
+            _write_frames(conn.ws, acks)
+        self._changed()
+
+    def _committed_with_chaos(self, writes: Sequence[_SetRequest]) -> None:
+        """The same as :meth:`_committed`, one frame at a time, with the demo delays."""
+        settings = self.chaos.settings
         loop = self._loop
         assert loop is not None
         plain = self._plain
         batched = self._batched
-        pushing = settings.push_enabled
-        delayed_pushes = pushing and (settings.push_delay > 0 or settings.push_jitter > 0)
         for write in writes:
             raw = msgspec.Raw(write.value)
             ack = encode_bytes(Ack(write.request_id, write.key, raw, write.revision))
@@ -393,22 +431,18 @@ class SyncServer:
                 loop.call_later(settings.ack_delay, self._ack, write, ack)
             else:
                 self._ack(write, ack)
-            if not pushing:
+            if not settings.push_enabled:
                 continue
             push = encode_bytes(
                 Push(write.key, raw, write.revision, write.local_revision, write.device_id)
             )
-            if delayed_pushes:
-                for conn in (*plain.values(), *batched.values()):
-                    frame = _batch_frame([push]) if conn.batch else push
-                    loop.call_later(self.chaos.push_delay(), self._send, conn, frame)
-                continue
-            if plain:
-                broadcast(plain, push, text=True)
-            if batched:
-                if not self._pending_batch:
-                    loop.call_soon(self._flush_batch)
-                self._pending_batch.append(push)
+            for conn in (*plain.values(), *batched.values()):
+                frame = _batch_frame([push]) if conn.batch else push
+                delay = self.chaos.push_delay()
+                if delay:
+                    loop.call_later(delay, self._send, conn, frame)
+                else:
+                    self._send(conn, frame)
         self._changed()
 
     def _ack(self, write: _SetRequest, ack: bytes) -> None:
@@ -416,11 +450,6 @@ class SyncServer:
         if write.connection is not None:
             self._send(write.connection, ack)
         self._changed()
-
-    def _flush_batch(self) -> None:
-        pushes, self._pending_batch = self._pending_batch, []
-        if pushes and self._batched:
-            broadcast(self._batched, _batch_frame(pushes), text=True)
 
     def _failed(self, writes: Sequence[_SetRequest], exc: BaseException) -> None:
         logger.error("could not commit %d writes: %s", len(writes), exc)
@@ -507,6 +536,24 @@ class SyncServer:
                 callback(state)
             except Exception:
                 logger.exception("observer callback failed")
+
+
+def _write_frames(ws: ServerConnection, frames: list[bytes]) -> None:
+    """Queue text frames on a connection and hand them to the transport in one write.
+
+    Like websockets' ``broadcast()`` (no backpressure, closed connections are
+    skipped), but one ``transport.write`` for all the frames instead of one each.
+    """
+    protocol = ws.protocol
+    if protocol.state is not State.OPEN:
+        return
+    try:
+        for frame in frames:
+            protocol.send_text(frame)
+        # While the connection is OPEN, only frames are queued (no end-of-stream).
+        ws.transport.write(b"".join(protocol.data_to_send()))
+    except Exception as exc:
+        logger.debug("could not write to connection %s: %s", ws.id, exc)
 
 
 def _batch_frame(pushes: list[bytes]) -> bytes:

@@ -16,12 +16,17 @@ share one fsync instead of paying fifty. Revisions are assigned in queue
 order just before the transaction starts, so commit order, revision order and
 the order of the ``on_commit`` callbacks are the same thing.
 
-Durability: ``journal_mode=WAL`` with ``synchronous=FULL`` fsyncs the WAL on
-every commit, so an acknowledged write survives a crash of the process
-(SIGKILL) and of the machine. ``synchronous=NORMAL`` (optional) would still
-survive a process crash, since the WAL is in the OS page cache before the ack,
-but could lose the last commits on power loss; FULL is the default because
-group commit already amortises the fsync.
+Durability: ``journal_mode=WAL`` with ``synchronous=FULL`` (the default)
+fsyncs the WAL on every commit before any ack goes out, so an acknowledged
+write survives a crash of the process (SIGKILL, which the tests do) and of
+the machine. Group commit shares that one fsync among every write queued
+meanwhile, which is why many writers stay fast even though one writer waiting
+for each ack is capped by the disk's fsync latency.
+``synchronous=NORMAL`` (``--synchronous NORMAL``) skips the per-commit fsync:
+the committed transaction is in the WAL in the OS page cache before the ack,
+which still survives the process being killed at any moment, but the last
+commits can be lost if the machine loses power. Use it where a single writer's
+latency matters more than power-loss safety.
 
 The store keeps every current value in memory too (``values``): reads and
 snapshots never touch the disk, and the server's in-memory view only ever
