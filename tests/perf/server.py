@@ -1,0 +1,356 @@
+"""Benchmark of the sync server against bare websockets servers, in one run.
+
+    python -m tests.perf.server [--quick]
+
+Every server runs in its own subprocess (one core for it, one for the load);
+the load is :class:`tests.perf._bare.RawClient`, which only splits frames and
+counts, so the servers are what gets measured. Figures:
+
+* set→ack round trips/s, 1 and 50 writers each waiting for its ack before the
+  next set, against a bare echo server. Every write is also pushed to every
+  writer, as the protocol says; the 50-writer figure is given with per-write
+  push frames and with batched pushes (``hello.batch_pushes``), and with the
+  default ``synchronous=FULL`` (fsync per commit) beside ``NORMAL``.
+* push deliveries/s with 10, 100 and 1000 connected clients, against a bare
+  ``broadcast()`` server relaying frames of the same size; also with batched
+  pushes (one frame per event-loop tick carrying every push of that tick).
+* server memory per idle connection (RSS growth over 1000 connections), next
+  to the bare server's.
+
+``run(quick)`` returns the rows for ``python -m tests.perf`` to aggregate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from tests.perf._bare import RawClient, connect_raw
+
+__all__ = ["main", "run"]
+
+ROOT = Path(__file__).resolve().parents[2]
+WINDOW = 16
+"""Sets (or frames) each fan-out writer keeps in flight."""
+
+
+# -- servers in subprocesses ------------------------------------------------
+
+
+@dataclass
+class Server:
+    proc: asyncio.subprocess.Process
+    url: str
+
+    def rss_kib(self) -> int:
+        status = Path(f"/proc/{self.proc.pid}/status").read_text()
+        line = next(line for line in status.splitlines() if line.startswith("VmRSS:"))
+        return int(line.split()[1])
+
+
+@contextlib.asynccontextmanager
+async def subprocess_server(*args: str) -> AsyncIterator[Server]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
+        url = line[line.index("ws://") :].split()[0]
+        yield Server(proc, url)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 30)
+
+
+@contextlib.asynccontextmanager
+async def sync_server(synchronous: str = "FULL") -> AsyncIterator[Server]:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "bench.sqlite3")
+        args = ["-m", "syncserver", "--port", "0", "--db", db, "--synchronous", synchronous]
+        async with subprocess_server(*args) as server:
+            yield server
+
+
+def bare_server(kind: str) -> contextlib.AbstractAsyncContextManager[Server]:
+    return subprocess_server("-m", "tests.perf._bare", kind)
+
+
+# -- load -------------------------------------------------------------------
+
+
+def set_frame(device: int, seq: int) -> bytes:
+    return (
+        b'{"type":"set","request_id":%d,"key":"like/item-%04d","value":true,'
+        b'"local_revision":%d,"device_id":%d}' % (seq, seq % 1000, seq, device)
+    )
+
+
+def push_like_frame(device: int, seq: int) -> bytes:
+    """What a bare broadcast relays: a frame the size and shape of a push."""
+    return (
+        b'{"type":"push","key":"like/item-%04d","value":true,"server_revision":%d,'
+        b'"local_revision":%d,"device_id":%d}' % (seq % 1000, 100000 + seq, seq, device)
+    )
+
+
+@dataclass
+class Peer:
+    """One benchmark connection: counts pushes, and if it writes, keeps a window going."""
+
+    device: int
+    sync: bool
+    pushes_expected: int = 0
+    writes_left: int = 0
+    pushes: int = 0
+    errors: int = 0
+    client: RawClient | None = None
+    snapshot: asyncio.Future[None] = field(default_factory=lambda: _future())
+    done: asyncio.Future[None] = field(default_factory=lambda: _future())
+    on_reply: Callable[[], None] | None = None
+    seq: int = 0
+
+    def on_payload(self, payload: bytes) -> None:
+        if self.sync:
+            if payload.startswith(b'{"type":"ack"'):
+                self._reply()
+                return
+            if payload.startswith(b'{"type":"snapshot"'):
+                if not self.snapshot.done():
+                    self.snapshot.set_result(None)
+                return
+            if payload.startswith(b'{"type":"error"'):
+                self.errors += 1
+                self._reply()
+                return
+        count = payload.count(b'"type":"push"')
+        if count:
+            self.pushes += count
+            if not self.sync and b'"device_id":%d}' % self.device in payload:
+                self._reply()  # the bare server relays our own frame back to us
+            if self.pushes >= self.pushes_expected and not self.done.done():
+                self.done.set_result(None)
+
+    def _reply(self) -> None:
+        if self.on_reply is not None:
+            self.on_reply()
+
+    def send_next(self) -> None:
+        assert self.client is not None
+        self.seq += 1
+        if self.sync:
+            self.client.send_text(set_frame(self.device, self.seq))
+        else:
+            self.client.send_text(push_like_frame(self.device, self.seq))
+
+
+def _future() -> asyncio.Future[None]:
+    return asyncio.get_running_loop().create_future()
+
+
+async def connect_peers(url: str, count: int, sync: bool, batched: bool = False) -> list[Peer]:
+    peers = [Peer(device=n + 1, sync=sync) for n in range(count)]
+
+    async def open_one(peer: Peer) -> None:
+        peer.client = await connect_raw(url, peer.on_payload)
+        if sync:
+            hello = b'{"type":"hello","device_id":%d,"since":0%s}' % (
+                peer.device,
+                b',"batch_pushes":true' if batched else b"",
+            )
+            peer.client.send_text(hello)
+            await asyncio.wait_for(peer.snapshot, 30)
+
+    for start in range(0, count, 100):
+        await asyncio.gather(*(open_one(p) for p in peers[start : start + 100]))
+    return peers
+
+
+def close_peers(peers: list[Peer]) -> None:
+    for peer in peers:
+        if peer.client is not None:
+            peer.client.close()
+
+
+async def round_trips(url: str, writers: int, seconds: float, sync: bool, batched: bool) -> float:
+    """Set→ack (or echo) round trips per second, each writer one request at a time."""
+    peers = await connect_peers(url, writers, sync, batched)
+    completed = 0
+    running = True
+    loop = asyncio.get_running_loop()
+    finished = loop.create_future()
+    outstanding = writers
+
+    def make_reply(peer: Peer) -> Callable[[], None]:
+        def reply() -> None:
+            nonlocal completed, outstanding
+            completed += 1
+            if running:
+                peer.send_next()
+                return
+            outstanding -= 1
+            if outstanding == 0 and not finished.done():
+                finished.set_result(None)
+
+        return reply
+
+    for peer in peers:
+        peer.on_reply = make_reply(peer)
+    start = time.perf_counter()
+    for peer in peers:
+        peer.send_next()
+    await asyncio.sleep(seconds)  # a measurement window, not a wait for a condition
+    running = False
+    await asyncio.wait_for(finished, 30)
+    elapsed = time.perf_counter() - start
+    errors = sum(p.errors for p in peers)
+    close_peers(peers)
+    if errors:
+        raise RuntimeError(f"{errors} error replies during the round-trip benchmark")
+    return completed / elapsed
+
+
+async def fan_out(url: str, clients: int, total: int, sync: bool, batched: bool) -> float:
+    """Push deliveries per second to ``clients`` connections; some of them also write."""
+    peers = await connect_peers(url, clients, sync, batched)
+    writers = peers[: min(8, clients)]
+    per_writer = max(10, total // (clients * len(writers)))
+    expected = per_writer * len(writers)
+    for peer in peers:
+        peer.pushes_expected = expected
+    for peer in writers:
+        peer.writes_left = per_writer
+
+        def reply(peer: Peer = peer) -> None:
+            if peer.writes_left > 0:
+                peer.writes_left -= 1
+                peer.send_next()
+
+        peer.on_reply = reply
+    start = time.perf_counter()
+    for peer in writers:
+        for _ in range(min(WINDOW, per_writer)):
+            peer.writes_left -= 1
+            peer.send_next()
+    await asyncio.wait_for(asyncio.gather(*(p.done for p in peers)), 300)
+    elapsed = time.perf_counter() - start
+    errors = sum(p.errors for p in peers)
+    close_peers(peers)
+    if errors:
+        raise RuntimeError(f"{errors} error replies during the fan-out benchmark")
+    return clients * expected / elapsed
+
+
+async def memory_per_connection(server: Server, count: int, sync: bool) -> float:
+    """RSS growth of the server per idle connection, in KiB."""
+    warm = await connect_peers(server.url, 20, sync)
+    before = server.rss_kib()
+    peers = await connect_peers(server.url, count, sync)
+    after = server.rss_kib()
+    close_peers(peers)
+    close_peers(warm)
+    return (after - before) / count
+
+
+# -- the run ----------------------------------------------------------------
+
+
+def row(
+    name: str, value: float, unit: str, ceiling: float | None, target: str, met: bool | None
+) -> dict[str, Any]:
+    ratio = value / ceiling if ceiling else None
+    return {
+        "name": name,
+        "value": round(value, 1),
+        "unit": unit,
+        "ceiling": round(ceiling, 1) if ceiling is not None else None,
+        "ratio": round(ratio, 3) if ratio is not None else None,
+        "target": target,
+        "met": met,
+    }
+
+
+async def _run(quick: bool) -> list[dict[str, Any]]:
+    seconds = 0.5 if quick else 2.0
+    deliveries = 60_000 if quick else 300_000
+    rows: list[dict[str, Any]] = []
+
+    for writers in (1, 50):
+        async with bare_server("echo") as bare:
+            ceiling = await round_trips(bare.url, writers, seconds, sync=False, batched=False)
+        variants = [("FULL", False), ("NORMAL", False)]
+        if writers > 1:
+            variants = [("FULL", False), ("FULL", True), ("NORMAL", True)]
+        for synchronous, batched in variants:
+            async with sync_server(synchronous) as server:
+                value = await round_trips(server.url, writers, seconds, sync=True, batched=batched)
+            name = f"set→ack, {writers} writer{'s' if writers > 1 else ''}"
+            if writers > 1:
+                name += ", batched pushes" if batched else ", push per write"
+            name += f", synchronous={synchronous}"
+            met = value >= 0.5 * ceiling if writers == 50 else None
+            target = ">= 50%" if met is not None else "-"
+            rows.append(row(name, value, "round trips/s", ceiling, target, met))
+
+    for clients in (10, 100, 1000):
+        async with bare_server("broadcast") as bare:
+            ceiling = await fan_out(bare.url, clients, deliveries, sync=False, batched=False)
+        for batched in (False, True):
+            async with sync_server() as server:
+                value = await fan_out(
+                    server.url, clients, deliveries * (3 if batched else 1), True, batched
+                )
+            name = f"push fan-out, {clients} clients" + (", batched" if batched else "")
+            met = None if batched else value >= 0.7 * ceiling
+            rows.append(row(name, value, "deliveries/s", ceiling, "-" if batched else ">= 70%",
+                            met))
+
+    count = 300 if quick else 1000
+    async with bare_server("echo") as bare:
+        ceiling = await memory_per_connection(bare, count, sync=False)
+    async with sync_server() as server:
+        value = await memory_per_connection(server, count, sync=True)
+    rows.append(row("memory per idle connection", value, "KiB", ceiling, "<= 20 KiB",
+                    value <= 20))
+    return rows
+
+
+def run(quick: bool = False) -> list[dict[str, Any]]:
+    """Run the benchmark; rows hold name, value, unit, ceiling, ratio, target, met."""
+    return asyncio.run(_run(quick))
+
+
+def table(rows: list[dict[str, Any]]) -> str:
+    lines = [
+        f"Sync server vs bare websockets, {os.cpu_count()} cores, "
+        f"Python {sys.version.split()[0]}",
+        "",
+        "| figure | value | bare ceiling | ratio | target | met |",
+        "|---|---:|---:|---:|---|---|",
+    ]
+    for r in rows:
+        ratio = f"{r['ratio'] * 100:.0f}%" if r["ratio"] is not None else "-"
+        met = {True: "yes", False: "**no**", None: "-"}[r["met"]]
+        lines.append(
+            f"| {r['name']} | {r['value']:,.1f} {r['unit']} | {r['ceiling']:,.1f} | {ratio} "
+            f"| {r['target']} | {met} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> None:
+    print(table(run(quick="--quick" in sys.argv[1:])))
+
+
+if __name__ == "__main__":
+    main()
