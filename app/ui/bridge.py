@@ -1,0 +1,149 @@
+"""The Qt bridge of one device: a QObject over a Qt-free ``DeviceSession``.
+
+Widgets get a :class:`DeviceBridge` and nothing else: it turns the cubit's
+states, the link's connection status and the core's sync events into Qt
+signals (emitted only when something changed) and forwards taps back.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal, Slot
+
+from app.link import CatalogueItem, ConnectionStatus, DeviceSession, LikesState
+from app.sync import SyncEvent
+
+from .directory import DeviceDirectory
+from .timeline import TimelineEntry, describe
+
+__all__ = ["DeviceBridge"]
+
+
+class DeviceBridge(QObject):
+    """One device as signals and properties; see the module docstring."""
+
+    stateChanged = Signal(object)
+    statusChanged = Signal(object)
+    countersChanged = Signal(int, int)
+    eventLogged = Signal(object)
+    closed = Signal()
+
+    def __init__(
+        self,
+        session: DeviceSession,
+        directory: DeviceDirectory,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._session = session
+        self._directory = directory
+        directory.add(session.device_id, session.name)
+        self._state: LikesState = session.cubit.state
+        self._status: ConnectionStatus = session.status
+        self._counters = (self._state.taps, self._state.requests)
+        self._closing = False
+        self._unsubscribe: list[Callable[[], None]] = [
+            session.cubit.subscribe(self._on_state),
+            session.subscribe_status(self._on_status),
+            session.cubit.device.subscribe(self._on_event),
+        ]
+
+    @classmethod
+    async def open(
+        cls,
+        name: str,
+        server_urls: Sequence[str],
+        directory: DeviceDirectory,
+        *,
+        data_dir: Path | None = None,
+        catalogue: Sequence[CatalogueItem] | None = None,
+        request_timeout: float = 10.0,
+    ) -> DeviceBridge:
+        """Open (or reopen, with its persisted state) the device called ``name``."""
+        session = await DeviceSession.open(
+            name,
+            list(server_urls),
+            data_dir=data_dir,
+            catalogue=catalogue,
+            request_timeout=request_timeout,
+        )
+        return cls(session, directory)
+
+    # -- what widgets read -----------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self._session.name
+
+    @property
+    def device_id(self) -> int:
+        return self._session.device_id
+
+    @property
+    def state(self) -> LikesState:
+        return self._state
+
+    @property
+    def status(self) -> ConnectionStatus:
+        return self._status
+
+    @property
+    def directory(self) -> DeviceDirectory:
+        return self._directory
+
+    def device_name(self, device_id: int | None) -> str:
+        return self._directory.name(device_id)
+
+    # -- what widgets do ---------------------------------------------------------------
+
+    @Slot(str)
+    def toggle_like(self, item_id: str) -> None:
+        """Tap a heart: the new value is in ``stateChanged`` before this returns."""
+        if not self._closing:
+            self._session.toggle_like(item_id)
+
+    async def close(self) -> None:
+        """Stop listening and close the session (its state is already persisted)."""
+        if self._closing:
+            return
+        self._closing = True
+        for unsubscribe in self._unsubscribe:
+            unsubscribe()
+        self._unsubscribe.clear()
+        await self._session.close()
+        self.closed.emit()
+
+    # -- from the session --------------------------------------------------------------
+
+    def _on_state(self, state: LikesState) -> None:
+        if state is self._state or state == self._state:
+            return
+        self._state = state
+        self.stateChanged.emit(state)
+        counters = (state.taps, state.requests)
+        if counters != self._counters:
+            self._counters = counters
+            self.countersChanged.emit(*counters)
+
+    def _on_status(self, status: ConnectionStatus) -> None:
+        if status == self._status:
+            return
+        previous, self._status = self._status, status
+        self.statusChanged.emit(status)
+        if status.state != previous.state:
+            self.eventLogged.emit(_link_entry(status))
+
+    def _on_event(self, event: SyncEvent) -> None:
+        self.eventLogged.emit(describe(event, self._directory.name))
+
+
+def _link_entry(status: ConnectionStatus) -> TimelineEntry:
+    text = {
+        "online": f"Online and caught up with {status.url or 'the server'}",
+        "connecting": f"Connecting to {status.url or 'the server'}…",
+        "offline": "Offline; will retry with backoff",
+    }
+    return TimelineEntry(time.time(), None, "link", text.get(status.state, status.state))

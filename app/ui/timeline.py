@@ -1,0 +1,345 @@
+"""The device's timeline: the core's sync events in plain words, newest first.
+
+:func:`describe` turns one ``SyncEvent`` into a :class:`TimelineEntry`;
+:class:`TimelineModel` keeps the newest entries and :class:`TimelineView`
+shows them with a filter by item.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any
+
+from PySide6.QtCore import (
+    QAbstractListModel,
+    QModelIndex,
+    QPersistentModelIndex,
+    QRect,
+    QSize,
+    QSortFilterProxyModel,
+    Qt,
+)
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QPainter
+from PySide6.QtWidgets import (
+    QComboBox,
+    QHBoxLayout,
+    QLabel,
+    QListView,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QVBoxLayout,
+    QWidget,
+)
+
+from app.sync import (
+    FollowUpScheduled,
+    OptimisticApplied,
+    PushApplied,
+    PushIgnoredStale,
+    RequestSent,
+    ResponseApplied,
+    SelfEchoAcknowledged,
+    StaleResponseIgnored,
+    SyncEvent,
+    SyncFailed,
+    SyncFinished,
+)
+
+from .theme import Palette, mono_font
+
+__all__ = [
+    "TimelineEntry",
+    "TimelineModel",
+    "TimelineView",
+    "describe",
+    "item_id_of",
+]
+
+Index = QModelIndex | QPersistentModelIndex
+MAX_ENTRIES = 500
+
+KIND_COLORS: dict[str, QColor] = {
+    "tap": Palette.accent,
+    "sent": Palette.saving,
+    "follow-up": Palette.follow_up,
+    "ack": Palette.synced,
+    "done": Palette.synced,
+    "push": Palette.overridden,
+    "echo": Palette.muted,
+    "stale": Palette.faint,
+    "failed": Palette.failed,
+    "link": Palette.muted,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class TimelineEntry:
+    """One line of the timeline."""
+
+    at: float
+    item_id: str | None
+    kind: str
+    text: str
+
+
+def item_id_of(key: Hashable) -> str | None:
+    """The item a sync key is about (keys are ``like/<item-id>``)."""
+    if isinstance(key, str) and key.startswith("like/"):
+        return key.removeprefix("like/")
+    return None
+
+
+def _value(value: Any) -> str:
+    value = getattr(value, "value", value)  # an ack carries the value it confirms
+    if isinstance(value, bool):
+        return "♥ liked" if value else "♡ not liked"
+    return repr(value)
+
+
+def describe(event: SyncEvent, device_name: Callable[[int], str]) -> TimelineEntry:
+    """Plain words for what the core decided."""
+    kind, text = _words(event, device_name)
+    return TimelineEntry(time.time(), item_id_of(event.key), kind, text)
+
+
+def _words(event: SyncEvent, device_name: Callable[[int], str]) -> tuple[str, str]:
+    match event:
+        case OptimisticApplied(value=value, coalesced=True):
+            return "tap", f"Showing {_value(value)} now; a request is in flight, so this waits"
+        case OptimisticApplied(value=value):
+            return "tap", f"Showing {_value(value)} now (local rev {event.local_revision})"
+        case RequestSent(value=value, follow_up=True):
+            return "follow-up", f"Sent follow-up {_value(value)} (local rev {event.local_revision})"
+        case RequestSent(value=value):
+            return "sent", f"Sent {_value(value)} to the server (local rev {event.local_revision})"
+        case FollowUpScheduled(value=value, sent_local_revision=sent):
+            return (
+                "follow-up",
+                f"Ack for local rev {sent} is behind: the value moved on to {_value(value)}",
+            )
+        case ResponseApplied(response=response):
+            return "ack", f"Server confirmed {_value(response)} at rev {event.server_revision}"
+        case StaleResponseIgnored(response_revision=revision):
+            return (
+                "stale",
+                f"Ignored ack at rev {revision}: a newer push (rev {event.server_revision}) won",
+            )
+        case PushApplied(from_device_id=origin):
+            return "push", f"Applied push from {device_name(origin)} at rev {event.server_revision}"
+        case PushIgnoredStale(push_revision=revision, from_device_id=origin):
+            return (
+                "stale",
+                f"Ignored stale push from {device_name(origin)} at rev {revision} "
+                f"(already at {event.server_revision})",
+            )
+        case SelfEchoAcknowledged(push_local_revision=local):
+            return (
+                "echo",
+                f"Own echo of local rev {local} at rev {event.server_revision}: "
+                "noted, not re-applied",
+            )
+        case SyncFinished(requests=requests):
+            plural = "request" if requests == 1 else "requests"
+            return "done", f"In sync after {requests} {plural}"
+        case SyncFailed(error=error):
+            return "failed", f"Failed ({error}); reloading the server's value"
+    return "link", type(event).__name__
+
+
+class TimelineModel(QAbstractListModel):
+    """The newest :data:`MAX_ENTRIES` entries, newest first."""
+
+    ItemIdRole = Qt.ItemDataRole.UserRole + 1
+    KindRole = Qt.ItemDataRole.UserRole + 2
+    TimeRole = Qt.ItemDataRole.UserRole + 3
+    TitleRole = Qt.ItemDataRole.UserRole + 4
+    TextRole = Qt.ItemDataRole.UserRole + 5
+
+    def __init__(self, title_of: Callable[[str], str], parent: Any = None) -> None:
+        super().__init__(parent)
+        self._entries: list[TimelineEntry] = []
+        self._title_of = title_of
+
+    def add(self, entry: TimelineEntry) -> None:
+        if len(self._entries) >= MAX_ENTRIES:
+            last = len(self._entries) - 1
+            self.beginRemoveRows(QModelIndex(), last, last)
+            self._entries.pop()
+            self.endRemoveRows()
+        self.beginInsertRows(QModelIndex(), 0, 0)
+        self._entries.insert(0, entry)
+        self.endInsertRows()
+
+    def entries(self) -> list[TimelineEntry]:
+        return list(self._entries)
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
+        return 0 if parent.isValid() else len(self._entries)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid() or not 0 <= index.row() < len(self._entries):
+            return None
+        entry = self._entries[index.row()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            if entry.item_id is None:
+                return entry.text
+            return f"{self._title_of(entry.item_id)}: {entry.text}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            stamp = time.strftime("%H:%M:%S", time.localtime(entry.at))
+            return f"{stamp} · {self.data(index)}"
+        if role == self.ItemIdRole:
+            return entry.item_id
+        if role == self.KindRole:
+            return entry.kind
+        if role == self.TimeRole:
+            return entry.at
+        if role == self.TitleRole:
+            return "Connection" if entry.item_id is None else self._title_of(entry.item_id)
+        if role == self.TextRole:
+            return entry.text
+        return None
+
+
+class _ItemFilter(QSortFilterProxyModel):
+    """Keeps one item's entries (and connection entries), or everything."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._item_id: str | None = None
+
+    def set_item(self, item_id: str | None) -> None:
+        self.beginFilterChange()
+        self._item_id = item_id
+        self.endFilterChange(QSortFilterProxyModel.Direction.Rows)
+
+    def filterAcceptsRow(self, row: int, parent: Index) -> bool:
+        if self._item_id is None:
+            return True
+        source = self.sourceModel().index(row, 0, parent)
+        found = source.data(TimelineModel.ItemIdRole)
+        return found is None or found == self._item_id
+
+
+class _EntryDelegate(QStyledItemDelegate):
+    """Two lines: time, a coloured kind chip and the item; then the sentence."""
+
+    def __init__(self, parent: Any = None) -> None:
+        super().__init__(parent)
+        self._time_font = mono_font(8.0)
+        self._chip_font = QFont()
+        self._chip_font.setPointSizeF(7.0)
+        self._chip_font.setWeight(QFont.Weight.Bold)
+        self._title_font = QFont()
+        self._title_font.setPointSizeF(9.0)
+        self._title_font.setWeight(QFont.Weight.DemiBold)
+
+    def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
+        return QSize(200, 42)
+
+    def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
+        rect: QRect = option.rect
+        painter.save()
+        painter.setRenderHint(QPainter.RenderHint.Antialiasing)
+        painter.setPen(Palette.line)
+        painter.drawLine(rect.left() + 10, rect.bottom(), rect.right() - 10, rect.bottom())
+        top = QRect(rect.left(), rect.top() + 3, rect.width(), 18)
+
+        kind = str(index.data(TimelineModel.KindRole))
+        color = KIND_COLORS.get(kind, Palette.muted)
+        chip = QRect(top.left() + 10, top.top() + 1, 64, 16)
+        tint = QColor(color)
+        tint.setAlpha(30)
+        painter.setPen(Qt.PenStyle.NoPen)
+        painter.setBrush(tint)
+        painter.drawRoundedRect(chip, 8, 8)
+        painter.setFont(self._chip_font)
+        painter.setPen(color.darker(120))
+        painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, kind.upper())
+
+        stamp = float(index.data(TimelineModel.TimeRole))
+        clock = time.strftime("%H:%M:%S", time.localtime(stamp))
+        clock += f".{int(stamp * 1000) % 1000:03d}"
+        painter.setFont(self._time_font)
+        painter.setPen(Palette.faint)
+        time_width = QFontMetrics(self._time_font).horizontalAdvance(clock) + 4
+        time_rect = QRect(top.right() - 10 - time_width, top.top(), time_width, top.height())
+        painter.drawText(
+            time_rect, Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter, clock
+        )
+
+        title_rect = QRect(chip.right() + 8, top.top(), time_rect.left() - chip.right() - 16, 18)
+        painter.setFont(self._title_font)
+        painter.setPen(Palette.text)
+        title = QFontMetrics(self._title_font).elidedText(
+            str(index.data(TimelineModel.TitleRole)),
+            Qt.TextElideMode.ElideRight,
+            title_rect.width(),
+        )
+        painter.drawText(title_rect, Qt.AlignmentFlag.AlignVCenter, title)
+
+        text_rect = QRect(rect.left() + 12, top.bottom() + 1, rect.width() - 24, 18)
+        painter.setFont(option.font)
+        painter.setPen(Palette.muted)
+        text = QFontMetrics(option.font).elidedText(
+            str(index.data(TimelineModel.TextRole)), Qt.TextElideMode.ElideRight, text_rect.width()
+        )
+        painter.drawText(text_rect, Qt.AlignmentFlag.AlignVCenter, text)
+        painter.restore()
+
+
+class TimelineView(QWidget):
+    """Title, item filter and the entry list."""
+
+    def __init__(self, model: TimelineModel, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("timeline")
+        self._filter = _ItemFilter(self)
+        self._filter.setSourceModel(model)
+        title = QLabel("Timeline")
+        title.setObjectName("sectionTitle")
+        self.combo = QComboBox()
+        self.combo.setObjectName("timelineFilter")
+        self.combo.setAccessibleName("Filter the timeline by item")
+        self.combo.addItem("All items", None)
+        self.combo.currentIndexChanged.connect(self._on_filter)
+        self.list = QListView()
+        self.list.setObjectName("timelineList")
+        self.list.setModel(self._filter)
+        self.list.setItemDelegate(_EntryDelegate(self.list))
+        self.list.setUniformItemSizes(True)
+        self.list.setSelectionMode(QListView.SelectionMode.NoSelection)
+        self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
+        header = QHBoxLayout()
+        header.setContentsMargins(0, 0, 0, 0)
+        header.addWidget(title)
+        header.addStretch(1)
+        header.addWidget(self.combo)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(6)
+        layout.addLayout(header)
+        layout.addWidget(self.list, 1)
+
+    def set_items(self, titles: list[tuple[str, str]]) -> None:
+        """Offer each item in the filter (the current choice is kept)."""
+        current = self.combo.currentData()
+        self.combo.blockSignals(True)
+        self.combo.clear()
+        self.combo.addItem("All items", None)
+        for item_id, title in titles:
+            self.combo.addItem(title, item_id)
+        found = self.combo.findData(current)
+        self.combo.setCurrentIndex(max(0, found))
+        self.combo.blockSignals(False)
+
+    def filter_to(self, item_id: str | None) -> None:
+        found = self.combo.findData(item_id)
+        self.combo.setCurrentIndex(max(0, found))
+
+    def visible_rows(self) -> int:
+        return self._filter.rowCount()
+
+    def _on_filter(self, _index: int) -> None:
+        self._filter.set_item(self.combo.currentData())
