@@ -279,7 +279,13 @@ class LikesCubit(Cubit[LikesState]):
         def apply_optimistic(state: LikesState, liked: bool) -> LikesState:
             intent = Intent(liked, self.device.local_revision(key) + 1, state.revision(item_id))
             state = state.with_liked(item_id, liked).with_intent(item_id, intent)
-            return replace(state, taps=state.taps + 1) if tap else state
+            track = self._track(item_id)
+            track.failed = False
+            track.last_choice = liked
+            if tap:
+                state = replace(state, taps=state.taps + 1)
+            # The status changes in the same emit as the value: never "synced" with an intent.
+            return self._with_status(state, item_id)
 
         async def send(liked: bool, local_revision: int, _device_id: int, inform: Any) -> Ack:
             ack = await backend.set(key, liked, local_revision)

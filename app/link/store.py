@@ -110,6 +110,12 @@ class DeviceStore:
         store._thread.start()
         return store, stored
 
+    @classmethod
+    def peek(cls, data_dir: Path | None, name: str) -> StoredState:
+        """Read device ``name``'s file without opening it for writing (tools, tests)."""
+        path = store_path(default_data_dir() if data_dir is None else data_dir, name)
+        return cls(path, name)._read()
+
     # -- recording changes (any thread, never blocks on the disk) -----------------
 
     def put_device_id(self, device_id: int) -> None:
