@@ -16,6 +16,7 @@ from app.link import (
     SyncClient,
     SyncPhase,
 )
+from app.sync import SyncFailed
 from syncserver import SyncServer, start_server
 from syncserver.protocol import Push
 from tests.timeouts import TIMEOUT
@@ -120,10 +121,8 @@ async def test_a_missing_ack_times_out_fails_and_reloads_the_server_value(
     a = await open_device("A", [server.url], request_timeout=0.3)
     await eventually(lambda: a.status.state == "online", a)
     server.chaos.set_write_delay(30.0)  # the write (and its ack) stays out past the timeout
-    failures = []
-    a.cubit.device.subscribe(
-        lambda e: failures.append(e) if type(e).__name__ == "SyncFailed" else None
-    )
+    failures: list[SyncFailed] = []
+    a.cubit.device.subscribe(lambda e: failures.append(e) if isinstance(e, SyncFailed) else None)
 
     completion = a.toggle_like("tea")
     assert a.state.liked("tea")  # shown at once
@@ -131,6 +130,7 @@ async def test_a_missing_ack_times_out_fails_and_reloads_the_server_value(
         await asyncio.wait_for(completion, TIMEOUT)
 
     assert len(failures) == 1
+    assert isinstance(failures[0].error, AckTimeoutError)
     assert not a.state.liked("tea")  # the server never got it: reload shows its value
     assert a.state.status("tea").phase is SyncPhase.FAILED
     assert "tea" not in a.state.intents
