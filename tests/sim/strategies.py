@@ -61,5 +61,12 @@ def runs(
     devices = draw(st.integers(1, MAX_DEVICES))
     keys = draw(st.integers(1, MAX_KEYS))
     seed = draw(st.integers(0, 2**32 - 1))
-    steps = draw(st.lists(actions(devices, keys, faults), min_size=4, max_size=max_actions))
-    return devices, keys, Schedule(seed, steps)
+    # Bursts of actions at one instant make taps coalesce and faults pile up.
+    bursts = draw(
+        st.lists(
+            st.lists(actions(devices, keys, faults), min_size=1, max_size=5),
+            min_size=4,
+            max_size=max_actions // 3,
+        )
+    )
+    return devices, keys, Schedule(seed, [action for burst in bursts for action in burst])
