@@ -40,6 +40,7 @@ import platformdirs
 from websockets.asyncio.server import Server, ServerConnection, broadcast
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
+from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
@@ -405,16 +406,18 @@ class SyncServer:
                 )
             )
         self.requests_in_flight -= len(writes)
+        # Serialize the push frames once; every connection gets the same bytes.
+        push_frames = b"".join(_text_frame(push) for push in pushes)
         for ws, conn in self._plain.items():
             acks = outgoing.pop(conn, None)
-            _write_frames(ws, acks + pushes if acks else pushes)
+            _write_frames(ws, acks or [], push_frames)
         if self._batched:
-            batch = _batch_frame(pushes)
+            batch_frame = _text_frame(_batch_frame(pushes))
             for ws, conn in self._batched.items():
                 acks = outgoing.pop(conn, None)
-                _write_frames(ws, [*acks, batch] if acks else [batch])
+                _write_frames(ws, acks or [], batch_frame)
         for conn, acks in outgoing.items():
-            _write_frames(conn.ws, acks)
+            _write_frames(conn.ws, acks, b"")
         self._changed()
 
     def _committed_with_chaos(self, writes: Sequence[_SetRequest]) -> None:
@@ -538,11 +541,21 @@ class SyncServer:
                 logger.exception("observer callback failed")
 
 
-def _write_frames(ws: ServerConnection, frames: list[bytes]) -> None:
-    """Queue text frames on a connection and hand them to the transport in one write.
+def _text_frame(payload: bytes) -> bytes:
+    """One unmasked, uncompressed text frame as it goes on the wire from a server."""
+    return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
 
-    Like websockets' ``broadcast()`` (no backpressure, closed connections are
-    skipped), but one ``transport.write`` for all the frames instead of one each.
+
+def _write_frames(ws: ServerConnection, frames: list[bytes], serialized: bytes) -> None:
+    """Send text frames on a connection in one transport write.
+
+    ``frames`` are payloads, framed by websockets; ``serialized`` is frames
+    already serialized with :func:`_text_frame` (the pushes, serialized once
+    for every connection). Like websockets' ``broadcast()`` there is no
+    backpressure and closed connections are skipped. Writing pre-serialized
+    frames is sound because the server never fragments messages and a frame
+    without RSV bits is a plain uncompressed message under any extension
+    websockets offers (and compression is off anyway).
     """
     protocol = ws.protocol
     if protocol.state is not State.OPEN:
@@ -551,7 +564,7 @@ def _write_frames(ws: ServerConnection, frames: list[bytes]) -> None:
         for frame in frames:
             protocol.send_text(frame)
         # While the connection is OPEN, only frames are queued (no end-of-stream).
-        ws.transport.write(b"".join(protocol.data_to_send()))
+        ws.transport.write(b"".join(protocol.data_to_send()) + serialized)
     except Exception as exc:
         logger.debug("could not write to connection %s: %s", ws.id, exc)
 

@@ -149,9 +149,10 @@ async def test_value_over_64_kib_is_too_large(server: SyncServer, client: Client
 
 
 async def test_value_of_exactly_64_kib_is_accepted(server: SyncServer, client: Client):
-    """The limit is inclusive: a value of exactly 64 KiB of JSON is stored."""
+    """The limit is inclusive: a value of exactly 64 KiB of JSON is stored and pushed."""
     ack = await client.set("big", "x" * (65536 - 2))
     assert ack["server_revision"] == 1
+    assert (await client.recv_type("push"))["value"] == "x" * (65536 - 2)
 
 
 async def test_frame_over_1_mib_closes_only_that_connection(
