@@ -285,6 +285,9 @@ class SyncClient:
                         caught_up = True
         except _CONNECT_ERRORS as exc:
             log.info("device %s: link to %s down: %s", self.device_id, url, exc)
+        except Exception:
+            # Whatever went wrong, the device keeps reconnecting: log it, retry.
+            log.exception("device %s: link to %s failed", self.device_id, url)
         finally:
             self._ws = None
             self._online.clear()
@@ -316,6 +319,14 @@ class SyncClient:
         except ProtocolError as exc:
             log.warning("device %s: dropped a bad frame from %s: %s", self.device_id, url, exc)
             return False
+        try:
+            return self._dispatch(message, url)
+        except Exception:
+            # A failing listener loses this one message, never the connection.
+            log.exception("device %s: handling %s failed", self.device_id, type(message).__name__)
+            return False
+
+    def _dispatch(self, message: object, url: str) -> bool:
         if isinstance(message, Push):
             self._on_push(message)
         elif isinstance(message, PushBatch):
@@ -342,7 +353,10 @@ class SyncClient:
     def _on_snapshot(self, snapshot: Snapshot, url: str) -> bool:
         self._resyncing = False
         if self.on_snapshot is not None:
-            self.on_snapshot(snapshot)
+            try:
+                self.on_snapshot(snapshot)
+            except Exception:  # still online: later pushes and resyncs repair the state
+                log.exception("device %s: applying a snapshot failed", self.device_id)
         self.snapshots_applied += 1
         self.newest_seen.set(max(self.newest_seen.value, snapshot.revision))
         if self._online.is_set():

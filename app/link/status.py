@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -10,6 +11,8 @@ from typing import Generic, Literal, TypeVar
 __all__ = ["ConnectionState", "ConnectionStatus", "Observable"]
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 ConnectionState = Literal["connecting", "online", "offline"]
 
@@ -53,7 +56,11 @@ class Observable(Generic[T]):
             return
         self._value = value
         for listener in tuple(self._listeners):
-            listener(value)
+            try:
+                listener(value)
+            except Exception:
+                # A broken observer must not stop the link that feeds it.
+                log.exception("listener %r failed on %r", listener, value)
 
     def subscribe(self, listener: Callable[[T], None]) -> Callable[[], None]:
         """Call ``listener(value)`` on every change; returns an unsubscribe function."""

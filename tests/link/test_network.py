@@ -208,3 +208,25 @@ def test_backoff_grows_exponentially_with_bounded_jitter() -> None:
         delays = [backoff.delay(attempt) for _ in range(50)]
         assert all(base * 0.5 <= d <= base for d in delays)
         assert len(set(delays)) > 1
+
+
+async def test_a_failing_status_listener_does_not_break_the_link(
+    server: SyncServer, open_device: OpenDevice, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An observer that raises is logged; the device still connects and syncs."""
+    a = await open_device("A", [server.url])
+
+    def broken(status: ConnectionStatus) -> None:
+        raise RuntimeError("observer bug")
+
+    a.subscribe_status(broken)
+    a.client.retry_now()
+    await server.close()  # forces status changes through the broken listener
+    restarted = await _restart(server)
+    try:
+        await eventually(lambda: a.status.state == "online", a)
+        await asyncio.wait_for(a.toggle_like("jam"), TIMEOUT)
+        assert a.state.status("jam").phase is SyncPhase.SYNCED
+    finally:
+        await restarted.close()
+    assert any(r.name == "app.link.status" and r.exc_info for r in caplog.records)
