@@ -1,4 +1,4 @@
-"""Command line: ``python -m syncserver [--host H] [--port P] [--db PATH] ...``.
+"""Command line: ``python -m syncserver [--host H] [--port P] [--db PATH | --backend URL] ...``.
 
 Prints one line containing ``ws://HOST:PORT`` once it listens, then serves
 until SIGINT or SIGTERM, when it closes every connection, commits what is
@@ -29,6 +29,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
     parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
     parser.add_argument("--db", type=Path, default=None, help=f"default {default_db_path()}")
+    parser.add_argument(
+        "--backend",
+        default=None,
+        metavar="URL",
+        help=(
+            "where the registers live: 'sqlite' (default, the --db file) or "
+            "redis://HOST:PORT/DB to share them between several syncserver processes"
+        ),
+    )
     parser.add_argument("--allow-chaos", action="store_true", help="accept demo controls")
     parser.add_argument("--token", default=None, help="shared secret every hello must carry")
     parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
@@ -60,6 +69,7 @@ async def _run(args: argparse.Namespace) -> None:
         args.host,
         args.port,
         args.db,
+        backend=args.backend,
         allow_chaos=args.allow_chaos,
         token=args.token,
         max_connections=args.max_connections,
@@ -69,8 +79,7 @@ async def _run(args: argparse.Namespace) -> None:
     )
     try:
         print(
-            f"syncserver listening on {server.url} (db {server.db_path}, "
-            f"revision {server.revision})",
+            f"syncserver listening on {server.url} ({server.backend}, revision {server.revision})",
             flush=True,
         )
         await stop.wait()

@@ -4,13 +4,16 @@ Theory of operation
 -------------------
 Everything runs on one event loop. Each connection's task only reads frames
 and handles them synchronously: a ``get`` or ``hello`` is answered from the
-store's in-memory registers, a ``set`` is queued in the store (group commit,
-see ``store.py``). When a transaction commits, :meth:`SyncServer._committed`
-sends, in revision order, the ack to each writer and the push to every
-connection. Sends are synchronous writes to the transport (websockets'
-``broadcast``), so nothing can reorder them: with default settings every
-connection sees pushes in revision order, and a ``snapshot`` never misses a
-write that was not pushed to that connection after it.
+backend's in-memory registers, a ``set`` is queued in the backend (group
+commit; see ``backends/``). When writes are durable, the backend reports them
+in revision order and :meth:`SyncServer._committed` sends the ack to each
+writer and the push to every connection. With a shared backend (Redis) that
+report also carries the writes other server processes accepted: they are
+pushed the same way, in the same revision order, without an ack. Sends
+are synchronous writes to the transport (websockets' ``broadcast``), so
+nothing can reorder them: with default settings every connection sees
+pushes in revision order, and a ``snapshot`` never misses a write that was
+not pushed to that connection after it.
 
 Each push is encoded once and written to every connection. Connections that
 said ``batch_pushes`` in their hello instead get one ``pushes`` frame per
@@ -44,6 +47,8 @@ from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
+from .backends import Backend, Write, create_backend
+from .backends.sqlite import Synchronous
 from .chaos import ChaosControls
 from .limits import (
     DEFAULT_MAX_CONNECTIONS,
@@ -75,7 +80,6 @@ from .protocol import (
     encode_bytes,
     read_request_id,
 )
-from .store import Store, Synchronous, Write
 
 __all__ = ["SyncServer", "default_db_path", "serve", "start_server"]
 
@@ -108,10 +112,10 @@ class _Connection:
 
 @dataclass(slots=True)
 class _SetRequest(Write):
+    """A write this process accepted from one of its connections."""
+
     connection: _Connection | None = None
     request_id: RequestId = 0
-    local_revision: int = 0
-    device_id: int = 0
 
 
 class _Unauthorized(Exception):
@@ -132,6 +136,7 @@ class SyncServer:
         host: str = "127.0.0.1",
         port: int = 0,
         db_path: Path | str | None = None,
+        backend: str | None = None,
         allow_chaos: bool = False,
         token: str | None = None,
         max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -150,8 +155,8 @@ class SyncServer:
         self._rate_limit = rate_limit
         self._rate_burst = rate_burst
         self._observe_interval = observe_interval
-        self._store: Store[_SetRequest] = Store(
-            self.db_path, self._committed, self._failed, synchronous=synchronous
+        self._store: Backend = create_backend(
+            backend, self.db_path, self._committed, self._failed, synchronous=synchronous
         )
         self._server: Server | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -211,6 +216,11 @@ class SyncServer:
     def revision(self) -> int:
         """The newest committed revision."""
         return self._store.revision
+
+    @property
+    def backend(self) -> str:
+        """Where the registers are (the database file or the Redis server)."""
+        return self._store.describe()
 
     async def close(self) -> None:
         """Close every connection (1001), commit queued writes, close the database."""
@@ -340,7 +350,7 @@ class SyncServer:
             self._error(conn, set_.request_id, "injected_failure", "failed on purpose (demo)")
             return
         request = _SetRequest(
-            set_.key, value, 0, conn, set_.request_id, set_.local_revision, set_.device_id
+            set_.key, value, 0, set_.local_revision, set_.device_id, conn, set_.request_id
         )
         self.requests_in_flight += 1
         delay = self.chaos.settings.write_delay
@@ -378,11 +388,14 @@ class SyncServer:
 
     # -- commits and fan-out ------------------------------------------------
 
-    def _committed(self, writes: Sequence[_SetRequest]) -> None:
-        """A transaction is durable: ack each writer, push to everyone, in revision order."""
+    def _committed(self, writes: Sequence[Write]) -> None:
+        """Writes are durable: ack each writer here, push to everyone, in revision order."""
         settings = self.chaos.settings
-        if settings.ack_delay or not settings.push_enabled or settings.push_delay or (
-            settings.push_jitter
+        if (
+            settings.ack_delay
+            or not settings.push_enabled
+            or settings.push_delay
+            or (settings.push_jitter)
         ):
             self._committed_with_chaos(writes)
             return
@@ -391,9 +404,11 @@ class SyncServer:
         # transport write rather than one write per frame.
         outgoing: dict[_Connection, list[bytes]] = {}
         pushes: list[bytes] = []
+        local = 0
         for write in writes:
             raw = msgspec.Raw(write.value)
-            if write.connection is not None:
+            if type(write) is _SetRequest and write.connection is not None:
+                local += 1
                 ack = encode_bytes(Ack(write.request_id, write.key, raw, write.revision))
                 frames = outgoing.get(write.connection)
                 if frames is None:
@@ -405,7 +420,7 @@ class SyncServer:
                     Push(write.key, raw, write.revision, write.local_revision, write.device_id)
                 )
             )
-        self.requests_in_flight -= len(writes)
+        self.requests_in_flight -= local
         # Serialize the push frames once; every connection gets the same bytes.
         push_frames = b"".join(_text_frame(push) for push in pushes)
         for ws, conn in self._plain.items():
@@ -429,11 +444,12 @@ class SyncServer:
         batched = self._batched
         for write in writes:
             raw = msgspec.Raw(write.value)
-            ack = encode_bytes(Ack(write.request_id, write.key, raw, write.revision))
-            if settings.ack_delay:
-                loop.call_later(settings.ack_delay, self._ack, write, ack)
-            else:
-                self._ack(write, ack)
+            if type(write) is _SetRequest:
+                ack = encode_bytes(Ack(write.request_id, write.key, raw, write.revision))
+                if settings.ack_delay:
+                    loop.call_later(settings.ack_delay, self._ack, write, ack)
+                else:
+                    self._ack(write, ack)
             if not settings.push_enabled:
                 continue
             push = encode_bytes(
@@ -454,11 +470,11 @@ class SyncServer:
             self._send(write.connection, ack)
         self._changed()
 
-    def _failed(self, writes: Sequence[_SetRequest], exc: BaseException) -> None:
+    def _failed(self, writes: Sequence[Write], exc: BaseException) -> None:
         logger.error("could not commit %d writes: %s", len(writes), exc)
         for write in writes:
             self.requests_in_flight -= 1
-            if write.connection is not None:
+            if isinstance(write, _SetRequest) and write.connection is not None:
                 self._error(write.connection, write.request_id, "unavailable", "write failed")
         self._changed()
 
@@ -589,6 +605,7 @@ async def serve(
     port: int = 0,
     db_path: Path | str | None = None,
     *,
+    backend: str | None = None,
     allow_chaos: bool = False,
     token: str | None = None,
     max_connections: int = DEFAULT_MAX_CONNECTIONS,
@@ -602,6 +619,7 @@ async def serve(
         host,
         port,
         db_path,
+        backend=backend,
         allow_chaos=allow_chaos,
         token=token,
         max_connections=max_connections,

@@ -1,4 +1,4 @@
-"""Durable last-write-wins register store: SQLite in WAL mode with group commit.
+"""The default backend: SQLite in WAL mode with group commit, one server process.
 
 Theory of operation
 -------------------
@@ -8,7 +8,7 @@ the highest revision (a newer write to the same key only raises it), so
 ``MAX(revision)`` after a restart is exactly where the counter stopped.
 
 Writes are acknowledged only after their transaction has committed. A commit
-costs an fsync, so instead of one transaction per write, :class:`Store` keeps
+costs an fsync, so instead of one transaction per write, :class:`SQLiteBackend` keeps
 a queue: while one transaction is being committed (in a worker thread, so the
 event loop keeps reading frames), new writes pile up, and the next
 transaction takes all of them at once. Fifty concurrent writers therefore
@@ -38,33 +38,17 @@ from __future__ import annotations
 import asyncio
 import logging
 import sqlite3
-from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Final, Generic, Literal, TypeVar
+from typing import Literal
 
-__all__ = ["MAX_BATCH", "Store", "Synchronous", "Write"]
+from . import MAX_BATCH, CommitCallback, FailureCallback, Write
+
+__all__ = ["SQLiteBackend", "Synchronous"]
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH: Final = 2000
-"""Most writes committed in one transaction."""
-
 Synchronous = Literal["FULL", "NORMAL"]
-
-
-@dataclass(slots=True)
-class Write:
-    """One pending write; ``revision`` is set when its transaction begins."""
-
-    key: str
-    value: bytes
-    """The value's JSON encoding, stored and sent as is."""
-    revision: int = 0
-
-
-W = TypeVar("W", bound=Write)
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS registers (
@@ -79,7 +63,7 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revi
 """
 
 
-class Store(Generic[W]):
+class SQLiteBackend:
     """The registers, their revisions, and the group-commit queue.
 
     ``on_commit`` runs on the event loop, once per transaction, with the
@@ -90,8 +74,8 @@ class Store(Generic[W]):
     def __init__(
         self,
         path: Path,
-        on_commit: Callable[[Sequence[W]], None],
-        on_failure: Callable[[Sequence[W], BaseException], None],
+        on_commit: CommitCallback,
+        on_failure: FailureCallback,
         synchronous: Synchronous = "FULL",
     ) -> None:
         self.path = path
@@ -102,12 +86,16 @@ class Store(Generic[W]):
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncserver-db")
         self._db: sqlite3.Connection | None = None
-        self._queue: list[W] = []
+        self._queue: list[Write] = []
         self._wakeup = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
 
     # -- lifecycle ----------------------------------------------------------
+
+    def describe(self) -> str:
+        """The database file, for the startup line."""
+        return f"db {self.path}"
 
     async def open(self) -> None:
         """Open (or create) the database and load every register into memory."""
@@ -148,7 +136,7 @@ class Store(Generic[W]):
         """Writes waiting for a transaction."""
         return len(self._queue)
 
-    def submit(self, write: W) -> None:
+    def submit(self, write: Write) -> None:
         """Queue a write; ``on_commit`` reports it once it is durable."""
         if self._closing:
             raise RuntimeError("the store is closing")

@@ -1,0 +1,135 @@
+"""Where the registers live and how writes reach every server process.
+
+Theory of operation
+-------------------
+A backend owns three things the server needs and nothing else: the global
+revision counter, the durable registers (last value and revision per key),
+and the ordered stream of committed writes that the server fans out.
+
+* :meth:`Backend.submit` queues a write. The backend groups queued writes
+  into one durable step (an SQLite transaction, one Redis script call).
+* ``on_commit`` (given to the constructor) is the subscription to the global
+  write stream: the backend calls it on the event loop with committed writes
+  in revision order, every revision exactly once, with no gaps except where a
+  backend documents them (Redis' snapshot fallback). A write reaches
+  ``on_commit`` only once it is durable, so the server can ack it there.
+  With several server processes on one shared backend (Redis), ``on_commit``
+  also carries the other processes' writes, as plain :class:`Write` objects;
+  this process' own writes come back as the objects that were submitted, so
+  the server can tell whom to ack.
+* ``on_failure`` gets this process' writes that could not be made durable.
+* Reads (:meth:`Backend.get`, :meth:`Backend.changed_since`,
+  :attr:`Backend.revision`) answer from memory, from the state as of the
+  newest write that went through ``on_commit``. That is what makes a
+  ``snapshot`` consistent with the pushes a connection receives after it.
+
+Two backends: :class:`~syncserver.backends.sqlite.SQLiteBackend` (the
+default, embedded, one process) and
+:class:`~syncserver.backends.redis.RedisBackend` (several processes on one
+Redis). ``syncserver/BACKENDS.md`` documents their durability and retention.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final, Protocol
+
+__all__ = [
+    "MAX_BATCH",
+    "Backend",
+    "CommitCallback",
+    "FailureCallback",
+    "Write",
+    "create_backend",
+    "is_redis_url",
+]
+
+MAX_BATCH: Final = 2000
+"""Most writes made durable in one step (a transaction or a script call)."""
+
+
+@dataclass(slots=True)
+class Write:
+    """One write; ``revision`` is set once the backend has ordered it."""
+
+    key: str
+    value: bytes
+    """The value's JSON encoding, stored and sent as is."""
+    revision: int = 0
+    local_revision: int = 0
+    device_id: int = 0
+
+
+CommitCallback = Callable[[Sequence[Write]], None]
+FailureCallback = Callable[[Sequence[Write], BaseException], None]
+
+
+class Backend(Protocol):
+    """What the server needs from a place to keep registers; see the module docstring."""
+
+    @property
+    def revision(self) -> int:
+        """The newest revision that went through ``on_commit``."""
+        ...
+
+    @property
+    def values(self) -> Mapping[str, tuple[bytes, int]]:
+        """Every register: key → (JSON value, revision), as of :attr:`revision`."""
+        ...
+
+    @property
+    def queued(self) -> int:
+        """Writes submitted and not yet committed or failed."""
+        ...
+
+    def describe(self) -> str:
+        """Where the registers are, for the startup line (no secrets)."""
+        ...
+
+    async def open(self) -> None:
+        """Connect, load the registers, start committing and following writes."""
+        ...
+
+    async def close(self) -> None:
+        """Commit (or fail) whatever is queued, then disconnect."""
+        ...
+
+    def submit(self, write: Write) -> None:
+        """Queue a write; ``on_commit`` reports it once durable. Raises
+        ``RuntimeError`` once the backend is closing."""
+        ...
+
+    def changed_since(self, since: int) -> list[tuple[str, bytes, int]]:
+        """Every register written after revision ``since``, oldest first."""
+        ...
+
+
+def is_redis_url(spec: str) -> bool:
+    """Whether a ``--backend`` value names a Redis server."""
+    return spec.startswith(("redis://", "rediss://", "unix://"))
+
+
+def create_backend(
+    spec: str | None,
+    db_path: Path,
+    on_commit: CommitCallback,
+    on_failure: FailureCallback,
+    *,
+    synchronous: str = "FULL",
+) -> Backend:
+    """The backend a ``--backend`` value names: ``None``/``"sqlite"`` for the
+    SQLite file at ``db_path``, or a ``redis://HOST:PORT/DB`` URL."""
+    if spec is None or spec == "sqlite":
+        from .sqlite import SQLiteBackend, Synchronous
+
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
+        mode: Synchronous = "FULL" if synchronous == "FULL" else "NORMAL"
+        return SQLiteBackend(db_path, on_commit, on_failure, synchronous=mode)
+    if is_redis_url(spec):
+        from .redis import RedisBackend
+
+        return RedisBackend(spec, on_commit, on_failure)
+    raise ValueError(f"unknown backend {spec!r}: use 'sqlite' or a redis://HOST:PORT/DB URL")
