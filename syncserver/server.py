@@ -435,7 +435,7 @@ class SyncServer:
             _write_frames(conn.ws, acks, b"")
         self._changed()
 
-    def _committed_with_chaos(self, writes: Sequence[_SetRequest]) -> None:
+    def _committed_with_chaos(self, writes: Sequence[Write]) -> None:
         """The same as :meth:`_committed`, one frame at a time, with the demo delays."""
         settings = self.chaos.settings
         loop = self._loop

@@ -1,0 +1,458 @@
+"""The Redis backend: several syncserver processes share one Redis.
+
+Theory of operation
+-------------------
+Redis assigns the order. Every batch of writes is one Lua script call, which
+Redis runs atomically: it takes the next revisions from one counter
+(``INCRBY``), stores each register in a hash, appends each write to a stream
+whose entry id is its revision, and ``PUBLISH``es the whole batch on one
+channel. Nothing else runs in between, so revision order, log order and
+publish order are the same thing across every server process.
+
+Each process subscribes to that channel and applies what arrives strictly in
+revision order: it updates its in-memory copy of the registers and hands the
+writes to the server (``on_commit``), which acks its own writes and pushes
+everything to its connections. A message that skips revisions (the
+subscription dropped, or Redis went away and came back) makes the process
+read the missing revisions from the stream first; if the stream no longer
+reaches back that far (see retention below), it reloads every register from
+the hash instead and reports the registers that changed, newest revision per
+key. A process also notices writes it made whose publication it never
+received (a watchdog on its own script replies) and reads them from the log.
+
+Writes are grouped like SQLite's group commit: while one script call is in
+flight, new writes queue up, and the next call carries all of them (up to
+:data:`MAX_BATCH` writes or 1 MiB).
+
+Acks: a process acks its own write when the write comes back through the
+subscription. Redis sends that message, like every reply, only after the
+script's effects are in the append-only file, and with ``appendfsync
+always`` it fsyncs that file before answering anyone. So the promise matches
+SQLite's ``synchronous=FULL``: an acked write survives a crash of Redis and
+of its machine. With ``appendfsync everysec`` (Redis' default) up to a
+second of acked writes can be lost when the machine (not just Redis) dies;
+without ``appendonly yes`` a Redis restart loses everything since the last
+RDB snapshot. The backend logs a warning at start when Redis is not set up
+for the full promise.
+
+Keys (all under ``optisync:`` in the URL's database):
+
+* ``optisync:revision``: the counter, the newest revision ever assigned;
+* ``optisync:registers``: hash, key → ``"REVISION ENTRY"``;
+* ``optisync:log``: stream, entry id ``REVISION-0``, field ``w`` = ENTRY,
+  trimmed with ``XADD ... MAXLEN ~ log_retention`` (default 100,000: at
+  least the newest 100,000 writes are kept, a few more until Redis trims a
+  whole node);
+* channel ``optisync:writes``: ``"FIRST [ENTRY,...]"`` per script call.
+
+ENTRY is the JSON array ``[key, value, local_revision, device_id, origin,
+sequence]``; ``origin`` and ``sequence`` let the writing process recognise
+its own writes when they come back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import logging
+import secrets
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any, Final
+
+import msgspec
+import redis.asyncio as redis_asyncio
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import RedisError, ResponseError
+
+from . import MAX_BATCH, CommitCallback, FailureCallback, Write
+
+__all__ = ["DEFAULT_LOG_RETENTION", "RedisBackend"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_LOG_RETENTION: Final = 100_000
+"""Writes the stream keeps at least; older clients get a full snapshot."""
+
+MAX_BATCH_BYTES: Final = 1024 * 1024
+"""Most bytes of keys and values in one script call (and one published message)."""
+
+CATCH_UP_PAGE: Final = 1000
+"""Log entries read per ``XRANGE`` when catching up."""
+
+WATCHDOG_INTERVAL: Final = 0.25
+"""Seconds without a message after which the process checks for missed writes."""
+
+_PREFIX: Final = "optisync:"
+
+# KEYS: counter, registers, log. ARGV: channel, retention, then key, entry per write.
+_WRITE_SCRIPT: Final = """
+local n = (#ARGV - 2) / 2
+local last = redis.call('INCRBY', KEYS[1], n)
+local first = last - n + 1
+local entries = {}
+for i = 1, n do
+  local revision = string.format('%d', first + i - 1)
+  local entry = ARGV[2 + 2 * i]
+  redis.call('HSET', KEYS[2], ARGV[1 + 2 * i], revision .. ' ' .. entry)
+  redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], revision .. '-0', 'w', entry)
+  entries[i] = entry
+end
+local message = string.format('%d', first) .. ' [' .. table.concat(entries, ',') .. ']'
+redis.call('PUBLISH', ARGV[1], message)
+return first
+"""
+
+# KEYS: counter, registers. The counter and every register, read atomically.
+_LOAD_SCRIPT: Final = """
+return {redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEYS[2])}
+"""
+
+Entry = tuple[str, msgspec.Raw, int, int, int, int]
+_decode_entry = msgspec.json.Decoder(Entry).decode
+_decode_entries = msgspec.json.Decoder(list[Entry]).decode
+_encode = msgspec.json.Encoder().encode
+
+
+class RedisBackend:
+    """Registers in Redis, shared by every syncserver process that names it."""
+
+    def __init__(
+        self,
+        url: str,
+        on_commit: CommitCallback,
+        on_failure: FailureCallback,
+        *,
+        log_retention: int = DEFAULT_LOG_RETENTION,
+    ) -> None:
+        if log_retention < 1:
+            raise ValueError("log_retention must be at least 1")
+        self.url = url
+        self.log_retention = log_retention
+        self._on_commit = on_commit
+        self._on_failure = on_failure
+        self._redis: redis_asyncio.Redis = redis_asyncio.Redis.from_url(
+            url,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            socket_connect_timeout=5,
+            health_check_interval=10,
+        )
+        self._counter = _PREFIX + "revision"
+        self._registers = _PREFIX + "registers"
+        self._log = _PREFIX + "log"
+        self._channel = _PREFIX + "writes"
+        self._write_script = self._redis.register_script(_WRITE_SCRIPT)
+        self._load_script = self._redis.register_script(_LOAD_SCRIPT)
+        self._origin = secrets.randbits(62)
+        self._sequence = itertools.count(1)
+        self._revision = 0
+        self._values: dict[str, tuple[bytes, int]] = {}
+        self._queue: list[Write] = []
+        self._pending: dict[int, Write] = {}
+        """This process' writes sent to Redis and not yet back through the subscription."""
+        self._known = 0
+        """The newest revision a script call of this process returned."""
+        self._wakeup = asyncio.Event()
+        self._nudge = asyncio.Event()
+        self._ready = asyncio.Event()
+        self._committer: asyncio.Task[None] | None = None
+        self._follower: asyncio.Task[None] | None = None
+        self._closing = False
+
+    # -- what the server reads ---------------------------------------------
+
+    @property
+    def revision(self) -> int:
+        """The newest revision this process has applied and handed to ``on_commit``."""
+        return self._revision
+
+    @property
+    def values(self) -> Mapping[str, tuple[bytes, int]]:
+        """Every register as of :attr:`revision`."""
+        return self._values
+
+    @property
+    def queued(self) -> int:
+        """Writes not yet back through the subscription (or failed)."""
+        return len(self._queue) + len(self._pending)
+
+    def describe(self) -> str:
+        """The Redis URL without its password."""
+        parts = urllib.parse.urlsplit(self.url)
+        netloc = parts.hostname or ""
+        if parts.port is not None:
+            netloc = f"{netloc}:{parts.port}"
+        return "redis " + urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+    def changed_since(self, since: int) -> list[tuple[str, bytes, int]]:
+        """Every register written after revision ``since``, oldest first."""
+        changed = [
+            (key, value, revision)
+            for key, (value, revision) in self._values.items()
+            if revision > since
+        ]
+        changed.sort(key=lambda row: row[2])
+        return changed
+
+    # -- lifecycle ----------------------------------------------------------
+
+    async def open(self) -> None:
+        """Connect, load every register, then follow the write channel."""
+        await self._redis.ping()
+        await self._check_durability()
+        self._follower = asyncio.create_task(self._follow_loop(), name="syncserver-redis-follow")
+        try:
+            await asyncio.wait_for(self._ready.wait(), 30)
+        except BaseException:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+            await self._redis.aclose()
+            raise
+        self._committer = asyncio.create_task(self._commit_loop(), name="syncserver-redis-commit")
+
+    async def _check_durability(self) -> None:
+        try:
+            config = await self._redis.config_get("append*")
+        except ResponseError:
+            return  # CONFIG is often disabled on managed Redis; nothing to check then.
+        settings = {_text(k): _text(v) for k, v in config.items()}
+        if settings.get("appendonly") != "yes" or settings.get("appendfsync") != "always":
+            logger.warning(
+                "Redis runs with appendonly=%s appendfsync=%s: acknowledged writes can be "
+                "lost in a crash; use appendonly yes and appendfsync always for the same "
+                "promise as SQLite synchronous=FULL",
+                settings.get("appendonly"),
+                settings.get("appendfsync"),
+            )
+
+    async def close(self) -> None:
+        """Send whatever is queued, stop following, disconnect."""
+        self._closing = True
+        self._wakeup.set()
+        if self._committer is not None:
+            await self._committer
+        if self._pending and self._follower is not None and not self._follower.done():
+            # Let the subscription deliver the last writes, so their acks go out.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(2):
+                    while self._pending:
+                        self._nudge.set()
+                        await asyncio.sleep(0.01)
+        if self._follower is not None:
+            self._follower.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._follower
+        await self._redis.aclose()
+
+    # -- writes -------------------------------------------------------------
+
+    def submit(self, write: Write) -> None:
+        """Queue a write; ``on_commit`` reports it once Redis has it durably."""
+        if self._closing:
+            raise RuntimeError("the backend is closing")
+        self._queue.append(write)
+        self._wakeup.set()
+
+    def _take_batch(self) -> list[Write]:
+        queue = self._queue
+        size = 0
+        count = 0
+        for write in queue:
+            size += len(write.key) + len(write.value)
+            if count and (count >= MAX_BATCH or size > MAX_BATCH_BYTES):
+                break
+            count += 1
+        batch = queue[:count]
+        del queue[:count]
+        return batch
+
+    async def _commit_loop(self) -> None:
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = self._take_batch()
+                sequences = [next(self._sequence) for _ in batch]
+                args: list[str | bytes | int] = [self._channel, self.log_retention]
+                origin = self._origin
+                for write, sequence in zip(batch, sequences, strict=True):
+                    self._pending[sequence] = write
+                    args.append(write.key)
+                    args.append(
+                        _encode(
+                            (
+                                write.key,
+                                msgspec.Raw(write.value),
+                                write.local_revision,
+                                write.device_id,
+                                origin,
+                                sequence,
+                            )
+                        )
+                    )
+                try:
+                    first = int(
+                        await self._write_script(
+                            keys=[self._counter, self._registers, self._log], args=args
+                        )
+                    )
+                except (RedisError, OSError) as exc:
+                    lost = (self._pending.pop(sequence, None) for sequence in sequences)
+                    failed = [write for write in lost if write is not None]
+                    if failed:
+                        self._on_failure(failed, exc)
+                    continue
+                for offset, write in enumerate(batch):
+                    if not write.revision:
+                        write.revision = first + offset
+                self._known = max(self._known, first + len(batch) - 1)
+            if self._closing:
+                return
+
+    # -- following the write stream ----------------------------------------
+
+    async def _follow_loop(self) -> None:
+        delay = 0.05
+        while True:
+            pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+            try:
+                await pubsub.subscribe(self._channel)
+                # Subscribed first, then read: nothing published meanwhile is missed.
+                if not self._ready.is_set():
+                    await self._reload(report=False)
+                    self._ready.set()
+                else:
+                    await self._catch_up()
+                    logger.info("following Redis again at revision %d", self._revision)
+                delay = 0.05
+                while True:
+                    message = await pubsub.get_message(timeout=WATCHDOG_INTERVAL)
+                    if message is None:
+                        if self._known > self._revision or self._nudge.is_set():
+                            self._nudge.clear()
+                            await self._catch_up()
+                        continue
+                    data = message.get("data")
+                    if isinstance(data, bytes):
+                        await self._on_message(data)
+            except (RedisError, OSError) as exc:
+                logger.warning("lost the Redis subscription (%s); retrying in %.2f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            except Exception:
+                logger.exception("could not follow Redis; retrying in %.2f s", delay)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 1.0)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    async def _on_message(self, data: bytes) -> None:
+        head, _, payload = data.partition(b" ")
+        first = int(head)
+        entries = _decode_entries(payload)
+        last = first + len(entries) - 1
+        if last <= self._revision:
+            return
+        if first > self._revision + 1:
+            await self._catch_up()
+            if last <= self._revision:
+                return
+        skip = self._revision + 1 - first
+        self._apply(self._revision + 1, entries[skip:] if skip else entries)
+
+    def _apply(self, first: int, entries: list[Entry]) -> None:
+        """Hand revisions ``first``, ``first + 1``, ... to the server."""
+        writes: list[Write] = []
+        values = self._values
+        pending = self._pending
+        origin = self._origin
+        revision = first
+        for key, raw, local_revision, device_id, entry_origin, sequence in entries:
+            write = pending.pop(sequence, None) if entry_origin == origin else None
+            if write is None:
+                write = Write(key, bytes(raw), revision, local_revision, device_id)
+            else:
+                write.revision = revision
+            values[key] = (write.value, revision)
+            writes.append(write)
+            revision += 1
+        self._revision = revision - 1
+        self._report(writes)
+
+    def _report(self, writes: list[Write]) -> None:
+        if not writes:
+            return
+        try:
+            self._on_commit(writes)
+        except Exception:
+            logger.exception("on_commit failed after revision %d", self._revision)
+
+    async def _catch_up(self) -> None:
+        """Apply every revision Redis has beyond ours, from the log or the registers."""
+        counter = int(await self._redis.get(self._counter) or 0)
+        if counter < self._revision:
+            logger.error(
+                "Redis' revision %d is behind this server's %d: Redis lost acknowledged "
+                "writes (was it restarted without its append-only file?); reloading",
+                counter,
+                self._revision,
+            )
+            await self._reload(report=True)
+            return
+        while self._revision < counter:
+            start = self._revision + 1
+            rows: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrange(  # type: ignore[assignment]
+                self._log, min=f"{start}-0", max=f"{counter}-0", count=CATCH_UP_PAGE
+            )
+            entries: list[Entry] = []
+            for index, (entry_id, fields) in enumerate(rows):
+                if int(entry_id.partition(b"-")[0]) != start + index:
+                    break
+                entries.append(_decode_entry(fields[b"w"]))
+            if not entries:
+                # The log no longer reaches back to ``start``: read the registers.
+                await self._reload(report=True)
+                return
+            self._apply(start, entries)
+
+    async def _reload(self, *, report: bool) -> None:
+        """Read the counter and every register at once; report the ones that changed."""
+        counter_raw, flat = await self._load_script(keys=[self._counter, self._registers])
+        counter = int(counter_raw)
+        since = self._revision
+        changed: list[Write] = []
+        values: dict[str, tuple[bytes, int]] = {}
+        origin = self._origin
+        pending = self._pending
+        for index in range(0, len(flat), 2):
+            head, _, entry_raw = flat[index + 1].partition(b" ")
+            revision = int(head)
+            key, raw, local_revision, device_id, entry_origin, sequence = _decode_entry(entry_raw)
+            write = pending.pop(sequence, None) if entry_origin == origin else None
+            if write is None:
+                write = Write(key, bytes(raw), revision, local_revision, device_id)
+            else:
+                write.revision = revision
+            values[key] = (write.value, revision)
+            if revision > since:
+                changed.append(write)
+        # This process' writes that a newer write to the same key superseded:
+        # still durable, still owed an ack.
+        for sequence, write in list(pending.items()):
+            if write.revision and write.revision <= counter:
+                del pending[sequence]
+                changed.append(write)
+        changed.sort(key=lambda write: write.revision)
+        self._values = values
+        self._revision = counter
+        if report:
+            logger.warning("reloaded every register from Redis at revision %d", counter)
+            self._report(changed)
+
+
+def _text(value: Any) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)
