@@ -15,7 +15,9 @@ skips past ``newest_seen + 1`` means something was missed: it is applied (the
 core's revision rules make that harmless), and a ``hello since newest_seen``
 asks for what is missing rather than trusting the stream. While that resync is
 pending further pushes are applied without being counted; the snapshot moves
-``newest_seen`` to the server's revision.
+``newest_seen`` to the server's revision. A lost *last* push has no successor to
+reveal it, so an online link also sends ``hello since`` every ``heartbeat``
+seconds; when nothing was missed the snapshot is empty.
 
 Requests (``set``/``get``) carry an increasing ``request_id``; replies resolve
 the matching future. A request waits for the link to be online, but never
@@ -97,6 +99,7 @@ class SyncClient:
         backoff: Backoff | None = None,
         drop_push: Callable[[Push], bool] | None = None,
         rng: random.Random | None = None,
+        heartbeat: float | None = 15.0,
     ) -> None:
         if not urls:
             raise ValueError("SyncClient needs at least one server URL")
@@ -108,6 +111,7 @@ class SyncClient:
         self.on_push = on_push
         self.on_snapshot = on_snapshot
         self.drop_push = drop_push
+        self.heartbeat = heartbeat
         self.backoff = backoff if backoff is not None else Backoff()
         self.newest_seen: Observable[int] = Observable(max(since, 0))
         """The end of the unbroken run of revisions this device has applied."""
@@ -280,9 +284,13 @@ class SyncClient:
                 self._ws = ws
                 self._resyncing = False
                 self._send_hello()
-                async for frame in ws:
-                    if self._on_frame(frame, url):
-                        caught_up = True
+                heartbeat = asyncio.get_running_loop().create_task(self._beat())
+                try:
+                    async for frame in ws:
+                        if self._on_frame(frame, url):
+                            caught_up = True
+                finally:
+                    heartbeat.cancel()
         except _CONNECT_ERRORS as exc:
             log.info("device %s: link to %s down: %s", self.device_id, url, exc)
         except Exception:
@@ -294,6 +302,15 @@ class SyncClient:
             if not self._closed:
                 self._fail_pending(DisconnectedError(f"the connection to {url} dropped"))
         return caught_up
+
+    async def _beat(self) -> None:
+        """Resync now and then, so a lost last push is found without a successor."""
+        if self.heartbeat is None:
+            return
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if self._online.is_set():
+                self._send_hello()
 
     def _send_hello(self) -> None:
         ws = self._ws

@@ -61,11 +61,13 @@ class DeviceSession:
         request_timeout: float = 10.0,
         backoff: Backoff | None = None,
         drop_push: Callable[[Push], bool] | None = None,
+        heartbeat: float | None = 15.0,
     ) -> DeviceSession:
         """Restore device ``name`` from its state file and start connecting.
 
         ``backoff`` tunes the reconnect delays; ``drop_push`` may lose pushes on
-        purpose (a flaky network, for demos and tests).
+        purpose (a flaky network, for demos and tests); ``heartbeat`` is how
+        often an idle link checks it missed nothing (None: never).
         """
         items = tuple(catalogue) if catalogue is not None else load_catalogue()
         store, stored = await DeviceStore.open(data_dir, name)
@@ -104,6 +106,7 @@ class DeviceSession:
             request_timeout=request_timeout,
             backoff=backoff,
             drop_push=drop_push,
+            heartbeat=heartbeat,
         )
         cubit = LikesCubit(
             items,

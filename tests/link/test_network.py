@@ -113,6 +113,28 @@ async def test_a_dropped_push_is_detected_as_a_gap_and_resynced(
     await eventually(lambda: a.client.newest_seen.value == 2, a)
 
 
+async def test_a_lost_last_push_is_found_by_the_heartbeat(
+    server: SyncServer, open_device: OpenDevice
+) -> None:
+    """With no later push to reveal the gap, the idle heartbeat's resync brings the write."""
+    lost: list[Push] = []
+
+    def drop_every_jam(push: Push) -> bool:
+        if push.key == "like/jam":
+            lost.append(push)
+            return True
+        return False
+
+    a = await open_device("A", [server.url], drop_push=drop_every_jam, heartbeat=0.2)
+    b = await open_device("B", [server.url])
+    await eventually(lambda: a.status.state == "online", a)
+    await b.toggle_like("jam")
+    await eventually(lambda: bool(lost), a)
+    await eventually(lambda: a.state.liked("jam"), a)
+    assert a.client.gaps_detected == 0  # nothing after it: only the heartbeat could tell
+    assert a.state.revision("jam") == 1
+
+
 async def test_a_missing_ack_times_out_fails_and_reloads_the_server_value(
     server: SyncServer, open_device: OpenDevice
 ) -> None:
