@@ -94,6 +94,10 @@ class DeviceBridge(QObject):
     def directory(self) -> DeviceDirectory:
         return self._directory
 
+    def busy(self) -> bool:
+        """Whether any request of this device is on its way to the server."""
+        return bool(self._session.cubit.device.in_flight_keys())
+
     def device_name(self, device_id: int | None) -> str:
         return self._directory.name(device_id)
 
