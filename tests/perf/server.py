@@ -28,7 +28,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -158,11 +158,15 @@ def _future() -> asyncio.Future[None]:
     return asyncio.get_running_loop().create_future()
 
 
-async def connect_peers(url: str, count: int, sync: bool, batched: bool = False) -> list[Peer]:
+async def connect_peers(
+    url: str | Sequence[str], count: int, sync: bool, batched: bool = False
+) -> list[Peer]:
+    """``count`` connections; with several URLs (server processes), spread round-robin."""
+    urls = [url] if isinstance(url, str) else list(url)
     peers = [Peer(device=n + 1, sync=sync) for n in range(count)]
 
     async def open_one(peer: Peer) -> None:
-        peer.client = await connect_raw(url, peer.on_payload)
+        peer.client = await connect_raw(urls[(peer.device - 1) % len(urls)], peer.on_payload)
         if sync:
             hello = b'{"type":"hello","device_id":%d,"since":0%s}' % (
                 peer.device,
@@ -182,7 +186,9 @@ def close_peers(peers: list[Peer]) -> None:
             peer.client.close()
 
 
-async def round_trips(url: str, writers: int, seconds: float, sync: bool, batched: bool) -> float:
+async def round_trips(
+    url: str | Sequence[str], writers: int, seconds: float, sync: bool, batched: bool
+) -> float:
     """Set→ack (or echo) round trips per second, each writer one request at a time."""
     peers = await connect_peers(url, writers, sync, batched)
     completed = 0
@@ -220,7 +226,9 @@ async def round_trips(url: str, writers: int, seconds: float, sync: bool, batche
     return completed / elapsed
 
 
-async def fan_out(url: str, clients: int, total: int, sync: bool, batched: bool) -> float:
+async def fan_out(
+    url: str | Sequence[str], clients: int, total: int, sync: bool, batched: bool
+) -> float:
     """Push deliveries per second to ``clients`` connections; some of them also write."""
     peers = await connect_peers(url, clients, sync, batched)
     writers = peers[: min(8, clients)]
@@ -312,16 +320,16 @@ async def _run(quick: bool) -> list[dict[str, Any]]:
                 )
             name = f"push fan-out, {clients} clients" + (", batched" if batched else "")
             met = None if batched else value >= 0.7 * ceiling
-            rows.append(row(name, value, "deliveries/s", ceiling, "-" if batched else ">= 70%",
-                            met))
+            rows.append(
+                row(name, value, "deliveries/s", ceiling, "-" if batched else ">= 70%", met)
+            )
 
     count = 300 if quick else 1000
     async with bare_server("echo") as bare:
         ceiling = await memory_per_connection(bare, count, sync=False)
     async with sync_server() as server:
         value = await memory_per_connection(server, count, sync=True)
-    rows.append(row("memory per idle connection", value, "KiB", ceiling, "<= 20 KiB",
-                    value <= 20))
+    rows.append(row("memory per idle connection", value, "KiB", ceiling, "<= 20 KiB", value <= 20))
     return rows
 
 
@@ -332,8 +340,7 @@ def run(quick: bool = False) -> list[dict[str, Any]]:
 
 def table(rows: list[dict[str, Any]]) -> str:
     lines = [
-        f"Sync server vs bare websockets, {os.cpu_count()} cores, "
-        f"Python {sys.version.split()[0]}",
+        f"Sync server vs bare websockets, {os.cpu_count()} cores, Python {sys.version.split()[0]}",
         "",
         "| figure | value | bare ceiling | ratio | target | met |",
         "|---|---:|---:|---:|---|---|",
