@@ -8,9 +8,10 @@ server latency: 50 ms, 500 ms and 2 s. Each burst of 2, 3, 10, 100 or 1,000
 taps on one item lands within the first request's round trip (spread over a
 quarter of the latency, in 20 ticks, so the link and server run between taps);
 3 taps end on the value in flight, the others do not. Requests are counted at
-the server (``requests_received``). The ceiling is the fewest requests the
-rule allows: 1 + (the final value differs from the value in
-flight). Quick mode skips the 2 s latency.
+the server (``requests_received``; the link's idle heartbeat is off, so every
+frame is a set, which is checked against the cubit's own count). The ceiling
+is the fewest requests the rule allows: 1 + (the final value differs from the
+value in flight). Quick mode skips the 2 s latency.
 """
 
 from __future__ import annotations
@@ -57,6 +58,8 @@ async def _burst(server: SyncServer, session: DeviceSession, item: str, taps: in
         limit=6 * latency + 10,
     )
     requests = server.requests_received - before
+    if requests != session.state.requests - sent_before:
+        raise AssertionError(f"the server got {requests} frames for {taps} taps, not only sets")
     stored = server.state().values
     server_value = next(e.value for e in stored if e.key == key)
     if bytes(server_value) != (b"true" if final else b"false"):
@@ -79,7 +82,7 @@ async def _measure(quick: bool) -> list[Row]:
     with tempfile.TemporaryDirectory(prefix="optisync-perf-") as tmp:
         async with in_process_server() as server:
             session = await DeviceSession.open(
-                "bench", [server.url], data_dir=Path(tmp), catalogue=catalogue
+                "bench", [server.url], data_dir=Path(tmp), catalogue=catalogue, heartbeat=None
             )
             try:
                 async with asyncio.timeout(30):

@@ -169,7 +169,7 @@ def _kib_per_device(steps: list[Step], upto: int) -> float:
 
 async def _measure(quick: bool) -> list[Row]:
     steps = QUICK_STEPS if quick else STEPS
-    writes = 10 if quick else 20
+    writes = 15 if quick else 40
     async with bare_server("broadcast") as bare:
         ceiling = await _ramp(bare, False, steps, writes)
     with tempfile.TemporaryDirectory(prefix="optisync-perf-") as tmp:
