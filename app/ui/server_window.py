@@ -106,7 +106,7 @@ class ServerWindow(QWidget):
         for tile, stretch in (
             (self.revision_tile, 2),
             (self.requests_tile, 3),
-            (self.flight_tile, 3),
+            (self.flight_tile, 4),
             (self.devices_tile, 2),
         ):
             stats.addWidget(tile, stretch)
