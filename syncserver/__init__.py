@@ -7,6 +7,10 @@ it on your own event loop::
     async with serve(db_path="sync.sqlite3") as server:
         print(server.url)
 
+With ``backend="redis://HOST:PORT/DB"`` (``--backend`` on the command line)
+several server processes share their registers through Redis instead of a
+SQLite file; ``BACKENDS.md`` describes both backends.
+
 ``server.chaos`` holds the demo controls and ``server.observe()`` /
 ``server.states()`` the observer feed; ``PROTOCOL.md`` documents the wire
 protocol.
