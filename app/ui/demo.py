@@ -7,6 +7,7 @@ point can create it in its boot coroutine and close it on the way out.
 from __future__ import annotations
 
 import asyncio
+import gc
 import itertools
 import string
 from collections.abc import Coroutine, Sequence
@@ -49,6 +50,17 @@ def extend_catalogue(base: Sequence[CatalogueItem], count: int) -> tuple[Catalog
                 break
             items.append(CatalogueItem(f"{item.id}-{n}", f"{item.title} #{n}", item.icon))
     return tuple(items)
+
+
+def _collect_widgets() -> None:
+    """Free closed windows now, on the GUI thread.
+
+    Widgets kept alive only by reference cycles (signal connections to
+    lambdas) would otherwise be freed whenever the garbage collector next runs,
+    which may be on a worker thread (the link's store writer, an executor), and
+    destroying a QWidget off the GUI thread crashes.
+    """
+    gc.collect()
 
 
 class Demo(QObject):
@@ -112,8 +124,11 @@ class Demo(QObject):
         await asyncio.gather(*(window.bridge.close() for window in windows))
         if self.server_window is not None:
             self.server_window.close()
+            self.server_window = None
         if self.server is not None:
             await self.server.close()
+        del windows
+        _collect_widgets()
 
     # -- devices ----------------------------------------------------------------------
 
@@ -166,6 +181,7 @@ class Demo(QObject):
             await window.bridge.close()
             self.deviceClosed.emit(window.bridge.name)
             window.deleteLater()
+            asyncio.get_running_loop().call_later(0.5, _collect_widgets)
 
         self._spawn(close())
 

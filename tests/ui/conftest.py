@@ -12,6 +12,7 @@ handler caught (qasync's own tests do the same).
 from __future__ import annotations
 
 import asyncio
+import gc
 from collections.abc import Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
@@ -54,6 +55,10 @@ def qloop(qapp: QApplication, qtbot: QtBot) -> Iterator[asyncio.AbstractEventLoo
         loop._QEventLoop__is_running = False  # stop() would also call app.exit()
         asyncio.events._set_running_loop(None)
         loop.close()
+        del loop
+        # Free this test's Qt objects here: a collection that happens later on a
+        # worker thread (the link's store writer) must not destroy widgets.
+        gc.collect()
     if caught:
         first = caught[0]
         raise LoopErrors(first.get("message", "")) from first.get("exception")
