@@ -133,9 +133,15 @@ class Unobserve(_Message, tag="unobserve", frozen=True):
 
 
 class SnapshotEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+    """One register in a snapshot, with the writer's device and local revision,
+    so a device can tell the echo of its own older write from a newer one.
+    ``device_id`` 0 means the writer is unknown (written by an older server)."""
+
     key: str
     value: Any
     server_revision: int
+    local_revision: int = 0
+    device_id: int = 0
 
 
 class Snapshot(_Message, tag="snapshot", frozen=True):

@@ -319,10 +319,7 @@ class SyncServer:
         self._plain.pop(ws, None)
         self._batched.pop(ws, None)
         (self._batched if hello.batch_pushes else self._plain)[ws] = conn
-        values = [
-            SnapshotEntry(key, msgspec.Raw(value), revision)
-            for key, value, revision in self._store.changed_since(hello.since)
-        ]
+        values = [_snapshot_entry(write) for write in self._store.changed_since(hello.since)]
         self._send(conn, encode_bytes(Snapshot(self._store.revision, values)))
 
     def _on_get(self, conn: _Connection, get: Get) -> None:
@@ -333,7 +330,7 @@ class SyncServer:
         if found is None:
             reply = Value(get.request_id, get.key, None, 0)
         else:
-            reply = Value(get.request_id, get.key, msgspec.Raw(found[0]), found[1])
+            reply = Value(get.request_id, get.key, msgspec.Raw(found.value), found.revision)
         self._send(conn, encode_bytes(reply))
 
     def _on_set(self, conn: _Connection, set_: Set) -> None:
@@ -494,10 +491,7 @@ class SyncServer:
             DeviceInfo(c.id, c.device_id, c.remote, c.batch, c.requests)
             for c in self._connections.values()
         ]
-        values = [
-            SnapshotEntry(key, msgspec.Raw(value), revision)
-            for key, (value, revision) in sorted(self._store.values.items())
-        ]
+        values = [_snapshot_entry(write) for _, write in sorted(self._store.values.items())]
         return ServerState(
             revision=self._store.revision,
             devices=devices,
@@ -632,3 +626,9 @@ async def serve(
         yield server
     finally:
         await server.close()
+
+
+def _snapshot_entry(write: Write) -> SnapshotEntry:
+    return SnapshotEntry(
+        write.key, msgspec.Raw(write.value), write.revision, write.local_revision, write.device_id
+    )

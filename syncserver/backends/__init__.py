@@ -75,8 +75,8 @@ class Backend(Protocol):
         ...
 
     @property
-    def values(self) -> Mapping[str, tuple[bytes, int]]:
-        """Every register: key → (JSON value, revision), as of :attr:`revision`."""
+    def values(self) -> Mapping[str, Write]:
+        """Every register: key → its newest write, as of :attr:`revision`."""
         ...
 
     @property
@@ -101,7 +101,7 @@ class Backend(Protocol):
         ``RuntimeError`` once the backend is closing."""
         ...
 
-    def changed_since(self, since: int) -> list[tuple[str, bytes, int]]:
+    def changed_since(self, since: int) -> list[Write]:
         """Every register written after revision ``since``, oldest first."""
         ...
 

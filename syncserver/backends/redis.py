@@ -148,7 +148,7 @@ class RedisBackend:
         self._origin = secrets.randbits(62)
         self._sequence = itertools.count(1)
         self._revision = 0
-        self._values: dict[str, tuple[bytes, int]] = {}
+        self._values: dict[str, Write] = {}
         self._queue: list[Write] = []
         self._pending: dict[int, Write] = {}
         """This process' writes sent to Redis and not yet back through the subscription."""
@@ -169,7 +169,7 @@ class RedisBackend:
         return self._revision
 
     @property
-    def values(self) -> Mapping[str, tuple[bytes, int]]:
+    def values(self) -> Mapping[str, Write]:
         """Every register as of :attr:`revision`."""
         return self._values
 
@@ -186,14 +186,10 @@ class RedisBackend:
             netloc = f"{netloc}:{parts.port}"
         return "redis " + urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
-    def changed_since(self, since: int) -> list[tuple[str, bytes, int]]:
+    def changed_since(self, since: int) -> list[Write]:
         """Every register written after revision ``since``, oldest first."""
-        changed = [
-            (key, value, revision)
-            for key, (value, revision) in self._values.items()
-            if revision > since
-        ]
-        changed.sort(key=lambda row: row[2])
+        changed = [write for write in self._values.values() if write.revision > since]
+        changed.sort(key=lambda write: write.revision)
         return changed
 
     # -- lifecycle ----------------------------------------------------------
@@ -377,7 +373,7 @@ class RedisBackend:
                 write = Write(key, bytes(raw), revision, local_revision, device_id)
             else:
                 write.revision = revision
-            values[key] = (write.value, revision)
+            values[key] = write
             writes.append(write)
             revision += 1
         self._revision = revision - 1
@@ -425,7 +421,7 @@ class RedisBackend:
         counter = int(counter_raw)
         since = self._revision
         changed: list[Write] = []
-        values: dict[str, tuple[bytes, int]] = {}
+        values: dict[str, Write] = {}
         origin = self._origin
         pending = self._pending
         for index in range(0, len(flat), 2):
@@ -437,7 +433,7 @@ class RedisBackend:
                 write = Write(key, bytes(raw), revision, local_revision, device_id)
             else:
                 write.revision = revision
-            values[key] = (write.value, revision)
+            values[key] = write
             if revision > since:
                 changed.append(write)
         # This process' writes that a newer write to the same key superseded:

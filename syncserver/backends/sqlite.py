@@ -54,12 +54,20 @@ _SCHEMA = """
 CREATE TABLE IF NOT EXISTS registers (
     key TEXT PRIMARY KEY,
     value TEXT NOT NULL,
-    revision INTEGER NOT NULL
+    revision INTEGER NOT NULL,
+    local_revision INTEGER NOT NULL DEFAULT 0,
+    device_id INTEGER NOT NULL DEFAULT 0
 )
 """
+# Databases made before snapshots named their writer lack the last two columns.
+_WRITER_COLUMNS = (
+    "ALTER TABLE registers ADD COLUMN local_revision INTEGER NOT NULL DEFAULT 0",
+    "ALTER TABLE registers ADD COLUMN device_id INTEGER NOT NULL DEFAULT 0",
+)
 _UPSERT = """
-INSERT INTO registers (key, value, revision) VALUES (?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision
+INSERT INTO registers (key, value, revision, local_revision, device_id) VALUES (?, ?, ?, ?, ?)
+ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision,
+    local_revision = excluded.local_revision, device_id = excluded.device_id
 """
 
 
@@ -80,7 +88,7 @@ class SQLiteBackend:
     ) -> None:
         self.path = path
         self.revision = 0
-        self.values: dict[str, tuple[bytes, int]] = {}
+        self.values: dict[str, Write] = {}
         self._on_commit = on_commit
         self._on_failure = on_failure
         self._synchronous = synchronous
@@ -109,8 +117,13 @@ class SQLiteBackend:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.execute(_SCHEMA)
-        for key, value, revision in db.execute("SELECT key, value, revision FROM registers"):
-            self.values[key] = (value.encode(), revision)
+        columns = {row[1] for row in db.execute("PRAGMA table_info(registers)")}
+        if "device_id" not in columns:
+            for statement in _WRITER_COLUMNS:
+                db.execute(statement)
+        rows = db.execute("SELECT key, value, revision, local_revision, device_id FROM registers")
+        for key, value, revision, local_revision, device_id in rows:
+            self.values[key] = Write(key, value.encode(), revision, local_revision, device_id)
             self.revision = max(self.revision, revision)
         self._db = db
 
@@ -154,7 +167,10 @@ class SQLiteBackend:
                 first = self.revision + 1
                 for offset, write in enumerate(batch):
                     write.revision = first + offset
-                rows = [(w.key, w.value.decode(), w.revision) for w in batch]
+                rows = [
+                    (w.key, w.value.decode(), w.revision, w.local_revision, w.device_id)
+                    for w in batch
+                ]
                 try:
                     await loop.run_in_executor(self._executor, self._commit_sync, rows)
                 except Exception as exc:
@@ -163,7 +179,7 @@ class SQLiteBackend:
                 self.revision = batch[-1].revision
                 values = self.values
                 for write in batch:
-                    values[write.key] = (write.value, write.revision)
+                    values[write.key] = write
                 try:
                     self._on_commit(batch)
                 except Exception:
@@ -171,7 +187,7 @@ class SQLiteBackend:
             if self._closing:
                 return
 
-    def _commit_sync(self, rows: list[tuple[str, str, int]]) -> None:
+    def _commit_sync(self, rows: list[tuple[str, str, int, int, int]]) -> None:
         db = self._db
         assert db is not None
         db.execute("BEGIN IMMEDIATE")
@@ -184,12 +200,13 @@ class SQLiteBackend:
 
     # -- reads --------------------------------------------------------------
 
-    def changed_since(self, since: int) -> list[tuple[str, bytes, int]]:
+    def changed_since(self, since: int) -> list[Write]:
         """Every register written after revision ``since``, oldest first."""
-        changed = [
-            (key, value, revision)
-            for key, (value, revision) in self.values.items()
-            if revision > since
-        ]
-        changed.sort(key=lambda row: row[2])
-        return changed
+        return sorted(
+            (write for write in self.values.values() if write.revision > since),
+            key=_by_revision,
+        )
+
+
+def _by_revision(write: Write) -> int:
+    return write.revision

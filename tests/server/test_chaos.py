@@ -31,8 +31,14 @@ async def test_chaos_message_changes_settings_and_reports_them(
     assert state == {
         "type": "chaos_state",
         "request_id": "c",
-        "settings": {"write_delay": 0.0, "ack_delay": 0.5, "push_enabled": True,
-                     "push_delay": 0.0, "push_jitter": 0.0, "fail_next": 2},
+        "settings": {
+            "write_delay": 0.0,
+            "ack_delay": 0.5,
+            "push_enabled": True,
+            "push_delay": 0.0,
+            "push_jitter": 0.0,
+            "fail_next": 2,
+        },
     }
     await client.send({"type": "chaos", "reset": True})
     assert (await client.recv_type("chaos_state"))["settings"]["ack_delay"] == 0.0
@@ -46,9 +52,7 @@ async def test_chaos_delay_out_of_range_is_bad_request(chaos_server: SyncServer,
     assert chaos_server.chaos.settings.write_delay == 0.0
 
 
-async def test_ack_delay_lets_the_push_overtake_the_ack(
-    chaos_server: SyncServer, clients: Clients
-):
+async def test_ack_delay_lets_the_push_overtake_the_ack(chaos_server: SyncServer, clients: Clients):
     """With an ack delay the writer sees its push first; the write is durable meanwhile."""
     chaos_server.chaos.set_ack_delay(0.2)
     client = await clients(chaos_server.url)
@@ -121,7 +125,9 @@ async def test_wire_observer_feed_shows_devices_requests_and_values(
         state = await panel.recv_type("server_state")
         if state["revision"] == 1 and state["requests_in_flight"] == 0:
             break
-    assert state["values"] == [{"key": "like/1", "value": True, "server_revision": 1}]
+    assert state["values"] == [
+        {"key": "like/1", "value": True, "server_revision": 1, "local_revision": 1, "device_id": 42}
+    ]
     assert 42 in [d["device_id"] for d in state["devices"]]
     assert state["requests_received"] >= 3
     await panel.send({"type": "unobserve"})
@@ -129,7 +135,7 @@ async def test_wire_observer_feed_shows_devices_requests_and_values(
 
 async def test_in_process_observer_and_states_iterator(chaos_server: SyncServer, clients: Clients):
     """server.observe() calls back with ServerState; server.states() yields them."""
-    seen: list[ServerState] = [ ]
+    seen: list[ServerState] = []
     unsubscribe = chaos_server.observe(seen.append)
     assert seen[0].revision == 0
     client = await clients(chaos_server.url)

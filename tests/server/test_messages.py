@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from pathlib import Path
 
 from syncserver import SyncServer, serve
@@ -34,8 +35,14 @@ async def test_push_reaches_every_client_including_sender(server: SyncServer, cl
     await writer.hello(device_id=7)
     await other.hello(device_id=8)
     await writer.send(
-        {"type": "set", "request_id": 3, "key": "k", "value": {"a": [1, None]},
-         "local_revision": 4, "device_id": 7}
+        {
+            "type": "set",
+            "request_id": 3,
+            "key": "k",
+            "value": {"a": [1, None]},
+            "local_revision": 4,
+            "device_id": 7,
+        }
     )
     expected = {
         "type": "push",
@@ -79,17 +86,17 @@ async def test_revisions_are_global_and_strictly_increasing(server: SyncServer, 
 
 
 async def test_snapshot_since_holds_only_newer_writes(server: SyncServer, clients: Clients):
-    """hello with since=N returns each key written after N, at its newest value."""
+    """hello with since=N returns each key written after N, at its newest value and writer."""
     client = await clients(server.url)
     await client.set("a", 1)
     await client.set("b", 2)
-    await client.set("a", 3)
+    await client.set("a", 3, local_revision=2, device_id=7)
     await client.set("c", 4)
     snapshot = await client.hello(since=2)
     assert snapshot["revision"] == 4
     assert sorted(snapshot["values"], key=lambda v: v["key"]) == [
-        {"key": "a", "value": 3, "server_revision": 3},
-        {"key": "c", "value": 4, "server_revision": 4},
+        {"key": "a", "value": 3, "server_revision": 3, "local_revision": 2, "device_id": 7},
+        {"key": "c", "value": 4, "server_revision": 4, "local_revision": 1, "device_id": 1},
     ]
     full = await client.hello(since=0)
     assert {v["key"]: v["server_revision"] for v in full["values"]} == {"a": 3, "b": 2, "c": 4}
@@ -115,7 +122,9 @@ async def test_hello_again_resyncs(server: SyncServer, clients: Clients):
     await client.hello()
     await client.set("k", 1)
     snapshot = await client.hello(since=0)
-    assert snapshot["values"] == [{"key": "k", "value": 1, "server_revision": 1}]
+    assert snapshot["values"] == [
+        {"key": "k", "value": 1, "server_revision": 1, "local_revision": 1, "device_id": 1}
+    ]
 
 
 async def test_batched_pushes_arrive_in_one_frame(server: SyncServer, clients: Clients):
@@ -126,8 +135,14 @@ async def test_batched_pushes_arrive_in_one_frame(server: SyncServer, clients: C
     await writer.set("k", "v", local_revision=5, device_id=1)
     frame = await batched.recv_type("pushes")
     assert frame["pushes"] == [
-        {"type": "push", "key": "k", "value": "v", "server_revision": 1, "local_revision": 5,
-         "device_id": 1}
+        {
+            "type": "push",
+            "key": "k",
+            "value": "v",
+            "server_revision": 1,
+            "local_revision": 5,
+            "device_id": 1,
+        }
     ]
 
 
@@ -153,3 +168,37 @@ async def test_start_and_close_without_async_with(db_path: Path, clients: Client
     finally:
         await running.close()
     await running.close()  # closing twice is harmless
+
+
+async def test_snapshot_entries_name_their_writer_after_a_restart(db_path: Path, clients: Clients):
+    """Writer device and local revision are stored, so catch-up after a restart still
+    lets a device recognise its own older writes."""
+    async with serve(db_path=db_path) as first:
+        await (await clients(first.url)).set("k", True, local_revision=5, device_id=99)
+    async with serve(db_path=db_path) as second:
+        snapshot = await (await clients(second.url)).hello()
+    assert snapshot["values"] == [
+        {"key": "k", "value": True, "server_revision": 1, "local_revision": 5, "device_id": 99}
+    ]
+
+
+async def test_database_without_writer_columns_is_upgraded_in_place(
+    db_path: Path, clients: Clients
+):
+    """A database from before snapshots named writers opens, keeps its values, and
+    reports their writer as unknown (0)."""
+    legacy = sqlite3.connect(db_path)
+    legacy.execute(
+        "CREATE TABLE registers (key TEXT PRIMARY KEY, value TEXT NOT NULL,"
+        " revision INTEGER NOT NULL)"
+    )
+    legacy.execute("INSERT INTO registers VALUES ('old', '\"kept\"', 7)")
+    legacy.commit()
+    legacy.close()
+    async with serve(db_path=db_path) as server:
+        client = await clients(server.url)
+        snapshot = await client.hello()
+        assert (await client.set("new", 1))["server_revision"] == 8
+    assert snapshot["values"] == [
+        {"key": "old", "value": "kept", "server_revision": 7, "local_revision": 0, "device_id": 0}
+    ]
