@@ -71,8 +71,9 @@ class Item:
 class Intent:
     """A choice of this device's user that the server has not confirmed yet.
 
-    ``base_revision`` is the server revision known when it was made: a server
-    write above it that arrives first supersedes it (last write wins).
+    It is kept (and persisted) until a sync of it finishes or a newer server
+    write supersedes it; ``base_revision`` records the server revision known
+    when it was made, for the logs and the state file.
     """
 
     value: bool
@@ -243,11 +244,8 @@ class LikesCubit(Cubit[LikesState]):
             key = like_key(item_id)
             if self.device.in_flight(key):
                 continue  # its own loop is still at work
-            if self.state.revision(item_id) > intent.base_revision:
-                log.info("intent for %s superseded by a newer server write", key)
-                self.emit(self.state.with_intent(item_id, None))
-                self._refresh(item_id)
-                continue
+            # A newer server write would have cleared the intent (see _on_event); what
+            # is left is the user's latest choice, unconfirmed.
             completions.append(self._sync(item_id, _constant(intent.value), tap=False))
         return completions
 
@@ -260,9 +258,15 @@ class LikesCubit(Cubit[LikesState]):
         )
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
-        """Feed a hello's catch-up snapshot through the same rules (writer unknown)."""
+        """Feed a hello's catch-up snapshot through the same rules as pushes.
+
+        Entries name their writer, so the echo of this device's own older write
+        does not cancel a newer intent of its user."""
         for entry in snapshot.values:
-            self._apply_write(entry.key, entry.value, entry.server_revision, 0, UNKNOWN_DEVICE)
+            writer = entry.device_id or UNKNOWN_DEVICE  # 0: written by an older server
+            self._apply_write(
+                entry.key, entry.value, entry.server_revision, entry.local_revision, writer
+            )
 
     def close(self) -> None:
         """Stop deriving statuses (sync loops still running keep their own course)."""
@@ -375,9 +379,17 @@ class LikesCubit(Cubit[LikesState]):
         elif isinstance(event, ResponseApplied):
             track.writer = self.device.device_id
         elif isinstance(event, PushApplied):
+            # A newer server write supersedes any intent not yet confirmed (last
+            # write wins); our own echo at the newest local revision confirms it.
             track.writer = event.from_device_id
-            if item_id not in state.intents:
-                track.failed = False
+            track.failed = False
+            if item_id in state.intents:
+                log.info(
+                    "intent for %s superseded by server revision %d",
+                    event.key,
+                    event.server_revision,
+                )
+                state = state.with_intent(item_id, None)
         elif isinstance(event, SyncFinished):
             state = state.with_intent(item_id, None)
         elif isinstance(event, SyncFailed):

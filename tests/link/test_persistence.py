@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from pathlib import Path
 
@@ -10,6 +11,8 @@ import pytest
 from app.link import DeviceStore, SyncPhase
 from app.link.store import StoredIntent, store_path
 from syncserver import SyncServer, start_server
+from syncserver.protocol import Push
+from tests.timeouts import TIMEOUT
 
 from .helpers import OpenDevice, eventually
 
@@ -85,6 +88,34 @@ async def test_an_unsent_intent_loses_to_a_newer_server_write(
         assert again.state.revision("tea") == 2
         assert again.state.status("tea").phase is SyncPhase.OVERRIDDEN
         assert (await again.client.get("like/tea")).server_revision == 2  # nothing was re-sent
+
+
+async def test_catch_up_copy_of_our_own_older_write_keeps_the_newer_intent(
+    server: SyncServer, open_device: OpenDevice
+) -> None:
+    """A write whose echo and ack never arrived comes back in the catch-up snapshot;
+    it is recognised as this device's own, so the user's newer tap is still sent."""
+    dropped = asyncio.Event()
+
+    def drop_first_tea(push: Push) -> bool:
+        if push.key == "like/tea" and not dropped.is_set():
+            dropped.set()
+            return True
+        return False
+
+    a = await open_device("A", [server.url], drop_push=drop_first_tea, heartbeat=None)
+    await eventually(lambda: a.status.state == "online", a)
+    server.chaos.set_ack_delay(5.0)  # the first write commits; its ack lags
+    a.toggle_like("tea")
+    await asyncio.wait_for(dropped.wait(), TIMEOUT)
+    a.toggle_like("tea")  # the user changes their mind; the app closes before the ack
+    await a.close()
+    server.chaos.set_ack_delay(0)
+
+    again = await open_device("A", [server.url])
+    await eventually(lambda: not again.state.intents and server.revision == 2, again)
+    assert not again.state.liked("tea")
+    assert (await again.client.get("like/tea")).value is False
 
 
 async def test_a_corrupt_state_file_means_a_clean_start_with_a_warning(
