@@ -286,9 +286,6 @@ class SyncServer:
 
     def _on_frame(self, conn: _Connection, frame: str | bytes) -> None:
         assert self._loop is not None
-        conn.requests += 1
-        self.requests_received += 1
-        self._changed()
         if not conn.bucket.take(self._loop.time()):
             self._error(conn, read_request_id(frame), "rate_limited", "too many messages")
             return
@@ -303,10 +300,16 @@ class SyncServer:
             return
         if self._token is not None and not self._admitted(conn):
             raise _Unauthorized
-        if kind is Set:
-            self._on_set(conn, message)  # type: ignore[arg-type]
-        elif kind is Get:
-            self._on_get(conn, message)  # type: ignore[arg-type]
+        if kind is Set or kind is Get:
+            # Only reads and writes count as requests: a resync or the link's
+            # heartbeat must not show up in the coalescing figures.
+            conn.requests += 1
+            self.requests_received += 1
+            self._changed()
+            if kind is Set:
+                self._on_set(conn, message)  # type: ignore[arg-type]
+            else:
+                self._on_get(conn, message)  # type: ignore[arg-type]
         else:
             self._on_demo_control(conn, message)  # type: ignore[arg-type]
 

@@ -8,8 +8,8 @@ server latency: 50 ms, 500 ms and 2 s. Each burst of 2, 3, 10, 100 or 1,000
 taps on one item lands within the first request's round trip (spread over a
 quarter of the latency, in 20 ticks, so the link and server run between taps);
 3 taps end on the value in flight, the others do not. Requests are counted at
-the server (``requests_received``; the link's idle heartbeat is off, so every
-frame is a set, which is checked against the cubit's own count). The ceiling
+the server (``requests_received``, which counts sets and gets only; checked
+against the cubit's own count). The ceiling
 is the fewest requests the rule allows: 1 + (the final value differs from the
 value in flight). Quick mode skips the 2 s latency.
 """

@@ -151,7 +151,7 @@ class Harness:
         return None
 
     def server_requests_from(self, window: DeviceWindow) -> int:
-        """Frames the server received on this device's connection."""
+        """Requests (sets and gets) the server received on this device's connection."""
         assert self.demo is not None
         assert self.demo.server is not None
         state = self.demo.server.state
