@@ -57,7 +57,11 @@ class Client:
         return await self.recv_type("snapshot")
 
     async def set(
-        self, key: str, value: Any, request_id: Any = "r", local_revision: int = 1,
+        self,
+        key: str,
+        value: Any,
+        request_id: Any = "r",
+        local_revision: int = 1,
         device_id: int = 1,
     ) -> dict[str, Any]:
         """Send a set and return its ack (pushes received meanwhile are kept)."""
@@ -65,7 +69,11 @@ class Client:
         return await self.recv_type("ack")
 
     async def set_nowait(
-        self, key: str, value: Any, request_id: Any = "r", local_revision: int = 1,
+        self,
+        key: str,
+        value: Any,
+        request_id: Any = "r",
+        local_revision: int = 1,
         device_id: int = 1,
     ) -> None:
         """Send a set without waiting for anything."""
@@ -136,7 +144,13 @@ class ServerProcess:
     async def start(self, port: int = 0) -> str:
         env = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "syncserver", "--port", str(port), "--db", str(self.db),
+            sys.executable,
+            "-m",
+            "syncserver",
+            "--port",
+            str(port),
+            "--db",
+            str(self.db),
             *self.args,
             stdout=asyncio.subprocess.PIPE,
             cwd=ROOT,
@@ -145,7 +159,7 @@ class ServerProcess:
         assert self.proc.stdout is not None
         line = (await asyncio.wait_for(self.proc.stdout.readline(), TIMEOUT)).decode()
         assert "ws://" in line, line
-        self.url = line[line.index("ws://"):].split()[0]
+        self.url = line[line.index("ws://") :].split()[0]
         return self.url
 
     @property

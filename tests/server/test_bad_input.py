@@ -16,8 +16,14 @@ from tests.timeouts import TIMEOUT
 
 from .conftest import Client, Clients
 
-SET = {"type": "set", "request_id": "r", "key": "k", "value": 1, "local_revision": 1,
-       "device_id": 1}
+SET = {
+    "type": "set",
+    "request_id": "r",
+    "key": "k",
+    "value": 1,
+    "local_revision": 1,
+    "device_id": 1,
+}
 
 
 def with_(base: dict[str, Any], **changes: Any) -> str:
@@ -25,7 +31,10 @@ def with_(base: dict[str, Any], **changes: Any) -> str:
 
 
 async def assert_refused(
-    server: SyncServer, client: Client, frame: str | bytes, code: str = "bad_request",
+    server: SyncServer,
+    client: Client,
+    frame: str | bytes,
+    code: str = "bad_request",
     request_id: Any = None,
 ) -> None:
     """The frame is answered by one error, nothing is written, and the client can go on."""
@@ -117,8 +126,7 @@ async def test_negative_local_revision_is_bad_request(server: SyncServer, client
 
 async def test_negative_since_is_bad_request(server: SyncServer, client: Client):
     """hello's since may not be negative."""
-    await assert_refused(server, client, json.dumps({"type": "hello", "device_id": 1,
-                                                     "since": -1}))
+    await assert_refused(server, client, json.dumps({"type": "hello", "device_id": 1, "since": -1}))
 
 
 async def test_int_beyond_64_bits_is_bad_request(server: SyncServer, client: Client):

@@ -20,15 +20,35 @@ WINDOW = 200
 
 VALID: list[dict[str, Any]] = [
     {"type": "hello", "device_id": 1, "since": 0},
-    {"type": "set", "request_id": "r1", "key": "like/1", "value": True, "local_revision": 3,
-     "device_id": 1},
+    {
+        "type": "set",
+        "request_id": "r1",
+        "key": "like/1",
+        "value": True,
+        "local_revision": 3,
+        "device_id": 1,
+    },
     {"type": "get", "request_id": 7, "key": "like/1"},
     {"type": "chaos", "request_id": 1, "write_delay": 0.5},
     {"type": "observe"},
 ]
 ODD_VALUES: list[Any] = [
-    None, True, False, 0, -1, 2**63, -(2**63) - 1, 1.5, "", "x" * 300, [], {}, [1, [2]],
-    {"a": None}, "\u0000", "\ud7ff",
+    None,
+    True,
+    False,
+    0,
+    -1,
+    2**63,
+    -(2**63) - 1,
+    1.5,
+    "",
+    "x" * 300,
+    [],
+    {},
+    [1, [2]],
+    {"a": None},
+    "\u0000",
+    "\ud7ff",
 ]
 
 

@@ -16,8 +16,14 @@ async def write_many(
     """Pipeline ``count`` sets and return their revisions in ack order."""
     for i in range(count):
         await client.send(
-            {"type": "set", "request_id": i, "key": key or f"d{device_id}/{i}", "value": i,
-             "local_revision": i, "device_id": device_id}
+            {
+                "type": "set",
+                "request_id": i,
+                "key": key or f"d{device_id}/{i}",
+                "value": i,
+                "local_revision": i,
+                "device_id": device_id,
+            }
         )
     acks = [await client.recv_type("ack") for _ in range(count)]
     assert [a["request_id"] for a in acks] == list(range(count))
@@ -60,9 +66,7 @@ async def test_batched_pushes_arrive_in_revision_order(server: SyncServer, clien
     assert seen == list(range(1, 201))
 
 
-async def test_last_write_wins_between_two_concurrent_writers(
-    server: SyncServer, clients: Clients
-):
+async def test_last_write_wins_between_two_concurrent_writers(server: SyncServer, clients: Clients):
     """Two devices hammering one key converge on the value with the highest revision."""
     a, b = await clients(server.url), await clients(server.url)
     await a.hello(device_id=1)
