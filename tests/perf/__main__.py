@@ -14,26 +14,12 @@ import platform
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 from tests.perf.chart import draw_chart
 from tests.perf.report import Row, format_table
 
-SUITES = ("core", "server", "coalescing", "convergence", "repaint", "scale")
+SUITES = ("core", "server", "server_redis", "coalescing", "convergence", "repaint", "scale")
 """Benchmark modules under tests.perf, each with ``run(quick) -> list[Row]``."""
-
-
-def _as_row(row: Row | dict[str, Any]) -> Row:
-    if isinstance(row, Row):
-        return row
-    return Row(
-        name=row["name"],
-        value=row["value"],
-        unit=row.get("unit", ""),
-        ceiling=row.get("ceiling"),
-        target=row.get("target"),
-        lower_is_better=row.get("lower_is_better", False),
-    )
 
 
 def main() -> int:
@@ -51,7 +37,7 @@ def main() -> int:
     for suite in args.only or SUITES:
         module = importlib.import_module(f"tests.perf.{suite}")
         started = time.perf_counter()
-        rows = [_as_row(row) for row in module.run(quick=args.quick)]
+        rows: list[Row] = module.run(quick=args.quick)
         took = time.perf_counter() - started
         table = format_table(f"{suite} ({took:.0f} s)", rows)
         print(table + "\n", flush=True)

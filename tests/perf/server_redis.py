@@ -19,15 +19,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import shutil
 import socket
 import sys
 import tempfile
 from collections.abc import AsyncIterator
-from typing import Any
 
-from tests.perf.server import fan_out, round_trips, row, subprocess_server, sync_server, table
+from tests.perf.report import Row, print_table
+from tests.perf.server import fan_out, round_trips, subprocess_server, sync_server
 
 __all__ = ["main", "run"]
 
@@ -79,10 +78,10 @@ async def redis_instances() -> AsyncIterator[list[str]]:
         yield urls
 
 
-async def _run(quick: bool) -> list[dict[str, Any]]:
+async def _run(quick: bool) -> list[Row]:
     seconds = 0.5 if quick else 2.0
     deliveries = 60_000 if quick else 300_000
-    rows: list[dict[str, Any]] = []
+    rows: list[Row] = []
     suffix = f", Redis backend, {INSTANCES} processes"
 
     for writers in (1, 50):
@@ -94,7 +93,7 @@ async def _run(quick: bool) -> list[dict[str, Any]]:
             name = f"set→ack, {writers} writer{'s' if writers > 1 else ''}"
             if writers > 1:
                 name += ", batched pushes" if batched else ", push per write"
-            rows.append(row(name + suffix, value, "round trips/s", ceiling, "-", None))
+            rows.append(Row(name + suffix, value, "round trips/s", ceiling, None))
 
     for clients in (10, 100, 1000):
         for batched in (False, True):
@@ -104,20 +103,18 @@ async def _run(quick: bool) -> list[dict[str, Any]]:
             async with redis_instances() as urls:
                 value = await fan_out(urls, clients, total, True, batched)
             name = f"push fan-out, {clients} clients" + (", batched" if batched else "")
-            rows.append(row(name + suffix, value, "deliveries/s", ceiling, "-", None))
+            rows.append(Row(name + suffix, value, "deliveries/s", ceiling, None))
     return rows
 
 
-def run(quick: bool = False) -> list[dict[str, Any]]:
+def run(quick: bool = False) -> list[Row]:
     """Run the benchmark; each row's ceiling is one SQLite process under the same load."""
     return asyncio.run(_run(quick))
 
 
 def main() -> None:
     rows = run(quick="--quick" in sys.argv[1:])
-    text = table(rows).replace("bare ceiling", "SQLite, 1 process", 1)
-    print(text.replace("Sync server vs bare websockets", "Redis backend vs SQLite", 1))
-    print(f"\n({os.cpu_count()} cores shared by Redis, both syncservers and the load)")
+    print_table("Redis backend, 2 processes; ceiling = one SQLite process, same load", rows)
 
 
 if __name__ == "__main__":
