@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.sync import (
@@ -98,6 +98,21 @@ class LikesState:
     # Item id -> position in ``items``; items never move, so every state shares it.
     positions: Mapping[str, int] = field(default_factory=dict, compare=False, repr=False)
 
+    def evolve(self, **changes: Any) -> LikesState:
+        """A copy with ``changes``: ``dataclasses.replace`` without its per-call
+        introspection, which dominated applying a push on every device."""
+        fields: dict[str, Any] = {
+            "items": self.items,
+            "revisions": self.revisions,
+            "statuses": self.statuses,
+            "taps": self.taps,
+            "requests": self.requests,
+            "intents": self.intents,
+            "positions": self.positions,
+        }
+        fields.update(changes)
+        return LikesState(**fields)
+
     def item(self, item_id: str) -> Item:
         return self.items[self.positions[item_id]]
 
@@ -116,14 +131,15 @@ class LikesState:
         if self.items[index].liked == liked:
             return self
         items = list(self.items)
-        items[index] = replace(items[index], liked=liked)
-        return replace(self, items=tuple(items))
+        old = items[index]
+        items[index] = Item(old.id, old.title, old.icon, liked)
+        return self.evolve(items=tuple(items))
 
     def with_revision(self, item_id: str, revision: int) -> LikesState:
         key = like_key(item_id)
         if self.revisions.get(key, -1) >= revision:
             return self
-        return replace(self, revisions={**self.revisions, key: revision})
+        return self.evolve(revisions={**self.revisions, key: revision})
 
     def with_intent(self, item_id: str, intent: Intent | None) -> LikesState:
         if self.intents.get(item_id) == intent:
@@ -133,7 +149,7 @@ class LikesState:
             intents.pop(item_id, None)
         else:
             intents[item_id] = intent
-        return replace(self, intents=intents)
+        return self.evolve(intents=intents)
 
 
 def initial_state(
@@ -287,7 +303,7 @@ class LikesCubit(Cubit[LikesState]):
             track.failed = False
             track.last_choice = liked
             if tap:
-                state = replace(state, taps=state.taps + 1)
+                state = state.evolve(taps=state.taps + 1)
             # The status changes in the same emit as the value: never "synced" with an intent.
             return self._with_status(state, item_id)
 
@@ -375,7 +391,7 @@ class LikesCubit(Cubit[LikesState]):
             track.last_choice = bool(event.value)
         elif isinstance(event, RequestSent):
             track.sent_value = bool(event.value)
-            state = replace(state, requests=state.requests + 1)
+            state = state.evolve(requests=state.requests + 1)
         elif isinstance(event, ResponseApplied):
             track.writer = self.device.device_id
         elif isinstance(event, PushApplied):
@@ -423,7 +439,7 @@ class LikesCubit(Cubit[LikesState]):
         )
         if state.statuses.get(item_id) == status:
             return state
-        return replace(state, statuses={**state.statuses, item_id: status})
+        return state.evolve(statuses={**state.statuses, item_id: status})
 
     def _emit_if_changed(self, state: LikesState) -> None:
         if state != self.state:
