@@ -293,6 +293,20 @@ async def _run(quick: bool) -> list[Row]:
             name += f", synchronous={synchronous}"
             target = 0.5 if writers == 50 else None
             rows.append(Row(name, value, "round trips/s", ceiling, target))
+            if writers > 1 and not batched:
+                # The same traffic without durability: echo to the writer plus a
+                # broadcast of every write to all 50, as a push per write costs.
+                async with bare_server("broadcast") as bare:
+                    relay = await round_trips(bare.url, writers, seconds, sync=False, batched=False)
+                rows.append(
+                    Row(
+                        name + " (ceiling: bare echo + broadcast)",
+                        value,
+                        "round trips/s",
+                        relay,
+                        None,
+                    )
+                )
 
     for clients in (10, 100, 1000):
         async with bare_server("broadcast") as bare:
