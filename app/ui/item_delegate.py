@@ -149,8 +149,10 @@ class ItemDelegate(QStyledItemDelegate):
     def editorEvent(
         self, event: QEvent, model: Any, option: QStyleOptionViewItem, index: Index
     ) -> bool:
+        # A quick second click arrives as a double-click, not as a release: it is
+        # a tap all the same (rapid taps are what coalescing is for).
         if (
-            event.type() == QEvent.Type.MouseButtonRelease
+            event.type() in (QEvent.Type.MouseButtonRelease, QEvent.Type.MouseButtonDblClick)
             and isinstance(event, QMouseEvent)
             and event.button() == Qt.MouseButton.LeftButton
             and self.heart_rect(option.rect).contains(event.position().toPoint())

@@ -47,6 +47,21 @@ def test_ten_rapid_clicks_send_at_most_two_requests(harness: Harness) -> None:
     assert window.ratio_tile.value.text() == "5.0×"
 
 
+def test_a_quick_second_click_counts_as_a_tap(harness: Harness) -> None:
+    """A double-click on a heart is two taps, not one: rapid clicking is never lost."""
+    demo = harness.start(devices=1)
+    window = demo.windows[0]
+    viewport, left = window.list.viewport(), Qt.MouseButton.LeftButton
+    point = harness.heart_point(window, "book")
+    # What a window system sends for two quick clicks: press, release, double-click, release.
+    QTest.mouseClick(viewport, left, pos=point)
+    QTest.mouseDClick(viewport, left, pos=point)
+    QTest.mouseRelease(viewport, left, pos=point)
+    assert window.bridge.state.taps == 2
+    assert window.bridge.state.liked("book") is False
+    harness.wait_synced()
+
+
 def test_space_toggles_the_focused_item(harness: Harness) -> None:
     """Keyboard users like an item with space on the focused row."""
     demo = harness.start(devices=1)
