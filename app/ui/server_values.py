@@ -108,6 +108,13 @@ class DevicesModel(QAbstractTableModel):
         self._rows = rows
         self.endResetModel()
 
+    def clear(self) -> None:
+        """No server, no connections (they come back with the restarted server)."""
+        if self._rows:
+            self.beginResetModel()
+            self._rows = []
+            self.endResetModel()
+
     def names(self) -> list[str]:
         return [self._label(device) for device in self._rows]
 

@@ -269,6 +269,7 @@ class ServerWindow(QWidget):
         if not running:
             self.flight_tile.set_value("–")
             self.devices_tile.set_value("0")
+            self.devices_model.clear()
 
     def _on_settings(self) -> None:
         bridge = self.bridge

@@ -80,6 +80,8 @@ def test_server_restart_shows_offline_then_reconnects_and_resyncs(harness: Harne
     harness.run(demo.server.stop())
     harness.wait(lambda: all(w.bridge.status.state != "online" for w in demo.windows))
     harness.wait(lambda: a.connection.text().startswith(("Offline", "Connecting")))
+    assert demo.server_window is not None
+    assert demo.server_window.devices_model.rowCount() == 0  # no stale connections listed
 
     harness.click_heart(a, "lighthouse")  # shown now, sent once the server is back
     assert a.bridge.state.liked("lighthouse") is True
@@ -90,6 +92,7 @@ def test_server_restart_shows_offline_then_reconnects_and_resyncs(harness: Harne
     harness.wait_synced()
     assert a.connection.text() == "Online"
     harness.wait(lambda: harness.server_value("lighthouse") is not None)
+    harness.wait(lambda: demo.server_window.devices_model.rowCount() == 2)
 
 
 def test_add_device_opens_another_window(harness: Harness) -> None:
