@@ -19,7 +19,7 @@ import base64
 import contextlib
 import os
 import signal
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
@@ -125,15 +125,17 @@ async def connect_raw(url: str, on_payload: Callable[[bytes], None]) -> RawClien
     return client
 
 
-async def _serve(kind: str, host: str, port: int) -> None:
+async def _echo(ws: ServerConnection) -> None:
+    with contextlib.suppress(ConnectionClosed):
+        async for message in ws:
+            await ws.send(message)
+
+
+def _relay_to_all() -> Callable[[ServerConnection], Awaitable[None]]:
+    """A handler that sends every frame it receives to every connection."""
     connections: set[ServerConnection] = set()
 
-    async def echo(ws: ServerConnection) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            async for message in ws:
-                await ws.send(message)
-
-    async def fan_out(ws: ServerConnection) -> None:
+    async def relay(ws: ServerConnection) -> None:
         connections.add(ws)
         try:
             async for message in ws:
@@ -143,14 +145,24 @@ async def _serve(kind: str, host: str, port: int) -> None:
         finally:
             connections.discard(ws)
 
+    return relay
+
+
+@contextlib.asynccontextmanager
+async def bare_running(kind: str, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
+    """A bare ``echo`` or ``broadcast`` server on this loop; yields its ``ws://`` URL."""
+    handler = _echo if kind == "echo" else _relay_to_all()
+    async with serve(handler, host, port, compression=None) as server:
+        yield f"ws://{host}:{server.sockets[0].getsockname()[1]}"
+
+
+async def _serve(kind: str, host: str, port: int) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    handler = echo if kind == "echo" else fan_out
-    async with serve(handler, host, port, compression=None) as server:
-        bound = server.sockets[0].getsockname()[1]
-        print(f"bare {kind} server listening on ws://{host}:{bound}", flush=True)
+    async with bare_running(kind, host, port) as url:
+        print(f"bare {kind} server listening on {url}", flush=True)
         await stop.wait()
 
 

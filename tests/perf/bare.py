@@ -14,11 +14,11 @@ import asyncio
 import contextlib
 import statistics
 import time
-from collections.abc import AsyncIterator
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.exceptions import ConnectionClosed
+
+from tests.perf._bare import bare_running
 
 __all__ = ["bare_broadcast", "push_delivery"]
 
@@ -29,23 +29,9 @@ PUSH_LIKE = (
 """A frame the size and shape of a push."""
 
 
-@contextlib.asynccontextmanager
-async def bare_broadcast() -> AsyncIterator[str]:
+def bare_broadcast() -> contextlib.AbstractAsyncContextManager[str]:
     """Run the bare broadcast server on this loop; yields its ``ws://`` URL."""
-    connections: set[ServerConnection] = set()
-
-    async def relay(ws: ServerConnection) -> None:
-        connections.add(ws)
-        try:
-            async for message in ws:
-                broadcast(connections, message)
-        except ConnectionClosed:
-            pass
-        finally:
-            connections.discard(ws)
-
-    async with serve(relay, "127.0.0.1", 0, compression=None) as server:
-        yield f"ws://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    return bare_running("broadcast")
 
 
 async def _open(url: str) -> ClientConnection:
