@@ -442,7 +442,9 @@ class LikesCubit(Cubit[LikesState]):
         return state.evolve(statuses={**state.statuses, item_id: status})
 
     def _emit_if_changed(self, state: LikesState) -> None:
-        if state != self.state:
+        # Every with_* returns the same object when nothing changed, so identity
+        # is enough; comparing whole states cost O(items) on every event.
+        if state is not self.state:
             self.emit(state)
 
     def refresh_all(self, item_ids: Iterable[str] | None = None) -> None:
