@@ -14,7 +14,12 @@ import signal
 import sys
 from pathlib import Path
 
-from .limits import DEFAULT_MAX_CONNECTIONS, DEFAULT_RATE_BURST, DEFAULT_RATE_LIMIT
+from .limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_RATE_BURST,
+    DEFAULT_RATE_LIMIT,
+)
 from .server import SyncServer, default_db_path
 
 __all__ = ["main", "parse_args"]
@@ -48,6 +53,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rate-burst", type=int, default=DEFAULT_RATE_BURST, help="burst per connection"
     )
     parser.add_argument(
+        "--max-send-buffer",
+        type=int,
+        default=DEFAULT_MAX_SEND_BUFFER,
+        metavar="BYTES",
+        help="drop a connection with more unread pushes queued than this (it catches up later)",
+    )
+    parser.add_argument(
         "--synchronous",
         choices=["FULL", "NORMAL"],
         default="FULL",
@@ -76,6 +88,7 @@ async def _run(args: argparse.Namespace) -> None:
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         synchronous=args.synchronous,
+        max_send_buffer=args.max_send_buffer,
     )
     try:
         print(

@@ -11,6 +11,7 @@ from typing import Final
 
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_SEND_BUFFER",
     "DEFAULT_RATE_BURST",
     "DEFAULT_RATE_LIMIT",
     "MAX_FRAME_BYTES",
@@ -25,6 +26,10 @@ DEFAULT_RATE_BURST: Final = 10_000
 
 DEFAULT_MAX_CONNECTIONS: Final = 10_000
 """Open connections; the next handshake is refused with HTTP 503."""
+
+DEFAULT_MAX_SEND_BUFFER: Final = 8 * 1024 * 1024
+"""Bytes queued for a connection that does not read; past it the connection is
+dropped (the device reconnects and catches up with ``hello since``)."""
 
 MAX_FRAME_BYTES: Final = 1024 * 1024
 """A bigger frame closes its connection with 1009 (message too big)."""

@@ -52,6 +52,7 @@ from .backends.sqlite import Synchronous
 from .chaos import ChaosControls
 from .limits import (
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_SEND_BUFFER,
     DEFAULT_RATE_BURST,
     DEFAULT_RATE_LIMIT,
     MAX_FRAME_BYTES,
@@ -144,6 +145,7 @@ class SyncServer:
         rate_burst: int = DEFAULT_RATE_BURST,
         synchronous: Synchronous = "FULL",
         observe_interval: float = 0.05,
+        max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER,
     ) -> None:
         self.host = host
         self.port = port
@@ -154,6 +156,8 @@ class SyncServer:
         self._max_connections = max_connections
         self._rate_limit = rate_limit
         self._rate_burst = rate_burst
+        self._max_send_buffer = max_send_buffer
+        self.slow_connections_dropped = 0
         self._observe_interval = observe_interval
         self._store: Backend = create_backend(
             backend, self.db_path, self._committed, self._failed, synchronous=synchronous
@@ -423,16 +427,22 @@ class SyncServer:
         self.requests_in_flight -= local
         # Serialize the push frames once; every connection gets the same bytes.
         push_frames = b"".join(_text_frame(push) for push in pushes)
+        slow: list[ServerConnection] = []
+        limit = self._max_send_buffer
         for ws, conn in self._plain.items():
             acks = outgoing.pop(conn, None)
-            _write_frames(ws, acks or [], push_frames)
+            if _write_frames(ws, acks or [], push_frames) > limit:
+                slow.append(ws)
         if self._batched:
             batch_frame = _text_frame(_batch_frame(pushes))
             for ws, conn in self._batched.items():
                 acks = outgoing.pop(conn, None)
-                _write_frames(ws, acks or [], batch_frame)
+                if _write_frames(ws, acks or [], batch_frame) > limit:
+                    slow.append(ws)
         for conn, acks in outgoing.items():
             _write_frames(conn.ws, acks, b"")
+        for ws in slow:
+            self._drop_slow(ws)
         self._changed()
 
     def _committed_with_chaos(self, writes: Sequence[Write]) -> None:
@@ -480,6 +490,19 @@ class SyncServer:
 
     def _send(self, conn: _Connection, frame: bytes) -> None:
         broadcast((conn.ws,), frame, text=True)
+        if conn.ws.transport.get_write_buffer_size() > self._max_send_buffer:
+            self._drop_slow(conn.ws)
+
+    def _drop_slow(self, ws: ServerConnection) -> None:
+        """A device that stopped reading would make pushes pile up without bound:
+        drop it; when it reads again it reconnects and catches up."""
+        self.slow_connections_dropped += 1
+        logger.warning(
+            "dropping connection %s: %d bytes of pushes unread",
+            ws.id,
+            ws.transport.get_write_buffer_size(),
+        )
+        ws.transport.abort()
 
     def _error(
         self, conn: _Connection, request_id: RequestId | None, code: str, message: str
@@ -559,7 +582,7 @@ def _text_frame(payload: bytes) -> bytes:
     return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
 
 
-def _write_frames(ws: ServerConnection, frames: list[bytes], serialized: bytes) -> None:
+def _write_frames(ws: ServerConnection, frames: list[bytes], serialized: bytes) -> int:
     """Send text frames on a connection in one transport write.
 
     ``frames`` are payloads, framed by websockets; ``serialized`` is frames
@@ -568,18 +591,21 @@ def _write_frames(ws: ServerConnection, frames: list[bytes], serialized: bytes) 
     backpressure and closed connections are skipped. Writing pre-serialized
     frames is sound because the server never fragments messages and a frame
     without RSV bits is a plain uncompressed message under any extension
-    websockets offers (and compression is off anyway).
+    websockets offers (and compression is off anyway). Returns the bytes now
+    queued for the connection, so the caller can drop one that stopped reading.
     """
     protocol = ws.protocol
     if protocol.state is not State.OPEN:
-        return
+        return 0
     try:
         for frame in frames:
             protocol.send_text(frame)
         # While the connection is OPEN, only frames are queued (no end-of-stream).
         ws.transport.write(b"".join(protocol.data_to_send()) + serialized)
+        return ws.transport.get_write_buffer_size()
     except Exception as exc:
         logger.debug("could not write to connection %s: %s", ws.id, exc)
+        return 0
 
 
 def _batch_frame(pushes: list[bytes]) -> bytes:
@@ -610,6 +636,7 @@ async def serve(
     rate_burst: int = DEFAULT_RATE_BURST,
     synchronous: Synchronous = "FULL",
     observe_interval: float = 0.05,
+    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER,
 ) -> AsyncIterator[SyncServer]:
     """Run a sync server for the duration of the ``async with`` block."""
     server = await SyncServer.start(
@@ -624,6 +651,7 @@ async def serve(
         rate_burst=rate_burst,
         synchronous=synchronous,
         observe_interval=observe_interval,
+        max_send_buffer=max_send_buffer,
     )
     try:
         yield server

@@ -1,0 +1,49 @@
+"""A device that stops reading is dropped, not buffered without bound."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from websockets.exceptions import ConnectionClosed
+
+from syncserver import serve
+from tests.timeouts import TIMEOUT
+
+from .conftest import Clients
+
+LIMIT = 256 * 1024
+BIG = "x" * 60_000
+
+
+async def test_a_connection_that_stops_reading_is_dropped_and_others_keep_going(
+    db_path: Path, clients: Clients
+) -> None:
+    """Past max_send_buffer unread bytes the stalled connection is dropped; writers go on."""
+    async with serve(db_path=db_path, max_send_buffer=LIMIT) as server:
+        stalled = await clients(server.url)
+        await stalled.hello(device_id=7)
+        stalled.ws.transport.pause_reading()  # the device froze: nothing is read any more
+        writer = await clients(server.url)
+        await writer.hello(device_id=8)
+
+        async def write_until_dropped() -> int:
+            writes = 0
+            while server.slow_connections_dropped == 0:
+                writes += 1
+                await writer.set(f"k{writes % 5}", BIG, request_id=writes)
+                writer.skipped.clear()  # our own pushes: not what this test reads
+            return writes
+
+        writes = await asyncio.wait_for(write_until_dropped(), TIMEOUT)
+        assert server.slow_connections_dropped == 1
+        assert (await writer.set("after", 1, request_id="after"))["server_revision"] == writes + 1
+        stalled.ws.transport.resume_reading()
+
+        async def read_to_the_end() -> None:
+            while True:
+                await stalled.ws.recv()
+
+        with pytest.raises(ConnectionClosed):
+            await asyncio.wait_for(read_to_the_end(), TIMEOUT)
