@@ -34,7 +34,7 @@ from pathlib import Path
 from tests.perf._bare import RawClient, connect_raw
 from tests.perf.devices import percentile
 from tests.perf.report import Row, print_table
-from tests.perf.server import Server, bare_server, subprocess_server
+from tests.perf.server import Server, bare_server, pinned_load, subprocess_server
 
 __all__ = ["run"]
 
@@ -215,7 +215,8 @@ async def _measure(quick: bool) -> list[Row]:
 
 def run(quick: bool = False) -> list[Row]:
     """Ramp devices on the sync server and on a bare broadcast server."""
-    return asyncio.run(_measure(quick))
+    with pinned_load():  # servers on one core, the load on the other, as in tests.perf.server
+        return asyncio.run(_measure(quick))
 
 
 if __name__ == "__main__":

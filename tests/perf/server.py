@@ -2,9 +2,12 @@
 
     python -m tests.perf.server [--quick]
 
-Every server runs in its own subprocess (one core for it, one for the load);
-the load is :class:`tests.perf._bare.RawClient`, which only splits frames and
-counts, so the servers are what gets measured. Figures:
+Every server runs in its own subprocess, pinned to one core (all its threads),
+while the load runs pinned to another, for the bare ceilings and for optisync
+alike: left to the scheduler, the load generator and the server's commit
+thread share cores unevenly and the figures measure that. The load is
+:class:`tests.perf._bare.RawClient`, which only splits frames and counts, so
+the servers are what gets measured. Figures:
 
 * set→ack round trips/s, 1 and 50 writers each waiting for its ack before the
   next set, against a bare echo server. Every write is also pushed to every
@@ -28,7 +31,7 @@ import os
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -44,6 +47,28 @@ WINDOW = 16
 
 # -- servers in subprocesses ------------------------------------------------
 
+CORES = sorted(os.sched_getaffinity(0))
+SERVER_CORE, LOAD_CORE = (CORES[0], CORES[-1]) if len(CORES) > 1 else (None, None)
+"""Where the server and the load run; None on a single core (no pinning)."""
+
+
+def _pin(core: int | None) -> Callable[[], None] | None:
+    if core is None:
+        return None
+    return lambda: os.sched_setaffinity(0, {core})
+
+
+@contextlib.contextmanager
+def pinned_load() -> Iterator[None]:
+    """Run this process (the load generator) on its own core for the block."""
+    before = os.sched_getaffinity(0)
+    if LOAD_CORE is not None:
+        os.sched_setaffinity(0, {LOAD_CORE})
+    try:
+        yield
+    finally:
+        os.sched_setaffinity(0, before)
+
 
 @dataclass
 class Server:
@@ -57,10 +82,16 @@ class Server:
 
 
 @contextlib.asynccontextmanager
-async def subprocess_server(*args: str) -> AsyncIterator[Server]:
+async def subprocess_server(*args: str, pin: bool = True) -> AsyncIterator[Server]:
+    """``python ARGS`` until the block ends; ``pin`` keeps it on the server core."""
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = await asyncio.create_subprocess_exec(
-        sys.executable, *args, stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=env
+        sys.executable,
+        *args,
+        stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT,
+        env=env,
+        preexec_fn=_pin(SERVER_CORE) if pin else None,
     )
     try:
         assert proc.stdout is not None
@@ -74,11 +105,11 @@ async def subprocess_server(*args: str) -> AsyncIterator[Server]:
 
 
 @contextlib.asynccontextmanager
-async def sync_server(synchronous: str = "FULL") -> AsyncIterator[Server]:
+async def sync_server(synchronous: str = "FULL", pin: bool = True) -> AsyncIterator[Server]:
     with tempfile.TemporaryDirectory() as tmp:
         db = str(Path(tmp) / "bench.sqlite3")
         args = ["-m", "syncserver", "--port", "0", "--db", db, "--synchronous", synchronous]
-        async with subprocess_server(*args) as server:
+        async with subprocess_server(*args, pin=pin) as server:
             yield server
 
 
@@ -333,7 +364,8 @@ async def _run(quick: bool) -> list[Row]:
 
 def run(quick: bool = False) -> list[Row]:
     """Run the benchmark; every row carries its bare-websockets ceiling."""
-    return asyncio.run(_run(quick))
+    with pinned_load():
+        return asyncio.run(_run(quick))
 
 
 def main() -> None:
