@@ -34,7 +34,7 @@ from pathlib import Path
 from tests.perf._bare import RawClient, connect_raw
 from tests.perf.devices import percentile
 from tests.perf.report import Row, print_table
-from tests.perf.server import Server, bare_server, pinned_load, subprocess_server
+from tests.perf.server import Server, bare_server, subprocess_server
 
 __all__ = ["run"]
 
@@ -170,12 +170,13 @@ def _kib_per_device(steps: list[Step], upto: int) -> float:
 async def _measure(quick: bool) -> list[Row]:
     steps = QUICK_STEPS if quick else STEPS
     writes = 15 if quick else 40
-    async with bare_server("broadcast") as bare:
+    # Unpinned: thousands of clients need more than one core to read their pushes.
+    async with bare_server("broadcast", pin=False) as bare:
         ceiling = await _ramp(bare, False, steps, writes)
     with tempfile.TemporaryDirectory(prefix="optisync-perf-") as tmp:
         args = ["--port", "0", "--db", str(Path(tmp) / "scale.sqlite3")]
         args += ["--max-connections", str(MAX_CONNECTIONS)]
-        async with subprocess_server("-m", "syncserver", *args) as server:
+        async with subprocess_server("-m", "syncserver", *args, pin=False) as server:
             ours = await _ramp(server, True, steps, writes)
     rows: list[Row] = []
     for step, bare_step in zip(ours, ceiling, strict=False):
@@ -215,8 +216,7 @@ async def _measure(quick: bool) -> list[Row]:
 
 def run(quick: bool = False) -> list[Row]:
     """Ramp devices on the sync server and on a bare broadcast server."""
-    with pinned_load():  # servers on one core, the load on the other, as in tests.perf.server
-        return asyncio.run(_measure(quick))
+    return asyncio.run(_measure(quick))
 
 
 if __name__ == "__main__":

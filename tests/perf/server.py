@@ -113,8 +113,8 @@ async def sync_server(synchronous: str = "FULL", pin: bool = True) -> AsyncItera
             yield server
 
 
-def bare_server(kind: str) -> contextlib.AbstractAsyncContextManager[Server]:
-    return subprocess_server("-m", "tests.perf._bare", kind)
+def bare_server(kind: str, pin: bool = True) -> contextlib.AbstractAsyncContextManager[Server]:
+    return subprocess_server("-m", "tests.perf._bare", kind, pin=pin)
 
 
 # -- load -------------------------------------------------------------------
