@@ -43,9 +43,7 @@ import platformdirs
 from websockets.asyncio.server import Server, ServerConnection, broadcast
 from websockets.asyncio.server import serve as ws_serve
 from websockets.exceptions import ConnectionClosed
-from websockets.frames import Frame, Opcode
 from websockets.http11 import Request, Response
-from websockets.protocol import State
 
 from .backends import Backend, Write, create_backend
 from .backends.sqlite import Synchronous
@@ -81,6 +79,7 @@ from .protocol import (
     encode_bytes,
     read_request_id,
 )
+from .wire import batch_frame, text_frame, write_frames
 
 __all__ = ["SyncServer", "default_db_path", "serve", "start_server"]
 
@@ -426,21 +425,21 @@ class SyncServer:
             )
         self.requests_in_flight -= local
         # Serialize the push frames once; every connection gets the same bytes.
-        push_frames = b"".join(_text_frame(push) for push in pushes)
+        push_frames = b"".join(text_frame(push) for push in pushes)
         slow: list[ServerConnection] = []
         limit = self._max_send_buffer
         for ws, conn in self._plain.items():
             acks = outgoing.pop(conn, None)
-            if _write_frames(ws, acks or [], push_frames) > limit:
+            if write_frames(ws, acks or [], push_frames) > limit:
                 slow.append(ws)
         if self._batched:
-            batch_frame = _text_frame(_batch_frame(pushes))
+            batched_pushes = text_frame(batch_frame(pushes))
             for ws, conn in self._batched.items():
                 acks = outgoing.pop(conn, None)
-                if _write_frames(ws, acks or [], batch_frame) > limit:
+                if write_frames(ws, acks or [], batched_pushes) > limit:
                     slow.append(ws)
         for conn, acks in outgoing.items():
-            _write_frames(conn.ws, acks, b"")
+            write_frames(conn.ws, acks, b"")
         for ws in slow:
             self._drop_slow(ws)
         self._changed()
@@ -466,7 +465,7 @@ class SyncServer:
                 Push(write.key, raw, write.revision, write.local_revision, write.device_id)
             )
             for conn in (*plain.values(), *batched.values()):
-                frame = _batch_frame([push]) if conn.batch else push
+                frame = batch_frame([push]) if conn.batch else push
                 delay = self.chaos.push_delay()
                 if delay:
                     loop.call_later(delay, self._send, conn, frame)
@@ -575,41 +574,6 @@ class SyncServer:
                 callback(state)
             except Exception:
                 logger.exception("observer callback failed")
-
-
-def _text_frame(payload: bytes) -> bytes:
-    """One unmasked, uncompressed text frame as it goes on the wire from a server."""
-    return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
-
-
-def _write_frames(ws: ServerConnection, frames: list[bytes], serialized: bytes) -> int:
-    """Send text frames on a connection in one transport write.
-
-    ``frames`` are payloads, framed by websockets; ``serialized`` is frames
-    already serialized with :func:`_text_frame` (the pushes, serialized once
-    for every connection). Like websockets' ``broadcast()`` there is no
-    backpressure and closed connections are skipped. Writing pre-serialized
-    frames is sound because the server never fragments messages and a frame
-    without RSV bits is a plain uncompressed message under any extension
-    websockets offers (and compression is off anyway). Returns the bytes now
-    queued for the connection, so the caller can drop one that stopped reading.
-    """
-    protocol = ws.protocol
-    if protocol.state is not State.OPEN:
-        return 0
-    try:
-        for frame in frames:
-            protocol.send_text(frame)
-        # While the connection is OPEN, only frames are queued (no end-of-stream).
-        ws.transport.write(b"".join(protocol.data_to_send()) + serialized)
-        return ws.transport.get_write_buffer_size()
-    except Exception as exc:
-        logger.debug("could not write to connection %s: %s", ws.id, exc)
-        return 0
-
-
-def _batch_frame(pushes: list[bytes]) -> bytes:
-    return b'{"type":"pushes","pushes":[' + b",".join(pushes) + b"]}"
 
 
 async def start_server(
