@@ -75,7 +75,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> int:
     """The boot coroutine: create everything, wait for quit, close everything."""
     from app.ui.demo import Demo
-    from app.ui.screenshot import render_windows, stage_scene
+    from app.ui.screenshot import render_windows, settle, stage_scene
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)
@@ -107,6 +107,7 @@ async def run(args: argparse.Namespace) -> int:
             if args.screenshot is not None:
                 demo.arrange(fit=False)  # the offscreen screen is small; keep full sizes
                 await stage_scene(demo)
+                await settle()
                 windows: list[QWidget] = [*demo.windows]
                 if demo.server_window is not None:
                     windows.append(demo.server_window)

@@ -13,11 +13,11 @@ from pathlib import Path
 
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtGui import QColor, QImage, QPainter, QPainterPath
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QWidget
 
 from .demo import Demo
 
-__all__ = ["render_windows", "stage_scene", "wait_for"]
+__all__ = ["render_windows", "settle", "stage_scene", "wait_for"]
 
 
 async def wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> bool:
@@ -28,6 +28,11 @@ async def wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> bool
             return False
         await asyncio.sleep(0.05)
     return True
+
+
+async def settle() -> None:
+    """Give Qt a moment on the running loop to lay out and paint what changed."""
+    await asyncio.sleep(0.1)
 
 
 async def stage_scene(demo: Demo) -> None:
@@ -71,10 +76,12 @@ async def stage_scene(demo: Demo) -> None:
 
 
 def render_windows(windows: list[QWidget], path: Path) -> None:
-    """Every window side by side on one canvas, with rounded corners and a soft shadow."""
-    app = QApplication.instance()
-    if app is not None:
-        app.processEvents()
+    """Every window side by side on one canvas, with rounded corners and a soft shadow.
+
+    Called from a coroutine on the qasync loop, so it must not spin Qt's event
+    loop itself (processEvents would run other tasks inside this one); let the
+    loop settle first with :func:`settle`.
+    """
     shots = [window.grab() for window in windows]
     margin, gap = 28, 22
     width = sum(shot.width() for shot in shots) + gap * (len(shots) - 1) + 2 * margin
