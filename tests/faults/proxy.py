@@ -27,6 +27,9 @@ class ChaosProxy:
         self.cuts = 0
         self._server: asyncio.Server | None = None
         self._pairs: set[asyncio.Task[None]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
+        """Every stream end ever opened, so close() leaves no socket behind."""
+        self._closing = False
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(self._accept, "127.0.0.1", 0)
@@ -41,14 +44,21 @@ class ChaosProxy:
             pair.cancel()
 
     async def close(self) -> None:
+        self._closing = True
         if self._server is not None:
             self._server.close()
             await self._server.wait_closed()
         self.cut()
         await asyncio.gather(*self._pairs, return_exceptions=True)
+        # Connections accepted while closing never became pairs: close them too.
+        for writer in self._writers:
+            writer.close()
+        await asyncio.gather(*(w.wait_closed() for w in self._writers), return_exceptions=True)
+        self._writers.clear()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self._pairs) >= MAX_PAIRS:
+        self._writers.add(writer)
+        if self._closing or len(self._pairs) >= MAX_PAIRS:
             writer.close()
             return
         task = asyncio.current_task()
@@ -56,6 +66,7 @@ class ChaosProxy:
         self._pairs.add(task)
         try:
             up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self.target_port)
+            self._writers.add(up_writer)
         except OSError:
             self._pairs.discard(task)
             writer.close()
