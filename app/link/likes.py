@@ -73,7 +73,7 @@ class Intent:
 
     It is kept (and persisted) until a sync of it finishes or a newer server
     write supersedes it; ``base_revision`` records the server revision known
-    when it was made, for the logs and the state file.
+    when it was made, kept in the state file to diagnose a lost or late change.
     """
 
     value: bool
