@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import inspect
-from collections.abc import Awaitable, Callable, Coroutine, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
+from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .completion import SyncCompletion
@@ -45,6 +46,23 @@ def _check_revision(revision: object) -> int:
     if isinstance(revision, bool) or not isinstance(revision, int):
         raise TypeError(f"a server revision must be an int, not {type(revision).__name__}")
     return revision
+
+
+@dataclass(frozen=True, slots=True)
+class _LoopSpec(Generic[S]):
+    """How one sync loop talks to the server and reads and writes the state."""
+
+    send: Callable[[Any, int, InformServerRevision], Awaitable[Any]]
+    get_value_from_state: Callable[[S], Any]
+    get_server_revision_from_state: Callable[[S], int]
+    apply_server_response_to_state: Callable[[S, Any], S | None] | None
+    on_finish: OnFinish[S] | None
+    max_follow_up_requests: int
+    with_revisions: bool
+
+
+def _no_server_revision(_state: object) -> int:
+    return -1
 
 
 class _Receipt:
@@ -122,16 +140,14 @@ class Cubit(Generic[S]):
 
         return self._launch(
             key,
-            self._sync_loop(
-                key=key,
-                value=value,
-                local_revision=self._device.book(key).local_revision,
-                send=send,
-                get_value_from_state=get_value_from_state,
-                get_server_revision_from_state=get_server_revision_from_state,
-                apply_server_response_to_state=apply_server_response_to_state,
-                on_finish=on_finish,
-                max_follow_up_requests=max_follow_up_requests,
+            value,
+            _LoopSpec(
+                send,
+                get_value_from_state,
+                get_server_revision_from_state,
+                apply_server_response_to_state,
+                on_finish,
+                max_follow_up_requests,
                 with_revisions=True,
             ),
         )
@@ -162,16 +178,14 @@ class Cubit(Generic[S]):
 
         return self._launch(
             key,
-            self._sync_loop(
-                key=key,
-                value=value,
-                local_revision=self._device.book(key).local_revision,
-                send=send,
-                get_value_from_state=get_value_from_state,
-                get_server_revision_from_state=lambda _state: -1,
-                apply_server_response_to_state=apply_server_response_to_state,
-                on_finish=on_finish,
-                max_follow_up_requests=max_follow_up_requests,
+            value,
+            _LoopSpec(
+                send,
+                get_value_from_state,
+                _no_server_revision,
+                apply_server_response_to_state,
+                on_finish,
+                max_follow_up_requests,
                 with_revisions=False,
             ),
         )
@@ -209,34 +223,25 @@ class Cubit(Generic[S]):
             )
         return value, running
 
-    def _launch(self, key: Hashable, loop_body: Coroutine[Any, Any, None]) -> SyncCompletion:
+    def _launch(self, key: Hashable, value: Any, spec: _LoopSpec[S]) -> SyncCompletion:
+        # The local revision is taken at the click: later taps may precede the task's start.
+        loop_body = self._sync_loop(key, value, self._device.book(key).local_revision, spec)
         task = asyncio.get_running_loop().create_task(loop_body, name=f"optisync sync {key!r}")
         completion = SyncCompletion(key, task)
         self._device.claim(key, completion)
         return completion
 
     async def _sync_loop(
-        self,
-        *,
-        key: Hashable,
-        value: Any,
-        local_revision: int,
-        send: Callable[[Any, int, InformServerRevision], Awaitable[Any]],
-        get_value_from_state: Callable[[S], Any],
-        get_server_revision_from_state: Callable[[S], int],
-        apply_server_response_to_state: Callable[[S, Any], S | None] | None,
-        on_finish: OnFinish[S] | None,
-        max_follow_up_requests: int,
-        with_revisions: bool,
+        self, key: Hashable, value: Any, local_revision: int, spec: _LoopSpec[S]
     ) -> None:
         device = self._device
         book = device.book(key)
-        sent_local_revision = local_revision  # taken at the click: later taps may precede our start
+        sent_local_revision = local_revision
         requests = 0
         try:
             while True:
-                if max_follow_up_requests != -1 and requests > max_follow_up_requests:
-                    raise TooManyFollowUpsError(key, max_follow_up_requests)
+                if spec.max_follow_up_requests != -1 and requests > spec.max_follow_up_requests:
+                    raise TooManyFollowUpsError(key, spec.max_follow_up_requests)
                 receipt = _Receipt(book)
                 device.publish(
                     RequestSent(
@@ -249,15 +254,15 @@ class Cubit(Generic[S]):
                     )
                 )
                 requests += 1
-                response = await send(value, sent_local_revision, receipt)
-                if with_revisions and receipt.revision is None:
+                response = await spec.send(value, sent_local_revision, receipt)
+                if spec.with_revisions and receipt.revision is None:
                     raise MissingServerRevisionError(key)
                 response_revision = -1 if receipt.revision is None else receipt.revision
                 known = device.known_server_revision(
-                    key, get_server_revision_from_state(self._state)
+                    key, spec.get_server_revision_from_state(self._state)
                 )
-                current = get_value_from_state(self._state)
-                if with_revisions:
+                current = spec.get_value_from_state(self._state)
+                if spec.with_revisions:
                     follow_up = needs_follow_up(
                         latest_change_from_push=book.latest_change_from_push,
                         local_revision=book.local_revision,
@@ -282,11 +287,11 @@ class Cubit(Generic[S]):
                     value, sent_local_revision = current, book.local_revision
                     continue
                 self._settle(
-                    key, response, response_revision, known, apply_server_response_to_state
+                    key, response, response_revision, known, spec.apply_server_response_to_state
                 )
                 break
         except asyncio.CancelledError:
-            device.release(key)  # shutting down: no reload, no on_finish
+            device.release(key)  # shutting down: no reload, no spec.on_finish
             raise
         except Exception as error:
             device.release(key)
@@ -300,7 +305,7 @@ class Cubit(Generic[S]):
                     requests=requests,
                 )
             )
-            await self._run_on_finish(on_finish, error)
+            await self._run_on_finish(spec.on_finish, error)
             raise
         device.release(key)
         device.publish(
@@ -312,7 +317,7 @@ class Cubit(Generic[S]):
                 requests=requests,
             )
         )
-        await self._run_on_finish(on_finish, None)
+        await self._run_on_finish(spec.on_finish, None)
 
     def _settle(
         self,
