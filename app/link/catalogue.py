@@ -1,19 +1,22 @@
-"""The demo's catalogue of likeable items, read from ``assets/catalogue.json``."""
+"""The demo's catalogue of likeable items, read from the packaged ``app/assets/catalogue.json``."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from importlib.resources import files
 from pathlib import Path
 
 __all__ = ["ASSETS_DIR", "CatalogueItem", "load_catalogue"]
 
-ASSETS_DIR = Path(__file__).resolve().parents[2] / "assets"
+ASSETS_DIR = Path(str(files("app") / "assets"))
+"""The packaged assets (catalogue, icons, stylesheet), found through the import system
+so they are there after a plain ``pip install``."""
 
 
 @dataclass(frozen=True, slots=True)
 class CatalogueItem:
-    """One likeable item; ``icon`` is a file name under ``assets/icons``."""
+    """One likeable item; ``icon`` is a file name under ``app/assets/icons``."""
 
     id: str
     title: str

@@ -10,6 +10,8 @@ from PySide6.QtGui import QColor, QFont, QIcon, QImage, QPainter, QPixmap
 from PySide6.QtSvg import QSvgRenderer
 from PySide6.QtWidgets import QApplication
 
+from app.link.catalogue import ASSETS_DIR
+
 __all__ = [
     "ASSETS",
     "Palette",
@@ -20,8 +22,8 @@ __all__ = [
     "mono_font",
 ]
 
-ASSETS = Path(__file__).resolve().parents[2] / "assets"
-"""The repository's assets folder: catalogue, icons, stylesheet."""
+ASSETS = ASSETS_DIR
+"""The packaged assets folder: catalogue, icons, stylesheet."""
 
 
 class Palette:

@@ -44,7 +44,7 @@ def test_importing_the_link_loads_no_qt() -> None:
 
 
 def test_the_bundled_catalogue_loads_with_unique_ids() -> None:
-    """assets/catalogue.json parses into items with unique ids and existing icons."""
+    """app/assets/catalogue.json parses into items with unique ids and existing icons."""
     items = app.link.load_catalogue()
     assert len(items) >= 12
     assert len({item.id for item in items}) == len(items)
