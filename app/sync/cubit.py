@@ -38,7 +38,13 @@ T = TypeVar("T")
 
 InformServerRevision = Callable[[int], None]
 SendWithPush = Callable[[T, int, int, InformServerRevision], Awaitable[Any]]
-OnFinish = Callable[[BaseException | None], "S | Awaitable[S | None] | None"]
+OnFinish = (
+    Callable[[Any, BaseException | None], "S | Awaitable[S | None] | None"]
+    | Callable[[BaseException | None], "S | Awaitable[S | None] | None"]
+)
+"""``on_finish(optimistic_value, error)`` as the reference calls it, or ``on_finish(error)``."""
+ShouldSendAnother = Callable[..., bool]
+"""``if_should_send_another_request(*, state_value, sent_value, request_count) -> bool``."""
 StateListener = Callable[[S], None]
 
 
@@ -46,6 +52,37 @@ def _check_revision(revision: object) -> int:
     if isinstance(revision, bool) or not isinstance(revision, int):
         raise TypeError(f"a server revision must be an int, not {type(revision).__name__}")
     return revision
+
+
+def _no_server_revision(_state: object) -> int:
+    return -1
+
+
+def _check_limit(max_follow_up_requests: int) -> None:
+    if isinstance(max_follow_up_requests, bool) or not isinstance(max_follow_up_requests, int):
+        raise TypeError("max_follow_up_requests must be an int")
+    if max_follow_up_requests < 1 and max_follow_up_requests != -1:
+        raise ValueError(
+            f"max_follow_up_requests must be at least 1 (or -1 for no limit), "
+            f"not {max_follow_up_requests}"
+        )
+
+
+def _takes_optimistic_value(on_finish: Callable[..., object]) -> bool:
+    """Whether ``on_finish`` has the reference's ``(optimistic_value, error)`` shape;
+    a one-argument ``on_finish(error)`` keeps working."""
+    try:
+        inspect.signature(on_finish).bind(None, None)
+    except TypeError:
+        return False
+    except ValueError:  # no signature to read (some builtins): the older, simpler form
+        return False
+    return True
+
+
+def _differs(*, state_value: object, sent_value: object, request_count: int) -> bool:
+    """The default follow-up test of ``optimistic_sync``: the value moved on."""
+    return state_value != sent_value
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,10 +96,7 @@ class _LoopSpec(Generic[S]):
     on_finish: OnFinish[S] | None
     max_follow_up_requests: int
     with_revisions: bool
-
-
-def _no_server_revision(_state: object) -> int:
-    return -1
+    if_should_send_another_request: ShouldSendAnother = _differs
 
 
 class _Receipt:
@@ -127,7 +161,14 @@ class Cubit(Generic[S]):
         on_finish: OnFinish[S] | None = None,
         max_follow_up_requests: int = 10000,
     ) -> SyncCompletion:
-        """Show ``value_to_apply()`` now and sync it; see the module docstring."""
+        """Show ``value_to_apply()`` now and sync it; see the module docstring.
+
+        At most ``max_follow_up_requests`` requests are sent in all (-1: no limit);
+        a loop that would need one more fails with :class:`TooManyFollowUpsError`.
+        ``on_finish`` is called as ``on_finish(optimistic_value, error)`` (the
+        reference's form) or, if it takes one argument, ``on_finish(error)``.
+        """
+        _check_limit(max_follow_up_requests)
         value, running = self._apply_locally(
             key, value_to_apply, apply_optimistic_value_to_state, get_server_revision_from_state
         )
@@ -164,9 +205,18 @@ class Cubit(Generic[S]):
         send_value_to_server: Callable[[T], Awaitable[Any]],
         apply_server_response_to_state: Callable[[S, Any], S | None] | None = None,
         on_finish: OnFinish[S] | None = None,
+        if_should_send_another_request: ShouldSendAnother | None = None,
         max_follow_up_requests: int = 10000,
     ) -> SyncCompletion:
-        """The variant for servers without push: a changed value decides the follow-up."""
+        """The variant for servers without push: a changed value decides the follow-up.
+
+        ``if_should_send_another_request(state_value=, sent_value=,
+        request_count=)`` replaces that test (``request_count``: requests sent so
+        far, the one just answered included); the follow-up carries the state's
+        value. ``on_finish`` and ``max_follow_up_requests`` work as in
+        :meth:`optimistic_sync_with_push`.
+        """
+        _check_limit(max_follow_up_requests)
         value, running = self._apply_locally(
             key, value_to_apply, apply_optimistic_value_to_state, None
         )
@@ -187,6 +237,7 @@ class Cubit(Generic[S]):
                 on_finish,
                 max_follow_up_requests,
                 with_revisions=False,
+                if_should_send_another_request=if_should_send_another_request or _differs,
             ),
         )
 
@@ -237,11 +288,10 @@ class Cubit(Generic[S]):
         device = self._device
         book = device.book(key)
         sent_local_revision = local_revision
+        optimistic_value = value
         requests = 0
         try:
             while True:
-                if spec.max_follow_up_requests != -1 and requests > spec.max_follow_up_requests:
-                    raise TooManyFollowUpsError(key, spec.max_follow_up_requests)
                 receipt = _Receipt(book)
                 device.publish(
                     RequestSent(
@@ -272,8 +322,15 @@ class Cubit(Generic[S]):
                         known_server_revision=known,
                     )
                 else:
-                    follow_up = current != value
+                    follow_up = spec.if_should_send_another_request(
+                        state_value=current, sent_value=value, request_count=requests
+                    )
                 if follow_up:
+                    if (
+                        spec.max_follow_up_requests != -1
+                        and requests >= spec.max_follow_up_requests
+                    ):
+                        raise TooManyFollowUpsError(key, spec.max_follow_up_requests)
                     device.publish(
                         FollowUpScheduled(
                             key=key,
@@ -305,7 +362,7 @@ class Cubit(Generic[S]):
                     requests=requests,
                 )
             )
-            await self._run_on_finish(spec.on_finish, error)
+            await self._run_on_finish(spec.on_finish, optimistic_value, error)
             raise
         device.release(key)
         device.publish(
@@ -317,7 +374,7 @@ class Cubit(Generic[S]):
                 requests=requests,
             )
         )
-        await self._run_on_finish(spec.on_finish, None)
+        await self._run_on_finish(spec.on_finish, optimistic_value, None)
 
     def _settle(
         self,
@@ -356,11 +413,14 @@ class Cubit(Generic[S]):
         )
 
     async def _run_on_finish(
-        self, on_finish: OnFinish[S] | None, error: BaseException | None
+        self, on_finish: OnFinish[S] | None, optimistic_value: Any, error: BaseException | None
     ) -> None:
         if on_finish is None:
             return
-        result = on_finish(error)
+        if _takes_optimistic_value(on_finish):
+            result = on_finish(optimistic_value, error)  # type: ignore[call-arg]
+        else:
+            result = on_finish(error)  # type: ignore[call-arg]
         if inspect.isawaitable(result):
             result = await result
         if result is not None:

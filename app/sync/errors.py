@@ -4,7 +4,7 @@ Exception tree::
 
     RuntimeError
     ├── MissingServerRevisionError  misuse: send_value_to_server forgot inform_server_revision
-    └── TooManyFollowUpsError       the value kept changing past max_follow_up_requests
+    └── TooManyFollowUpsError       the value kept changing past max_follow_up_requests requests
 
 Failures of the transport (timeouts, refused writes) are whatever
 ``send_value_to_server`` raises; the core passes them to ``on_finish`` untouched.
@@ -28,12 +28,12 @@ class MissingServerRevisionError(RuntimeError):
 
 
 class TooManyFollowUpsError(RuntimeError):
-    """A sync loop would have sent more follow-ups than its limit allows."""
+    """A sync loop needed one more request after sending ``max_follow_up_requests`` in all."""
 
     def __init__(self, key: object, limit: int) -> None:
         super().__init__(
             f"Too many follow-up requests for key {key!r}: the value kept changing "
-            f"after {limit} follow-ups (max_follow_up_requests={limit})"
+            f"after {limit} requests (max_follow_up_requests={limit})"
         )
         self.key = key
         self.limit = limit

@@ -84,24 +84,47 @@ async def test_async_on_finish_is_awaited_and_its_state_emitted() -> None:
     assert cubit.state.reloads == 1
 
 
-async def test_follow_up_limit_fails_releases_the_key_and_runs_on_finish() -> None:
-    """Past max_follow_up_requests the loop fails with TooManyFollowUpsError, key released."""
+async def test_follow_up_limit_sends_at_most_n_requests_in_all() -> None:
+    """max_follow_up_requests=N sends N requests in all; needing one more fails the
+    loop with TooManyFollowUpsError, releases the key and runs on_finish."""
     server = HeldServer()
     cubit = LikeCubit(server)
     errors: list[BaseException | None] = []
     done = cubit.toggle(max_follow_up_requests=2, on_finish=errors.append)
-    for number in range(1, 4):
+    for number in range(1, 3):
         request = await server.request(number)
         cubit.toggle()  # keep changing while every request is in flight
         request.answer(number)
     with pytest.raises(TooManyFollowUpsError, match="Too many follow-up requests"):
         await asyncio.wait_for(done, TIMEOUT)
-    assert len(server.requests) == 3  # the first request and two follow-ups
+    assert len(server.requests) == 2  # the first request and one follow-up
     assert isinstance(errors[-1], TooManyFollowUpsError)
     assert not cubit.device.in_flight(KEY)
     cubit.toggle()  # the key is usable again
     assert cubit.device.in_flight(KEY)
-    (await server.request(4)).answer(10)
+    (await server.request(3)).answer(10)
+
+
+async def test_a_stable_loop_at_the_limit_succeeds() -> None:
+    """A loop that needs no more requests than the limit ends normally."""
+    server = HeldServer()
+    cubit = LikeCubit(server)
+    done = cubit.toggle(max_follow_up_requests=1)
+    (await server.request(1)).answer(1)
+    await asyncio.wait_for(done, TIMEOUT)
+    assert len(server.requests) == 1
+
+
+async def test_a_limit_below_one_is_refused_and_changes_nothing() -> None:
+    """max_follow_up_requests=0 (or below -1) raises ValueError before showing anything."""
+    server = HeldServer()
+    cubit = LikeCubit(server)
+    for limit in (0, -2):
+        with pytest.raises(ValueError, match="max_follow_up_requests"):
+            cubit.toggle(max_follow_up_requests=limit)
+    assert cubit.state.liked is False
+    assert not cubit.device.in_flight(KEY)
+    assert cubit.events == []
 
 
 async def test_unlimited_follow_ups_with_minus_one() -> None:
