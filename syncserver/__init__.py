@@ -16,17 +16,44 @@ SQLite file; ``BACKENDS.md`` describes both backends.
 protocol.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from .chaos import ChaosControls
+from .config import ServerConfig
 from .protocol import ChaosSettings, DeviceInfo, ServerState
-from .server import SyncServer, default_db_path, serve, start_server
+
+if TYPE_CHECKING:
+    from .server import SyncServer, default_db_path, serve, start_server
 
 __all__ = [
     "ChaosControls",
     "ChaosSettings",
     "DeviceInfo",
+    "ServerConfig",
     "ServerState",
     "SyncServer",
     "default_db_path",
     "serve",
     "start_server",
 ]
+
+# The runtime (websockets' server, the backends) loads on first use, so a
+# client that only needs ``syncserver.protocol`` does not import it.
+_LAZY = {
+    "SyncServer": "server",
+    "default_db_path": "server",
+    "serve": "server",
+    "start_server": "server",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from typing import Final
 
+from .protocol import MAX_FRAME_BYTES
+
 __all__ = [
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_SEND_BUFFER",
@@ -30,9 +32,6 @@ DEFAULT_MAX_CONNECTIONS: Final = 10_000
 DEFAULT_MAX_SEND_BUFFER: Final = 8 * 1024 * 1024
 """Bytes queued for a connection that does not read; past it the connection is
 dropped (the device reconnects and catches up with ``hello since``)."""
-
-MAX_FRAME_BYTES: Final = 1024 * 1024
-"""A bigger frame closes its connection with 1009 (message too big)."""
 
 
 class TokenBucket:

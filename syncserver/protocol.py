@@ -13,18 +13,27 @@ Demo controls (only on a server started with ``--allow-chaos``): the client
 sends :class:`Chaos`, :class:`Observe` or :class:`Unobserve`; the server
 answers with :class:`ChaosState` and feeds :class:`ServerState` to observers.
 ``syncserver/PROTOCOL.md`` documents every message with examples.
+
+Protocol version 1: fields are only ever added, never removed or changed in
+meaning, and receivers ignore fields they do not know. The server answers a
+message ``type`` it does not know with the error code ``unknown_type``.
 """
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Final
+from typing import Annotated, Any, Final, Literal, get_args
 
 import msgspec
 
 __all__ = [
+    "ERROR_CODES",
     "MAX_CHAOS_DELAY",
+    "MAX_FRAME_BYTES",
     "MAX_KEY_LENGTH",
+    "MAX_PAGE_BYTES",
     "MAX_VALUE_BYTES",
+    "MAX_VALUE_DEPTH",
+    "PROTOCOL_VERSION",
     "Ack",
     "Chaos",
     "ChaosSettings",
@@ -32,6 +41,7 @@ __all__ = [
     "ClientMessage",
     "DeviceInfo",
     "Error",
+    "ErrorCode",
     "Get",
     "Hello",
     "Int64",
@@ -54,11 +64,38 @@ __all__ = [
     "encode",
     "encode_bytes",
     "read_request_id",
+    "value_depth",
 ]
 
 MAX_KEY_LENGTH: Final = 256
 MAX_VALUE_BYTES: Final = 64 * 1024
 MAX_CHAOS_DELAY: Final = 60.0
+
+PROTOCOL_VERSION: Final = 1
+"""The newest protocol version this code speaks."""
+
+MAX_FRAME_BYTES: Final = 1024 * 1024
+"""No frame is bigger, either way: a bigger one closes its connection with 1009."""
+
+MAX_PAGE_BYTES: Final = 512 * 1024
+"""Most bytes in one ``snapshot`` page or one ``pushes`` frame the server sends."""
+
+MAX_VALUE_DEPTH: Final = 32
+"""Deepest nesting of a value: a scalar nests 0 levels, ``[1]`` 1 level."""
+
+ErrorCode = Literal[
+    "bad_request",
+    "unknown_type",
+    "too_large",
+    "rate_limited",
+    "hello_required",
+    "device_mismatch",
+    "chaos_disabled",
+    "injected_failure",
+    "unavailable",
+]
+ERROR_CODES: Final[frozenset[str]] = frozenset(get_args(ErrorCode))
+"""Every ``error.code`` the server sends (a client treats others like ``bad_request``)."""
 
 Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 NonNegativeInt64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
@@ -67,7 +104,7 @@ Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)]
 RequestId = Annotated[str, msgspec.Meta(max_length=128)] | Int64
 
 
-class _Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
+class _Message(msgspec.Struct, tag_field="type", frozen=True):
     pass
 
 
@@ -75,22 +112,32 @@ class _Message(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, fro
 
 
 class Hello(_Message, tag="hello", frozen=True):
-    """Join (or resync): ask for every key written after revision ``since``."""
+    """Join (or resync): ask for every key written after revision ``since``.
+
+    The first hello binds the connection to ``device_id``. ``epoch`` is the
+    epoch ``since`` counts in; when it is not the server's, the server answers
+    as for ``since: 0``. ``protocol`` is the newest version the client speaks.
+    """
 
     device_id: Int64
     since: NonNegativeInt64 = 0
     token: str | None = None
     batch_pushes: bool = False
+    protocol: Annotated[int, msgspec.Meta(ge=1)] = PROTOCOL_VERSION
+    epoch: Annotated[str, msgspec.Meta(max_length=128)] | None = None
 
 
 class Set(_Message, tag="set", frozen=True):
-    """Write ``value`` to ``key``; answered by an :class:`Ack` once durable."""
+    """Write ``value`` to ``key``; answered by an :class:`Ack` once durable.
+
+    ``device_id`` may be left out; when given it must be the hello's.
+    """
 
     request_id: RequestId
     key: Key
     value: Any
     local_revision: NonNegativeInt64
-    device_id: Int64
+    device_id: Int64 | None = None
 
 
 class Get(_Message, tag="get", frozen=True):
@@ -132,7 +179,7 @@ class Unobserve(_Message, tag="unobserve", frozen=True):
 # -- server to client -------------------------------------------------------
 
 
-class SnapshotEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class SnapshotEntry(msgspec.Struct, frozen=True):
     """One register in a snapshot, with the writer's device and local revision,
     so a device can tell the echo of its own older write from a newer one.
     ``device_id`` 0 means the writer is unknown (written by an older server)."""
@@ -145,10 +192,20 @@ class SnapshotEntry(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class Snapshot(_Message, tag="snapshot", frozen=True):
-    """Answer to :class:`Hello`: ``revision`` is the server's newest revision."""
+    """Answer to :class:`Hello`: ``revision`` is the server's newest revision.
+
+    ``values`` holds every key written after ``since`` (0: every key) in the
+    database named by ``epoch``. A long snapshot comes as several pages with
+    the same ``revision``, ``epoch`` and ``since``; every page but the last
+    says ``more``. ``protocol`` is the version spoken on this connection.
+    """
 
     revision: int
     values: list[SnapshotEntry]
+    protocol: int = PROTOCOL_VERSION
+    epoch: str = ""
+    since: int = 0
+    more: bool = False
 
 
 class Ack(_Message, tag="ack", frozen=True):
@@ -180,12 +237,13 @@ class Value(_Message, tag="value", frozen=True):
 
 
 class PushBatch(_Message, tag="pushes", frozen=True):
-    """Every push of one event-loop tick, for clients that said ``batch_pushes``."""
+    """Pushes in revision order, for clients that said ``batch_pushes`` (one
+    commit's pushes, split into several frames when they pass MAX_PAGE_BYTES)."""
 
     pushes: list[Push]
 
 
-class ChaosSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class ChaosSettings(msgspec.Struct, frozen=True):
     """The demo controls in force; the defaults change nothing."""
 
     write_delay: float = 0.0
@@ -203,7 +261,7 @@ class ChaosState(_Message, tag="chaos_state", frozen=True):
     settings: ChaosSettings
 
 
-class DeviceInfo(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
+class DeviceInfo(msgspec.Struct, frozen=True):
     """One open connection, as the observer feed shows it."""
 
     connection_id: int
@@ -214,7 +272,11 @@ class DeviceInfo(msgspec.Struct, forbid_unknown_fields=True, frozen=True):
 
 
 class ServerState(_Message, tag="server_state", frozen=True):
-    """Observer feed: what the server holds and is doing right now."""
+    """Observer feed: what the server holds and is doing right now.
+
+    ``values`` is capped so the frame stays under MAX_PAGE_BYTES (the newest
+    writes are kept, in key order); ``values_total`` is how many keys there are.
+    """
 
     revision: int
     devices: list[DeviceInfo]
@@ -222,6 +284,7 @@ class ServerState(_Message, tag="server_state", frozen=True):
     requests_in_flight: int
     values: list[SnapshotEntry]
     chaos: ChaosSettings
+    values_total: int = 0
 
 
 class Error(_Message, tag="error", frozen=True):
@@ -250,8 +313,21 @@ class _RequestIdProbe(msgspec.Struct):
     request_id: RequestId | None = None
 
 
+class _TypeProbe(msgspec.Struct):
+    type: str | None = None
+
+
+_CLIENT_TYPES: Final = frozenset(
+    str(cls.__struct_config__.tag) for cls in (Hello, Set, Get, Chaos, Observe, Unobserve)
+)
+_SERVER_TYPES: Final = frozenset(
+    str(cls.__struct_config__.tag)
+    for cls in (Snapshot, Ack, Push, Value, Error, PushBatch, ChaosState, ServerState)
+)
+
 _encoder = msgspec.json.Encoder()
 _probe_decoder = msgspec.json.Decoder(_RequestIdProbe)
+_type_decoder = msgspec.json.Decoder(_TypeProbe)
 _client_decoder = msgspec.json.Decoder(ClientMessage)
 _server_decoder = msgspec.json.Decoder(ServerMessage)
 
@@ -266,26 +342,88 @@ def encode_bytes(message: msgspec.Struct) -> bytes:
     return _encoder.encode(message)
 
 
-def _decode(decoder: msgspec.json.Decoder[Any], frame: str | bytes) -> Any:
+def value_depth(value: Any) -> int:
+    """How deep a decoded JSON value nests: 0 for a scalar, 1 for ``[1]`` or ``{}``."""
+    deepest = 0
+    stack: list[tuple[Any, int]] = [(value, 0)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, list):
+            children: Any = item
+        elif isinstance(item, dict):
+            children = item.values()
+        else:
+            continue
+        depth += 1
+        if depth > deepest:
+            deepest = depth
+        stack.extend((child, depth) for child in children)
+    return deepest
+
+
+def _bracket_count(frame: str | bytes) -> int:
+    if isinstance(frame, str):
+        return frame.count("[") + frame.count("{")
+    return frame.count(b"[") + frame.count(b"{")
+
+
+def _unknown_type(frame: str | bytes, known: frozenset[str]) -> str | None:
+    """The frame's ``type`` when it is a string no message has, else None."""
+    try:
+        kind = _type_decoder.decode(frame).type
+    except Exception:
+        return None
+    return kind if kind is not None and kind not in known else None
+
+
+def _decode(decoder: msgspec.json.Decoder[Any], frame: str | bytes, known: frozenset[str]) -> Any:
     if isinstance(frame, bytes | bytearray | memoryview) and not isinstance(frame, str):
         raise ProtocolError("bad_request", "binary frames are not accepted; send JSON text")
     try:
         return decoder.decode(frame)
     except msgspec.ValidationError as exc:
+        kind = _unknown_type(frame, known)
+        if kind is not None:
+            raise ProtocolError(
+                "unknown_type", f"unknown message type {kind[:64]!r}", read_request_id(frame)
+            ) from None
         raise ProtocolError("bad_request", f"invalid message: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ProtocolError("bad_request", f"not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ProtocolError("bad_request", "value nests too deeply") from None
+    except Exception as exc:  # never let one bad frame take the connection down
+        raise ProtocolError("bad_request", f"could not decode: {type(exc).__name__}") from None
 
 
 def decode_client_message(frame: str | bytes) -> ClientMessage:
-    """Decode and validate one frame from a client, or raise :class:`ProtocolError`."""
-    message: ClientMessage = _decode(_client_decoder, frame)
+    """Decode and validate one frame from a client, or raise :class:`ProtocolError`.
+
+    A ``set`` whose value nests deeper than MAX_VALUE_DEPTH is ``bad_request``;
+    a ``type`` no client message has is ``unknown_type``.
+    """
+    message: ClientMessage = _decode(_client_decoder, frame, _CLIENT_TYPES)
+    # A frame with few brackets cannot nest deeply: only big ones are walked.
+    if (
+        type(message) is Set
+        and _bracket_count(frame) > MAX_VALUE_DEPTH + 1
+        and value_depth(message.value) > MAX_VALUE_DEPTH
+    ):
+        raise ProtocolError(
+            "bad_request",
+            f"value nests deeper than {MAX_VALUE_DEPTH} levels",
+            message.request_id,
+        )
     return message
 
 
 def decode_server_message(frame: str | bytes) -> ServerMessage:
-    """Decode and validate one frame from the server, or raise :class:`ProtocolError`."""
-    message: ServerMessage = _decode(_server_decoder, frame)
+    """Decode and validate one frame from the server, or raise :class:`ProtocolError`.
+
+    A ``type`` no server message has is ``unknown_type`` (a client logs and
+    skips it).
+    """
+    message: ServerMessage = _decode(_server_decoder, frame, _SERVER_TYPES)
     return message
 
 
@@ -296,5 +434,5 @@ def read_request_id(frame: str | bytes) -> str | int | None:
         return None
     try:
         return _probe_decoder.decode(frame).request_id
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except Exception:
         return None

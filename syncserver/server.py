@@ -46,16 +46,9 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from .backends import Backend, Write, create_backend
-from .backends.sqlite import Synchronous
 from .chaos import ChaosControls
-from .limits import (
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_SEND_BUFFER,
-    DEFAULT_RATE_BURST,
-    DEFAULT_RATE_LIMIT,
-    MAX_FRAME_BYTES,
-    TokenBucket,
-)
+from .config import ServerConfig
+from .limits import MAX_FRAME_BYTES, TokenBucket
 from .protocol import (
     MAX_VALUE_BYTES,
     Ack,
@@ -130,22 +123,14 @@ class SyncServer:
     :meth:`observe` and :meth:`states` give the observer feed in-process.
     """
 
-    def __init__(
-        self,
-        *,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        db_path: Path | str | None = None,
-        backend: str | None = None,
-        allow_chaos: bool = False,
-        token: str | None = None,
-        max_connections: int = DEFAULT_MAX_CONNECTIONS,
-        rate_limit: float = DEFAULT_RATE_LIMIT,
-        rate_burst: int = DEFAULT_RATE_BURST,
-        synchronous: Synchronous = "FULL",
-        observe_interval: float = 0.05,
-        max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER,
-    ) -> None:
+    def __init__(self, config: ServerConfig | None = None, **options: Any) -> None:
+        config = ServerConfig.from_options(config, **options)
+        self.config = config
+        host, port, db_path = config.host, config.port, config.db_path
+        backend, allow_chaos, token = config.backend, config.allow_chaos, config.token
+        max_connections, rate_limit = config.max_connections, config.rate_limit
+        rate_burst, synchronous = config.rate_burst, config.synchronous
+        observe_interval, max_send_buffer = config.observe_interval, config.max_send_buffer
         self.host = host
         self.port = port
         self.db_path = Path(db_path) if db_path is not None else default_db_path()
@@ -182,10 +167,17 @@ class SyncServer:
         host: str = "127.0.0.1",
         port: int = 0,
         db_path: Path | str | None = None,
+        *,
+        config: ServerConfig | None = None,
         **options: Any,
     ) -> SyncServer:
-        """Open the database and start listening; ``port=0`` picks a free port."""
-        server = cls(host=host, port=port, db_path=db_path, **options)
+        """Open the database and start listening; ``port=0`` picks a free port.
+
+        ``options`` are :class:`ServerConfig` fields; they override ``config``.
+        """
+        if config is None:
+            options = {"host": host, "port": port, "db_path": db_path, **options}
+        server = cls(config, **options)
         await server._start()
         return server
 
@@ -353,7 +345,13 @@ class SyncServer:
             self._error(conn, set_.request_id, "injected_failure", "failed on purpose (demo)")
             return
         request = _SetRequest(
-            set_.key, value, 0, set_.local_revision, set_.device_id, conn, set_.request_id
+            set_.key,
+            value,
+            0,
+            set_.local_revision,
+            set_.device_id if set_.device_id is not None else (conn.device_id or 0),
+            conn,
+            set_.request_id,
         )
         self.requests_in_flight += 1
         delay = self.chaos.settings.write_delay
@@ -592,31 +590,14 @@ async def serve(
     port: int = 0,
     db_path: Path | str | None = None,
     *,
-    backend: str | None = None,
-    allow_chaos: bool = False,
-    token: str | None = None,
-    max_connections: int = DEFAULT_MAX_CONNECTIONS,
-    rate_limit: float = DEFAULT_RATE_LIMIT,
-    rate_burst: int = DEFAULT_RATE_BURST,
-    synchronous: Synchronous = "FULL",
-    observe_interval: float = 0.05,
-    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER,
+    config: ServerConfig | None = None,
+    **options: Any,
 ) -> AsyncIterator[SyncServer]:
-    """Run a sync server for the duration of the ``async with`` block."""
-    server = await SyncServer.start(
-        host,
-        port,
-        db_path,
-        backend=backend,
-        allow_chaos=allow_chaos,
-        token=token,
-        max_connections=max_connections,
-        rate_limit=rate_limit,
-        rate_burst=rate_burst,
-        synchronous=synchronous,
-        observe_interval=observe_interval,
-        max_send_buffer=max_send_buffer,
-    )
+    """Run a sync server for the duration of the ``async with`` block.
+
+    ``options`` are :class:`ServerConfig` fields (``allow_chaos=True``, ...).
+    """
+    server = await SyncServer.start(host, port, db_path, config=config, **options)
     try:
         yield server
     finally:

@@ -78,9 +78,10 @@ async def test_non_object_is_bad_request(server: SyncServer, client: Client):
         await assert_refused(server, client, frame)
 
 
-async def test_unknown_type_is_bad_request(server: SyncServer, client: Client):
-    """An unknown type is refused, naming the request when it can be read."""
-    await assert_refused(server, client, with_(SET, type="delete"), request_id="r")
+async def test_unknown_type_is_unknown_type(server: SyncServer, client: Client):
+    """An unknown type is refused with unknown_type, naming the request when it can be read."""
+    await assert_refused(server, client, with_(SET, type="delete"), "unknown_type", "r")
+    await assert_refused(server, client, json.dumps({"type": "delete"}), "unknown_type")
 
 
 async def test_missing_type_is_bad_request(server: SyncServer, client: Client):
@@ -99,9 +100,27 @@ async def test_mistyped_field_is_bad_request(server: SyncServer, client: Client)
     await assert_refused(server, client, with_(SET, key=12), request_id="r")
 
 
-async def test_unknown_field_is_bad_request(server: SyncServer, client: Client):
-    """Fields the protocol does not define are refused rather than ignored."""
-    await assert_refused(server, client, with_(SET, extra=1), request_id="r")
+async def test_unknown_field_is_ignored(server: SyncServer, client: Client):
+    """Fields the protocol does not define (yet) are ignored, so version 1 can grow."""
+    await client.send(with_(SET, extra={"added": "later"}))
+    assert (await client.recv_type("ack"))["server_revision"] == 1
+
+
+async def test_value_nested_33_levels_is_bad_request(server: SyncServer, client: Client):
+    """A value nesting deeper than 32 levels is refused; 32 levels are stored."""
+    deep: Any = 1
+    for _ in range(33):
+        deep = [deep]
+    await assert_refused(server, client, with_(SET, value=deep), request_id="r")
+    assert (await client.set("deep", deep[0]))["server_revision"] == 1
+
+
+async def test_value_nested_1000_levels_is_an_error_not_a_close(server: SyncServer, client: Client):
+    """A thousand nested arrays get an error reply; the connection stays open."""
+    frame = with_(SET).replace('"value": 1', '"value": ' + "[" * 1000 + "]" * 1000)
+    await assert_refused(server, client, frame)
+    frame = with_(SET).replace('"value": 1', '"value": ' + '{"a":' * 1000 + "1" + "}" * 1000)
+    await assert_refused(server, client, frame)
 
 
 async def test_boolean_where_int_required_is_bad_request(server: SyncServer, client: Client):

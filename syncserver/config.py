@@ -1,0 +1,71 @@
+"""Every option of a sync server in one object, :class:`ServerConfig`.
+
+``SyncServer.start()``, ``start_server()`` and ``serve()`` take the same
+options as keywords and build a :class:`ServerConfig` from them, so an option
+is declared (with its default) in one place only.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from .limits import (
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_RATE_BURST,
+    DEFAULT_RATE_LIMIT,
+)
+
+__all__ = ["ServerConfig", "Synchronous"]
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+
+@dataclass(frozen=True, slots=True)
+class ServerConfig:
+    """The options of one sync server; invalid values raise ``ValueError``."""
+
+    host: str = "127.0.0.1"
+    port: int = 0
+    """0 picks a free port."""
+    db_path: Path | str | None = None
+    """The SQLite file; None means :func:`syncserver.default_db_path`."""
+    backend: str | None = None
+    """``None``/``"sqlite"``, ``"memory"`` or a ``redis://HOST:PORT/DB`` URL."""
+    allow_chaos: bool = False
+    """Accept the wire demo controls (chaos, observe)."""
+    token: str | None = None
+    """Shared secret every hello must carry; None accepts every hello."""
+    max_connections: int = DEFAULT_MAX_CONNECTIONS
+    rate_limit: float = DEFAULT_RATE_LIMIT
+    rate_burst: int = DEFAULT_RATE_BURST
+    synchronous: Synchronous = "FULL"
+    observe_interval: float = 0.05
+    """Seconds between two observer states, at least."""
+    max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port <= 65535:
+            raise ValueError(f"port must be between 0 and 65535, not {self.port}")
+        if self.max_connections < 1:
+            raise ValueError("max_connections must be at least 1")
+        if not self.rate_limit > 0:
+            raise ValueError("rate_limit must be > 0")
+        if self.rate_burst < 1:
+            raise ValueError("rate_burst must be at least 1")
+        if self.synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous must be FULL or NORMAL, not {self.synchronous!r}")
+        if not self.observe_interval >= 0:
+            raise ValueError("observe_interval must be >= 0")
+        if self.max_send_buffer < 1:
+            raise ValueError("max_send_buffer must be at least 1")
+
+    @classmethod
+    def from_options(cls, config: ServerConfig | None = None, **options: Any) -> ServerConfig:
+        """``config`` (or the defaults) with the given options replaced; an
+        unknown option name raises ``TypeError``."""
+        base = config if config is not None else cls()
+        return dataclasses.replace(base, **options) if options else base
