@@ -9,25 +9,33 @@ to :class:`DeviceSession`::
     session.toggle_like("coffee")
     ...
     await session.close()
+
+Seams for simulators: :class:`SyncClient` takes a transport factory
+(``connect=``), :class:`LinkEngine` is the I/O-free protocol it drives, and
+:class:`DeviceSession` takes any :class:`StateStore` (:class:`MemoryStore`
+keeps state in memory).
 """
 
 from .backoff import Backoff
 from .catalogue import ASSETS_DIR, CatalogueItem, load_catalogue
-from .client import SyncClient
+from .client import Connect, SyncClient, Transport
 from .device import DeviceSession
+from .engine import LinkEngine
 from .errors import (
     AckTimeoutError,
     ClientClosedError,
+    DeviceInUseError,
     DisconnectedError,
     LinkError,
     NetworkError,
     RequestTimeoutError,
     ServerRefusedError,
+    ServerUnavailableError,
 )
 from .keystatus import KeyStatus, SyncPhase
-from .likes import Intent, Item, LikesCubit, LikesState, item_id_of, like_key
+from .likes import Item, LikesCubit, LikesState, item_id_of, like_key
 from .status import ConnectionState, ConnectionStatus, Observable
-from .store import DeviceStore, default_data_dir
+from .store import DeviceStore, Intent, MemoryStore, StateStore, default_data_dir
 
 __all__ = [
     "ASSETS_DIR",
@@ -35,8 +43,10 @@ __all__ = [
     "Backoff",
     "CatalogueItem",
     "ClientClosedError",
+    "Connect",
     "ConnectionState",
     "ConnectionStatus",
+    "DeviceInUseError",
     "DeviceSession",
     "DeviceStore",
     "DisconnectedError",
@@ -45,13 +55,18 @@ __all__ = [
     "KeyStatus",
     "LikesCubit",
     "LikesState",
+    "LinkEngine",
     "LinkError",
+    "MemoryStore",
     "NetworkError",
     "Observable",
     "RequestTimeoutError",
     "ServerRefusedError",
+    "ServerUnavailableError",
+    "StateStore",
     "SyncClient",
     "SyncPhase",
+    "Transport",
     "default_data_dir",
     "item_id_of",
     "like_key",

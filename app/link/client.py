@@ -1,62 +1,44 @@
-"""The device's websocket link to the sync server.
+"""The device's link to the sync server: the asyncio shell around :class:`LinkEngine`.
 
 Theory of operation
 -------------------
-One connection per device, kept up forever by :meth:`SyncClient.start`'s
-background task: connect, ``hello`` with the newest revision seen, apply the
-``snapshot`` that answers it, then read frames until the connection drops;
-wait a backoff delay (exponential, jittered, interruptible) and try the next
-URL in the list. The status (:class:`ConnectionStatus`) turns ``online`` only
-once the snapshot is applied: before that the device is not caught up.
+The decisions (request ids, ``newest_seen``, gap detection, resync, epochs,
+snapshot pages, heartbeat) live in :mod:`app.link.engine`, which does no I/O.
+This shell owns the rest: one connection per device, kept up forever by
+:meth:`SyncClient.start`'s background task (connect, feed every frame to the
+engine, send what it queues, let its heartbeat tick), then a backoff delay
+(exponential, jittered, interruptible) and the next URL in the list. The
+status (:class:`ConnectionStatus`) turns ``online`` only once the engine is
+caught up.
 
-Revisions are one global counter, so the pushes a connection receives should
-count up by one. ``newest_seen`` is the end of that unbroken run. A push that
-skips past ``newest_seen + 1`` means something was missed: it is applied (the
-core's revision rules make that harmless), and a ``hello since newest_seen``
-asks for what is missing rather than trusting the stream. While that resync is
-pending further pushes are applied without being counted; the snapshot moves
-``newest_seen`` to the server's revision. A lost *last* push has no successor to
-reveal it, so an online link also sends ``hello since`` every ``heartbeat``
-seconds; when nothing was missed the snapshot is empty.
+The transport is pluggable: ``connect(url)`` returns an open
+:class:`Transport` (send text frames, iterate received ones, close). The
+default is websockets' client; a simulator passes an in-memory network and
+runs the real client on a virtual-clock loop (every wait here is on the
+loop's clock; ``clock`` only stamps :attr:`ConnectionStatus.retry_at`).
 
-Requests (``set``/``get``) carry an increasing ``request_id``; replies resolve
-the matching future. A request waits for the link to be online, but never
-longer than ``request_timeout`` in total; a dropped connection fails every
-request in flight at once with :class:`DisconnectedError`. Errors are described
-in :mod:`app.link.errors`.
+Requests (``set``/``get``) wait for the link to be online, but never longer
+than ``request_timeout`` in total; a dropped connection fails every request
+in flight at once with :class:`DisconnectedError`. Errors are described in
+:mod:`app.link.errors`.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import itertools
 import logging
 import random
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Any, Protocol
 
-import msgspec
-from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 
-from syncserver.protocol import (
-    Ack,
-    Error,
-    Get,
-    Hello,
-    ProtocolError,
-    Push,
-    PushBatch,
-    Set,
-    Snapshot,
-    Value,
-    decode_server_message,
-    encode,
-)
+from syncserver.protocol import MAX_FRAME_BYTES, Ack, Error, Push, Snapshot, Value
 
 from .backoff import Backoff
+from .engine import CaughtUp, LinkEngine, PushesReceived, ReplyReceived, SnapshotPage
 from .errors import (
     AckTimeoutError,
     ClientClosedError,
@@ -64,27 +46,64 @@ from .errors import (
     LinkError,
     RequestTimeoutError,
     ServerRefusedError,
+    ServerUnavailableError,
 )
 from .status import ConnectionStatus, Observable
 
-__all__ = ["Backoff", "SyncClient"]
+__all__ = ["Backoff", "Connect", "SyncClient", "Transport", "connect_websocket"]
 
 log = logging.getLogger(__name__)
 
 PushListener = Callable[[Push], None]
+PushesListener = Callable[[Sequence[Push]], None]
 SnapshotListener = Callable[[Snapshot], None]
 
 _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI)
 
 
+class Transport(Protocol):
+    """One open connection carrying text frames (websockets' ``ClientConnection`` is one).
+
+    Iterating yields every frame received and ends (or raises) when the
+    connection closes; ``send`` raises once it is closed.
+    """
+
+    async def send(self, message: str) -> None: ...
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]: ...
+
+    async def close(self) -> None: ...
+
+
+Connect = Callable[[str], Awaitable[Transport]]
+"""Open a transport to a server URL, or raise (``OSError``, ``TimeoutError``...)."""
+
+
+async def connect_websocket(url: str, *, open_timeout: float = 10.0) -> Transport:
+    """The default transport: websockets' client, sized for the protocol's frames."""
+    from websockets.asyncio.client import connect
+
+    connection = await connect(
+        url,
+        open_timeout=open_timeout,
+        close_timeout=1.0,
+        compression=None,  # small JSON frames gain nothing from deflate
+        max_size=MAX_FRAME_BYTES,
+    )
+    return connection
+
+
 class SyncClient:
     """One device's connection: requests, pushes, catch-up and reconnects.
 
-    ``urls`` are tried in turn (failover). ``on_push`` gets every push and
-    ``on_snapshot`` every catch-up snapshot, both on the event loop, before
+    ``urls`` are tried in turn (failover). ``on_push`` gets every push (or
+    ``on_pushes`` every batch at once), ``on_snapshot`` every snapshot page,
+    ``on_new_epoch`` the server's new epoch before its first page, and
+    ``on_caught_up`` the end of every snapshot; all on the event loop, before
     ``newest_seen`` moves past them (so a persisted ``newest_seen`` never
-    claims more than was applied). ``drop_push`` is a hook that may lose a push
-    on purpose, as a flaky network would.
+    claims more than was applied). ``drop_push`` may lose a push on purpose,
+    as a flaky network would. ``connect``, ``rng`` and ``clock`` replace the
+    transport, the backoff's randomness and the status clock.
     """
 
     def __init__(
@@ -93,13 +112,19 @@ class SyncClient:
         device_id: int,
         *,
         since: int = 0,
+        epoch: str | None = None,
         on_push: PushListener | None = None,
+        on_pushes: PushesListener | None = None,
         on_snapshot: SnapshotListener | None = None,
+        on_new_epoch: Callable[[str], None] | None = None,
+        on_caught_up: Callable[[CaughtUp], None] | None = None,
         request_timeout: float = 10.0,
         backoff: Backoff | None = None,
         drop_push: Callable[[Push], bool] | None = None,
         rng: random.Random | None = None,
         heartbeat: float | None = 15.0,
+        connect: Connect | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if not urls:
             raise ValueError("SyncClient needs at least one server URL")
@@ -109,24 +134,49 @@ class SyncClient:
         self.device_id = device_id
         self.request_timeout = request_timeout
         self.on_push = on_push
+        self.on_pushes = on_pushes
         self.on_snapshot = on_snapshot
-        self.drop_push = drop_push
-        self.heartbeat = heartbeat
+        self.on_new_epoch = on_new_epoch
+        self.on_caught_up = on_caught_up
         self.backoff = backoff if backoff is not None else Backoff()
-        self.newest_seen: Observable[int] = Observable(max(since, 0))
+        self.engine = LinkEngine(
+            device_id, since=since, epoch=epoch, heartbeat=heartbeat, drop_push=drop_push
+        )
+        self.newest_seen: Observable[int] = Observable(self.engine.newest_seen)
         """The end of the unbroken run of revisions this device has applied."""
-        self.gaps_detected = 0
-        self.snapshots_applied = 0
         self._status: Observable[ConnectionStatus] = Observable(ConnectionStatus("offline"))
+        self._connect: Connect = connect or self._connect_websocket
+        self._clock = clock
         self._rng = rng or random.Random()
-        self._ids = itertools.count(1)
-        self._pending: dict[int, asyncio.Future[Any]] = {}
-        self._ws: ClientConnection | None = None
+        self._pending: dict[int, asyncio.Future[Ack | Value | Error]] = {}
         self._online = asyncio.Event()
         self._wake = asyncio.Event()
-        self._resyncing = False
+        self._outbox = asyncio.Event()
+        self._timer_moved = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+
+    async def _connect_websocket(self, url: str) -> Transport:
+        return await connect_websocket(url, open_timeout=self.request_timeout)
+
+    # -- what the engine knows -------------------------------------------------------
+
+    @property
+    def epoch(self) -> str | None:
+        """The epoch of the server history this device follows (None: none yet)."""
+        return self.engine.epoch
+
+    @property
+    def gaps_detected(self) -> int:
+        return self.engine.gaps_detected
+
+    @property
+    def snapshots_applied(self) -> int:
+        return self.engine.snapshots_applied
+
+    @property
+    def heartbeat(self) -> float | None:
+        return self.engine.heartbeat
 
     # -- status ------------------------------------------------------------------
 
@@ -184,9 +234,7 @@ class SyncClient:
     async def set(self, key: str, value: Any, local_revision: int) -> Ack:
         """Write ``value`` to ``key``; returns the ack once the server made it durable."""
         reply = await self._request(
-            "set",
-            key,
-            lambda request_id: Set(request_id, key, value, local_revision, self.device_id),
+            "set", key, lambda: self.engine.send_set(key, value, local_revision)
         )
         if not isinstance(reply, Ack):
             raise LinkError(f"the server answered set {key!r} with {type(reply).__name__}")
@@ -194,18 +242,17 @@ class SyncClient:
 
     async def get(self, key: str) -> Value:
         """Read ``key`` from the server (value None and revision 0 if never written)."""
-        reply = await self._request("get", key, lambda request_id: Get(request_id, key))
+        reply = await self._request("get", key, lambda: self.engine.send_get(key))
         if not isinstance(reply, Value):
             raise LinkError(f"the server answered get {key!r} with {type(reply).__name__}")
         return reply
 
     def resync(self) -> None:
         """Ask for everything after ``newest_seen`` again (no-op while offline)."""
-        self._send_hello()
+        self.engine.resync(asyncio.get_running_loop().time())
+        self._outbox.set()
 
-    async def _request(
-        self, kind: str, key: str, build: Callable[[int], msgspec.Struct]
-    ) -> Ack | Value:
+    async def _request(self, kind: str, key: str, queue: Callable[[], int]) -> Ack | Value:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.request_timeout
         try:
@@ -215,35 +262,32 @@ class SyncClient:
             raise DisconnectedError(
                 f"{kind} {key!r}: not connected to the server within {self.request_timeout:g} s"
             ) from None
-        ws = self._ws
-        if ws is None:
+        if not self.engine.connected_now:
             raise DisconnectedError(f"{kind} {key!r}: the connection dropped")
-        request_id = next(self._ids)
-        future: asyncio.Future[Any] = loop.create_future()
+        request_id = queue()
+        future: asyncio.Future[Ack | Value | Error] = loop.create_future()
         self._pending[request_id] = future
+        self._outbox.set()
         try:
-            try:
-                await ws.send(encode(build(request_id)))
-            except ConnectionClosed:
-                raise DisconnectedError(f"{kind} {key!r}: the connection dropped") from None
-            try:
-                async with asyncio.timeout_at(deadline):
-                    reply = await future
-            except TimeoutError:
-                if kind == "set":
-                    raise AckTimeoutError(key, self.request_timeout) from None
-                raise RequestTimeoutError(kind, key, self.request_timeout) from None
+            async with asyncio.timeout_at(deadline):
+                reply = await future
+        except TimeoutError:
+            self.engine.forget_request(request_id)
+            if kind == "set":
+                raise AckTimeoutError(key, self.request_timeout) from None
+            raise RequestTimeoutError(kind, key, self.request_timeout) from None
         finally:
             self._pending.pop(request_id, None)
         if isinstance(reply, Error):
+            if reply.code == "unavailable":
+                raise ServerUnavailableError(reply.code, reply.message)
             raise ServerRefusedError(reply.code, reply.message)
-        assert isinstance(reply, Ack | Value)
         return reply
 
-    def _fail_pending(self, error: LinkError) -> None:
-        pending, self._pending = self._pending, {}
-        for future in pending.values():
-            if not future.done():
+    def _fail_pending(self, error: LinkError, request_ids: frozenset[int] | None = None) -> None:
+        for request_id in tuple(self._pending if request_ids is None else request_ids):
+            future = self._pending.pop(request_id, None)
+            if future is not None and not future.done():
                 future.set_exception(error)
 
     # -- the connection loop -------------------------------------------------------
@@ -263,8 +307,7 @@ class SyncClient:
                 attempt += 1
                 index = (index + 1) % len(self.urls)  # fail over to the next server
             delay = self.backoff.delay(attempt, self._rng)
-            retry_at = time.monotonic() + delay
-            self._status.set(ConnectionStatus("offline", url, retry_at, attempt))
+            self._status.set(ConnectionStatus("offline", url, self._clock() + delay, attempt))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
@@ -272,134 +315,113 @@ class SyncClient:
 
     async def _connect_once(self, url: str) -> bool:
         """One connection's life; returns whether it got as far as online."""
+        try:
+            transport = await self._connect(url)
+        except _CONNECT_ERRORS as exc:
+            log.info("device %s: cannot connect to %s: %s", self.device_id, url, exc)
+            return False
+        except Exception:
+            log.exception("device %s: connecting to %s failed", self.device_id, url)
+            return False
+        loop = asyncio.get_running_loop()
+        self.engine.connected(loop.time())
+        writer = loop.create_task(self._write(transport), name=f"optisync send {self.device_id}")
+        beat = loop.create_task(self._beat(), name=f"optisync heartbeat {self.device_id}")
+        self._outbox.set()
         caught_up = False
         try:
-            async with connect(
-                url,
-                open_timeout=self.request_timeout,
-                close_timeout=1.0,
-                compression=None,  # small JSON frames gain nothing from deflate
-                max_size=2**20,
-            ) as ws:
-                self._ws = ws
-                self._resyncing = False
-                self._send_hello()
-                heartbeat = asyncio.get_running_loop().create_task(self._beat())
-                try:
-                    async for frame in ws:
-                        if self._on_frame(frame, url):
-                            caught_up = True
-                finally:
-                    heartbeat.cancel()
+            async for frame in transport:
+                if self._receive(frame, url):
+                    caught_up = True
         except _CONNECT_ERRORS as exc:
             log.info("device %s: link to %s down: %s", self.device_id, url, exc)
         except Exception:
             # Whatever went wrong, the device keeps reconnecting: log it, retry.
             log.exception("device %s: link to %s failed", self.device_id, url)
         finally:
-            self._ws = None
+            writer.cancel()
+            beat.cancel()
+            lost = self.engine.disconnected()
             self._online.clear()
             if not self._closed:
-                self._fail_pending(DisconnectedError(f"the connection to {url} dropped"))
+                self._fail_pending(DisconnectedError(f"the connection to {url} dropped"), lost)
+            with contextlib.suppress(Exception):
+                await transport.close()
         return caught_up
 
-    async def _beat(self) -> None:
-        """Resync now and then, so a lost last push is found without a successor."""
-        if self.heartbeat is None:
-            return
+    async def _write(self, transport: Transport) -> None:
+        """Send whatever the engine queues, in order; a failed send ends the connection."""
         while True:
-            await asyncio.sleep(self.heartbeat)
-            if self._online.is_set():
-                self._send_hello()
+            await self._outbox.wait()
+            self._outbox.clear()
+            for frame in self.engine.data_to_send():
+                try:
+                    await transport.send(frame)
+                except Exception as exc:
+                    log.info("device %s: send failed: %s", self.device_id, exc)
+                    with contextlib.suppress(Exception):
+                        await transport.close()  # ends the read loop, which reconnects
+                    return
 
-    def _send_hello(self) -> None:
-        ws = self._ws
-        if ws is None or self._resyncing:
-            return
-        self._resyncing = True
-        # Batched pushes: one frame per server tick instead of one per write, which
-        # roughly halves the cost of a burst of writes on every device.
-        frame = encode(Hello(self.device_id, self.newest_seen.value, batch_pushes=True))
-        # Sending is fire-and-forget: a drop surfaces in the read loop.
-        task = asyncio.get_running_loop().create_task(self._send_quietly(ws, frame))
-        task.add_done_callback(lambda t: None if t.cancelled() else t.exception())
-
-    @staticmethod
-    async def _send_quietly(ws: ClientConnection, frame: str) -> None:
-        with contextlib.suppress(ConnectionClosed):
-            await ws.send(frame)
+    async def _beat(self) -> None:
+        """Let the engine's heartbeat tick, so a lost last push is found without a successor."""
+        loop = asyncio.get_running_loop()
+        while True:
+            due = self.engine.heartbeat_due
+            self._timer_moved.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(due):
+                    await self._timer_moved.wait()
+                continue  # the due time moved (or appeared): look again
+            self.engine.tick(loop.time())
+            self._outbox.set()
 
     # -- incoming frames -------------------------------------------------------------
 
-    def _on_frame(self, frame: str | bytes, url: str) -> bool:
-        """Handle one frame; returns True when it was the snapshot that made us online."""
-        try:
-            message = decode_server_message(frame)
-        except ProtocolError as exc:
-            log.warning("device %s: dropped a bad frame from %s: %s", self.device_id, url, exc)
-            return False
-        try:
-            return self._dispatch(message, url)
-        except Exception:
-            # A failing listener loses this one message, never the connection.
-            log.exception("device %s: handling %s failed", self.device_id, type(message).__name__)
-            return False
-
-    def _dispatch(self, message: object, url: str) -> bool:
-        if isinstance(message, Push):
-            self._on_push(message)
-        elif isinstance(message, PushBatch):
-            for push in message.pushes:
-                self._on_push(push)
-        elif isinstance(message, Snapshot):
-            return self._on_snapshot(message, url)
-        elif isinstance(message, Ack | Value | Error):
-            self._on_reply(message)
-        return False
-
-    def _on_reply(self, reply: Ack | Value | Error) -> None:
-        request_id = reply.request_id
-        future = self._pending.get(request_id) if isinstance(request_id, int) else None
-        if future is None:
-            if isinstance(reply, Error):
-                log.warning(
-                    "device %s: server error %s: %s", self.device_id, reply.code, reply.message
-                )
-            return  # a late reply to a request that already timed out
-        if not future.done():
-            future.set_result(reply)
-
-    def _on_snapshot(self, snapshot: Snapshot, url: str) -> bool:
-        self._resyncing = False
-        if self.on_snapshot is not None:
+    def _receive(self, frame: str | bytes, url: str) -> bool:
+        """Feed one frame to the engine and act on what it meant; returns True when
+        this frame made the link online."""
+        engine = self.engine
+        due = engine.heartbeat_due
+        engine.receive(frame, asyncio.get_running_loop().time())
+        went_online = False
+        for event in engine.events_received():
             try:
-                self.on_snapshot(snapshot)
-            except Exception:  # still online: later pushes and resyncs repair the state
-                log.exception("device %s: applying a snapshot failed", self.device_id)
-        self.snapshots_applied += 1
-        self.newest_seen.set(max(self.newest_seen.value, snapshot.revision))
-        if self._online.is_set():
-            return False
-        self._online.set()
-        self._status.set(ConnectionStatus("online", url, None, 0))
-        return True
+                went_online |= self._dispatch(event, url)
+            except Exception:
+                # A failing listener loses this one message, never the connection.
+                log.exception("device %s: handling %s failed", self.device_id, event)
+        self.newest_seen.set(engine.newest_seen)
+        self._outbox.set()
+        if engine.heartbeat_due != due:
+            self._timer_moved.set()
+        return went_online
 
-    def _on_push(self, push: Push) -> None:
-        if self.drop_push is not None and self.drop_push(push):
-            return
-        if self.on_push is not None:
-            self.on_push(push)
-        if not self._online.is_set() or self._resyncing:
-            return  # a snapshot is on its way and will cover this revision
-        newest = self.newest_seen.value
-        if push.server_revision == newest + 1:
-            self.newest_seen.set(push.server_revision)
-        elif push.server_revision > newest + 1:
-            self.gaps_detected += 1
-            log.info(
-                "device %s: push %d after %d: missed some, resyncing",
-                self.device_id,
-                push.server_revision,
-                newest,
-            )
-            self._send_hello()
+    def _dispatch(self, event: object, url: str) -> bool:
+        match event:
+            case PushesReceived(pushes=pushes):
+                if self.on_pushes is not None:
+                    self.on_pushes(pushes)
+                elif self.on_push is not None:
+                    for push in pushes:
+                        self.on_push(push)
+            case SnapshotPage(snapshot=page, new_epoch=new_epoch):
+                if new_epoch and self.on_new_epoch is not None:
+                    self.on_new_epoch(page.epoch)
+                if self.on_snapshot is not None:
+                    self.on_snapshot(page)
+            case CaughtUp(went_online=went_online):
+                if self.on_caught_up is not None:
+                    try:
+                        self.on_caught_up(event)
+                    except Exception:  # still online: later resyncs repair the state
+                        log.exception("device %s: catching up failed", self.device_id)
+                if went_online:
+                    self._online.set()
+                    self._status.set(ConnectionStatus("online", url, None, 0))
+                    return True
+            case ReplyReceived(request_id=request_id, reply=reply):
+                future = self._pending.get(request_id)
+                if future is not None and not future.done():
+                    future.set_result(reply)
+        return False

@@ -1,21 +1,26 @@
 """``DeviceSession``: one device, the facade the app binds to.
 
 It wires a :class:`LikesCubit` (the core's decisions) to a :class:`SyncClient`
-(the wire) and a :class:`DeviceStore` (the disk):
+(the wire) and a :class:`StateStore` (the disk; the SQLite :class:`DeviceStore`
+unless another is given):
 
-* open: read the state file, restore values, revisions and unconfirmed intents
-  at once (the window shows them before any network), then connect in the
-  background;
+* open: claim the device (one session per identity: :class:`DeviceInUseError`
+  otherwise), read its state, restore values, revisions and unconfirmed
+  intents at once (the window shows them before any network), make sure a new
+  device's id is on disk, then connect in the background;
 * every snapshot (first connect, reconnect, gap resync) goes through
-  ``server_push``, then intents that were never confirmed are sent again unless
-  a newer server write superseded them;
+  ``server_push``; a snapshot of a new server history (epoch) first makes the
+  device forget the old one; once caught up, intents that were never confirmed
+  are sent again unless a newer server write superseded them;
 * every state change is recorded in the store (coalesced, off the loop).
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import secrets
+import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -24,10 +29,11 @@ from syncserver.protocol import Push, Snapshot
 
 from .backoff import Backoff
 from .catalogue import CatalogueItem, load_catalogue
-from .client import SyncClient
-from .likes import Intent, LikesCubit, LikesState, item_id_of, like_key
+from .client import Connect, SyncClient
+from .engine import CaughtUp
+from .likes import LikesCubit, LikesState, item_id_of, like_key
 from .status import ConnectionStatus
-from .store import DeviceStore, StoredIntent
+from .store import DeviceStore, Intent, StateStore
 
 __all__ = ["DeviceSession"]
 
@@ -37,9 +43,7 @@ log = logging.getLogger(__name__)
 class DeviceSession:
     """One device: its cubit, its link, its persisted state. Create with :meth:`open`."""
 
-    def __init__(
-        self, name: str, store: DeviceStore, client: SyncClient, cubit: LikesCubit
-    ) -> None:
+    def __init__(self, name: str, store: StateStore, client: SyncClient, cubit: LikesCubit) -> None:
         self.name = name
         self.device_id = cubit.device.device_id
         self.cubit = cubit
@@ -62,51 +66,84 @@ class DeviceSession:
         backoff: Backoff | None = None,
         drop_push: Callable[[Push], bool] | None = None,
         heartbeat: float | None = 15.0,
+        store: StateStore | None = None,
+        connect: Connect | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> DeviceSession:
-        """Restore device ``name`` from its state file and start connecting.
+        """Restore device ``name`` from its state and start connecting.
 
-        ``backoff`` tunes the reconnect delays; ``drop_push`` may lose pushes on
-        purpose (a flaky network, for demos and tests); ``heartbeat`` is how
-        often an idle link checks it missed nothing (None: never).
+        ``backoff`` tunes the reconnect delays (and resends after
+        ``unavailable``); ``drop_push`` may lose pushes on purpose (a flaky
+        network, for demos and tests); ``heartbeat`` is how often an idle link
+        checks it missed nothing (None: never). ``store`` replaces the state
+        file under ``data_dir``; ``connect``, ``rng`` and ``clock`` replace the
+        transport, the randomness (device id, backoff jitter) and the status clock.
+        Raises :class:`DeviceInUseError` if the device is open elsewhere.
         """
         items = tuple(catalogue) if catalogue is not None else load_catalogue()
-        store, stored = await DeviceStore.open(data_dir, name)
-        device_id = stored.device_id
-        if device_id is None:
-            device_id = secrets.randbits(62)
-            store.put_device_id(device_id)
+        if store is None:
+            store = DeviceStore.for_device(data_dir, name)
+        stored = await store.load()
+        try:
+            device_id = stored.device_id
+            if device_id is None:
+                device_id = rng.getrandbits(62) if rng is not None else secrets.randbits(62)
+                store.put_device_id(device_id)
+                # On disk before the first connection: a process killed right after
+                # its first taps must come back as the same device.
+                await store.flush()
+        except BaseException:
+            await store.close()
+            raise
         liked: dict[str, bool] = {}
         revisions: dict[str, int] = {}
         for key, value in stored.values.items():
             item_id = item_id_of(key)
-            if item_id is not None and isinstance(value, bool):
-                liked[item_id] = value
+            if item_id is not None and isinstance(value, bool | None):
+                liked[item_id] = bool(value)
                 revisions[key] = stored.revisions.get(key, -1)
         intents = {
-            item_id: Intent(intent.value, intent.local_revision, intent.base_revision)
+            item_id: intent
             for key, intent in stored.intents.items()
             if (item_id := item_id_of(key)) is not None and isinstance(intent.value, bool)
         }
         session: DeviceSession | None = None
 
-        def on_push(push: Push) -> None:
+        def on_pushes(pushes: Sequence[Push]) -> None:
             if session is not None:
-                session.cubit.apply_push(push)
+                session.cubit.apply_pushes(pushes)
+
+        def on_new_epoch(epoch: str) -> None:
+            if session is not None:
+                log.info("device %r: the server's history is new (epoch %s)", name, epoch)
+                session.cubit.forget_history()
 
         def on_snapshot(snapshot: Snapshot) -> None:
             if session is not None:
-                session._on_snapshot(snapshot)
+                session.cubit.apply_snapshot(snapshot)
 
+        def on_caught_up(caught_up: CaughtUp) -> None:
+            if session is not None:
+                session._on_caught_up(caught_up)
+
+        backoff = backoff if backoff is not None else Backoff()
         client = SyncClient(
             server_urls,
             device_id,
             since=stored.newest_seen,
-            on_push=on_push,
+            epoch=stored.epoch,
+            on_pushes=on_pushes,
             on_snapshot=on_snapshot,
+            on_new_epoch=on_new_epoch,
+            on_caught_up=on_caught_up,
             request_timeout=request_timeout,
             backoff=backoff,
             drop_push=drop_push,
             heartbeat=heartbeat,
+            connect=connect,
+            rng=rng,
+            clock=clock,
         )
         cubit = LikesCubit(
             items,
@@ -115,6 +152,9 @@ class DeviceSession:
             liked=liked,
             revisions=revisions,
             intents=intents,
+            retry_backoff=backoff,
+            rng=rng,
+            clock=clock,
         )
         session = cls(name, store, client, cubit)
         client.start()
@@ -140,7 +180,8 @@ class DeviceSession:
         return self.client.subscribe_status(listener)
 
     async def close(self) -> None:
-        """Disconnect and write everything to disk; unconfirmed intents are kept."""
+        """Disconnect and write everything to disk; unconfirmed intents are kept.
+        The device can then be opened again (here or in another process)."""
         if self._closed:
             return
         self._closed = True
@@ -160,28 +201,27 @@ class DeviceSession:
 
     # -- internals ---------------------------------------------------------------------
 
-    def _on_snapshot(self, snapshot: Snapshot) -> None:
-        self.cubit.apply_snapshot(snapshot)
-        self.cubit.resume_intents()
+    def _on_caught_up(self, caught_up: CaughtUp) -> None:
+        self.cubit.caught_up(caught_up.keys_written)
+        # Recorded before newest_seen moves (the client publishes it after this).
+        self._store.put_epoch(caught_up.epoch)
 
     def _persist(self, state: LikesState) -> None:
-        """Record what changed since the last state (values, revisions, intents)."""
+        """Record what changed since the last state: values with the revision the
+        device's context holds for them, and intents."""
         before = self._persisted
         self._persisted = state
         store = self._store
-        if state.items is not before.items or state.revisions is not before.revisions:
+        device = self.cubit.device
+        if state.items is not before.items or state.statuses is not before.statuses:
             for old, new in zip(before.items, state.items, strict=True):
-                key = like_key(new.id)
-                revision = state.revisions.get(key, -1)
-                if old.liked != new.liked or before.revisions.get(key, -1) != revision:
-                    store.put_value(key, new.liked, revision)
+                if old.liked != new.liked or before.statuses.get(new.id) != state.statuses.get(
+                    new.id
+                ):
+                    key = like_key(new.id)
+                    store.put_value(key, new.liked, device.server_revision(key))
         if state.intents is not before.intents:
             for item_id in before.intents.keys() | state.intents.keys():
-                intent = state.intents.get(item_id)
+                intent: Intent | None = state.intents.get(item_id)
                 if intent != before.intents.get(item_id):
-                    stored = (
-                        None
-                        if intent is None
-                        else StoredIntent(intent.value, intent.local_revision, intent.base_revision)
-                    )
-                    store.put_intent(like_key(item_id), stored)
+                    store.put_intent(like_key(item_id), intent)

@@ -9,7 +9,9 @@ Exception tree::
         │   │   └── AckTimeoutError    ... to a ``set``: the write may or may not have landed
         │   └── DisconnectedError      offline, or the connection dropped mid-request
         ├── ServerRefusedError     the server answered with an ``error`` reply (``.code``)
-        └── ClientClosedError      misuse: the client was already closed
+        │   └── ServerUnavailableError ``unavailable``: not stored, try again later
+        ├── ClientClosedError      misuse: the client was already closed
+        └── DeviceInUseError       another session (maybe another process) has this device open
 
 A frame from the server that breaks the protocol is logged and dropped: it is
 the server's fault and says nothing about any one request.
@@ -20,11 +22,13 @@ from __future__ import annotations
 __all__ = [
     "AckTimeoutError",
     "ClientClosedError",
+    "DeviceInUseError",
     "DisconnectedError",
     "LinkError",
     "NetworkError",
     "RequestTimeoutError",
     "ServerRefusedError",
+    "ServerUnavailableError",
 ]
 
 
@@ -68,3 +72,18 @@ class ServerRefusedError(LinkError):
 
 class ClientClosedError(LinkError):
     """The client was closed; it sends nothing any more."""
+
+
+class ServerUnavailableError(ServerRefusedError):
+    """The server could not store the write now (backend down, shutting down);
+    nothing was written, and sending it again later is expected."""
+
+
+class DeviceInUseError(LinkError):
+    """The device's state file is locked by another open session, maybe in another
+    process: one device identity is never used twice at once."""
+
+    def __init__(self, name: str, path: object) -> None:
+        super().__init__(f"device {name!r} is already open elsewhere (its state file {path})")
+        self.name = name
+        self.path = path

@@ -8,7 +8,8 @@ is waiting to be sent, the last sync did not fail, and the value shown is the
 newest the server is known to hold. Everything else is one of:
 
 * ``saving`` - a request is in flight, or an intent waits for the link
-  (it will be sent on reconnect, also after a restart).
+  (it will be sent on reconnect, also after a restart). ``retry_at`` is set
+  while the server said ``unavailable`` and the write waits to be sent again.
 * ``follow_up_queued`` - a request is in flight and the user changed the value
   again since it left: one more request will follow when it answers.
 * ``failed`` - the last sync failed and the server's value was reloaded (or
@@ -45,12 +46,15 @@ class KeyStatus:
     ``by_device`` is set for ``overridden``: the device id whose write won, or
     None when it is unknown (the write was learned from a catch-up snapshot).
     ``server_revision`` is the newest server revision known for the key (0 if
-    the key was never written).
+    the key was never written), read from the device's context when derived.
+    ``retry_at`` (``saving`` only): the server was unavailable and the write is
+    sent again at this time (the link's clock, :func:`time.monotonic` by default).
     """
 
     phase: SyncPhase = SyncPhase.SYNCED
     by_device: int | None = None
     server_revision: int = 0
+    retry_at: float | None = None
 
 
 def derive_status(
@@ -63,6 +67,7 @@ def derive_status(
     writer: int | None,
     device_id: int,
     lost_choice: bool,
+    retry_at: float | None = None,
 ) -> KeyStatus:
     """The status of one key, from what the device knows of it right now.
 
@@ -73,7 +78,7 @@ def derive_status(
     revision = max(server_revision, 0)
     if in_flight:
         phase = SyncPhase.FOLLOW_UP_QUEUED if value_moved_since_send else SyncPhase.SAVING
-        return KeyStatus(phase, None, revision)
+        return KeyStatus(phase, None, revision, retry_at)
     if failed:
         return KeyStatus(SyncPhase.FAILED, None, revision)
     if intent_pending:

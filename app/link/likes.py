@@ -5,12 +5,21 @@ One key per item, ``like/<item id>``, on the wire and in the core alike.
 snapshots go through ``server_push``; a failed sync reloads the key from the
 server (the reference's ``onFinish`` example), so the UI ends on the server's
 truth. Per-key statuses are derived from the core's events (``keystatus.py``).
+
+A key's server revision has one owner, the core's :class:`DeviceContext`:
+the state shows values, intents and statuses, and statuses read the revision
+from the context when they are derived. A ``set`` the server answers with
+``unavailable`` stays in flight and is sent again after a backoff delay; its
+badge says *saving* with the retry time.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+import random
+import time
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,9 +37,17 @@ from app.sync import (
 )
 from syncserver.protocol import Ack, Push, Snapshot, Value
 
+from .backoff import Backoff
 from .catalogue import CatalogueItem
-from .errors import ClientClosedError, DisconnectedError, LinkError, NetworkError
+from .errors import (
+    ClientClosedError,
+    DisconnectedError,
+    LinkError,
+    NetworkError,
+    ServerUnavailableError,
+)
 from .keystatus import UNKNOWN_DEVICE, KeyStatus, SyncPhase, derive_status
+from .store import Intent
 
 __all__ = [
     "Intent",
@@ -68,29 +85,14 @@ class Item:
 
 
 @dataclass(frozen=True, slots=True)
-class Intent:
-    """A choice of this device's user that the server has not confirmed yet.
-
-    It is kept (and persisted) until a sync of it finishes or a newer server
-    write supersedes it; ``base_revision`` records the server revision known
-    when it was made, kept in the state file to diagnose a lost or late change.
-    """
-
-    value: bool
-    local_revision: int
-    base_revision: int
-
-
-@dataclass(frozen=True, slots=True)
 class LikesState:
     """Everything a device window shows.
 
-    ``revisions`` is keyed by like key (``like/<id>``), ``statuses`` and
-    ``intents`` by item id. ``taps`` / ``requests`` give the coalescing ratio.
+    ``statuses`` and ``intents`` are keyed by item id. ``taps`` / ``requests``
+    give the coalescing ratio.
     """
 
     items: tuple[Item, ...] = ()
-    revisions: Mapping[str, int] = field(default_factory=dict)
     statuses: Mapping[str, KeyStatus] = field(default_factory=dict)
     taps: int = 0
     requests: int = 0
@@ -103,7 +105,6 @@ class LikesState:
         introspection, which dominated applying a push on every device."""
         fields: dict[str, Any] = {
             "items": self.items,
-            "revisions": self.revisions,
             "statuses": self.statuses,
             "taps": self.taps,
             "requests": self.requests,
@@ -123,8 +124,9 @@ class LikesState:
         return self.statuses.get(item_id, KeyStatus())
 
     def revision(self, item_id: str) -> int:
-        """The newest server revision known for the item (-1 if unknown)."""
-        return self.revisions.get(like_key(item_id), -1)
+        """The item's server revision as its status shows it (0: never written or
+        unknown); the device's context owns it (``LikesCubit.server_revision``)."""
+        return self.status(item_id).server_revision
 
     def with_liked(self, item_id: str, liked: bool) -> LikesState:
         index = self.positions[item_id]
@@ -134,12 +136,6 @@ class LikesState:
         old = items[index]
         items[index] = Item(old.id, old.title, old.icon, liked)
         return self.evolve(items=tuple(items))
-
-    def with_revision(self, item_id: str, revision: int) -> LikesState:
-        key = like_key(item_id)
-        if self.revisions.get(key, -1) >= revision:
-            return self
-        return self.evolve(revisions={**self.revisions, key: revision})
 
     def with_intent(self, item_id: str, intent: Intent | None) -> LikesState:
         if self.intents.get(item_id) == intent:
@@ -156,34 +152,24 @@ def initial_state(
     catalogue: Sequence[CatalogueItem],
     *,
     liked: Mapping[str, bool] | None = None,
-    revisions: Mapping[str, int] | None = None,
     intents: Mapping[str, Intent] | None = None,
 ) -> LikesState:
-    """A state for ``catalogue``, seeded with persisted values (unknown ids are dropped)."""
+    """A state for ``catalogue``, seeded with persisted values (unknown ids are dropped);
+    statuses are derived by the cubit."""
     liked = liked or {}
-    intents = {k: v for k, v in (intents or {}).items() if any(c.id == k for c in catalogue)}
+    known = {c.id for c in catalogue}
+    intents = {k: v for k, v in (intents or {}).items() if k in known}
     items = tuple(
         Item(
             c.id,
             c.title,
             c.icon,
-            intents[c.id].value if c.id in intents else bool(liked.get(c.id, False)),
+            bool(intents[c.id].value) if c.id in intents else bool(liked.get(c.id, False)),
         )
         for c in catalogue
     )
     positions = {item.id: index for index, item in enumerate(items)}
-    known = {k: r for k, r in (revisions or {}).items() if item_id_of(k) in positions}
-    statuses = {
-        item.id: KeyStatus(
-            SyncPhase.SAVING if item.id in intents else SyncPhase.SYNCED,
-            None,
-            max(known.get(like_key(item.id), 0), 0),
-        )
-        for item in items
-    }
-    return LikesState(
-        items=items, revisions=known, statuses=statuses, intents=intents, positions=positions
-    )
+    return LikesState(items=items, intents=intents, positions=positions)
 
 
 class LikesBackend(Protocol):
@@ -202,6 +188,7 @@ class _Track:
     failed: bool = False
     writer: int | None = None
     last_choice: bool | None = None
+    retry_at: float | None = None
 
 
 def _constant(value: bool) -> Callable[[], bool]:
@@ -218,7 +205,11 @@ def _as_like(value: object) -> bool | None:
 
 
 class LikesCubit(Cubit[LikesState]):
-    """Likes of one device: optimistic toggles, pushes, reloads and honest statuses."""
+    """Likes of one device: optimistic toggles, pushes, reloads and honest statuses.
+
+    ``revisions`` (like key -> server revision) seeds the device's context;
+    ``retry_backoff``, ``rng`` and ``clock`` pace resends after ``unavailable``.
+    """
 
     def __init__(
         self,
@@ -229,21 +220,26 @@ class LikesCubit(Cubit[LikesState]):
         liked: Mapping[str, bool] | None = None,
         revisions: Mapping[str, int] | None = None,
         intents: Mapping[str, Intent] | None = None,
+        retry_backoff: Backoff | None = None,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        state = initial_state(catalogue, liked=liked, revisions=revisions, intents=intents)
+        state = initial_state(catalogue, liked=liked, intents=intents)
         super().__init__(state, device=device)
         self._backend = backend
+        self._retry_backoff = retry_backoff if retry_backoff is not None else Backoff()
+        self._rng = rng or random.Random()
+        self._clock = clock
         self._tracks: dict[str, _Track] = {}
+        self._new_history = False
+        for key, revision in (revisions or {}).items():
+            if item_id_of(key) in state.positions:
+                self.device.restore(key, server_revision=revision)
         for item_id, intent in state.intents.items():
             # Restored intents: keep local revisions rising across restarts.
-            self.device.restore(
-                like_key(item_id),
-                local_revision=intent.local_revision,
-                server_revision=state.revision(item_id),
-            )
-            self._track(item_id).last_choice = intent.value
-        for key, revision in state.revisions.items():
-            self.device.restore(key, server_revision=revision)
+            self.device.restore(like_key(item_id), local_revision=intent.local_revision)
+            self._track(item_id).last_choice = bool(intent.value)
+        self.emit(self._with_statuses(state, state.positions))
         self._unsubscribe = self.device.subscribe(self._on_event)
 
     # -- user actions ------------------------------------------------------------
@@ -262,27 +258,76 @@ class LikesCubit(Cubit[LikesState]):
                 continue  # its own loop is still at work
             # A newer server write would have cleared the intent (see _on_event); what
             # is left is the user's latest choice, unconfirmed.
-            completions.append(self._sync(item_id, _constant(intent.value), tap=False))
+            completions.append(self._sync(item_id, _constant(bool(intent.value)), tap=False))
         return completions
+
+    def server_revision(self, item_id: str) -> int:
+        """The newest server revision the device knows for the item (-1: unknown)."""
+        return self.device.server_revision(like_key(item_id))
 
     # -- from the server ---------------------------------------------------------
 
     def apply_push(self, push: Push) -> None:
         """Feed one server push through the core's revision rules."""
-        self._apply_write(
-            push.key, push.value, push.server_revision, push.local_revision, push.device_id
-        )
+        self.apply_pushes((push,))
+
+    def apply_pushes(self, pushes: Iterable[Push]) -> None:
+        """Feed a frame's pushes through the revision rules: one state change, one emit."""
+        with self.batch():
+            for push in pushes:
+                self._apply_write(
+                    push.key, push.value, push.server_revision, push.local_revision, push.device_id
+                )
 
     def apply_snapshot(self, snapshot: Snapshot) -> None:
-        """Feed a hello's catch-up snapshot through the same rules as pushes.
+        """Feed a catch-up snapshot (or one page of it) through the same rules as pushes.
 
         Entries name their writer, so the echo of this device's own older write
-        does not cancel a newer intent of its user."""
-        for entry in snapshot.values:
-            writer = entry.device_id or UNKNOWN_DEVICE  # 0: written by an older server
-            self._apply_write(
-                entry.key, entry.value, entry.server_revision, entry.local_revision, writer
-            )
+        does not cancel a newer intent of its user. While a new history's
+        snapshot arrives (:meth:`forget_history`), an entry for a key with an
+        unconfirmed intent only records its revision: the intent is sent again."""
+        with self.batch():
+            for entry in snapshot.values:
+                writer = entry.device_id or UNKNOWN_DEVICE  # 0: written by an older server
+                item_id = item_id_of(entry.key)
+                if self._new_history and item_id is not None and item_id in self.state.intents:
+                    self.device.learn_server_revision(entry.key, entry.server_revision)
+                    self._refresh(item_id)
+                    continue
+                self._apply_write(
+                    entry.key, entry.value, entry.server_revision, entry.local_revision, writer
+                )
+
+    def forget_history(self) -> None:
+        """The server's history was replaced (a new epoch): forget every server
+        revision and who wrote what; the new snapshot follows, then :meth:`caught_up`."""
+        self.device.forget_server_revisions()
+        self._new_history = True
+        for track in self._tracks.values():
+            track.writer = None
+            track.failed = False
+            track.last_choice = None
+        with self.batch():
+            self._emit_if_changed(self._with_statuses(self.state, self.state.positions))
+
+    def caught_up(self, keys_written: Collection[str] | None = None) -> list[SyncCompletion]:
+        """The snapshot is complete. After a new history's snapshot, ``keys_written``
+        lists every key it holds: any other is never written there (not liked,
+        revision 0). Then every unconfirmed intent is sent again."""
+        if keys_written is not None:
+            with self.batch():
+                state = self.state
+                for item in state.items:
+                    key = like_key(item.id)
+                    if key in keys_written or item.id in state.intents:
+                        continue
+                    if self.device.in_flight(key):
+                        continue
+                    self.device.learn_server_revision(key, 0)
+                    state = state.with_liked(item.id, False)
+                self._emit_if_changed(self._with_statuses(state, state.positions))
+        self._new_history = False
+        return self.resume_intents()
 
     def close(self) -> None:
         """Stop deriving statuses (sync loops still running keep their own course)."""
@@ -294,10 +339,11 @@ class LikesCubit(Cubit[LikesState]):
         key = like_key(item_id)
         if item_id not in self.state.positions:
             raise KeyError(f"no item {item_id!r} in this device's catalogue")
-        backend = self._backend
+        device = self.device
 
         def apply_optimistic(state: LikesState, liked: bool) -> LikesState:
-            intent = Intent(liked, self.device.local_revision(key) + 1, state.revision(item_id))
+            # The core has already given this change its local revision.
+            intent = Intent(liked, device.local_revision(key), device.server_revision(key))
             state = state.with_liked(item_id, liked).with_intent(item_id, intent)
             track = self._track(item_id)
             track.failed = False
@@ -308,7 +354,7 @@ class LikesCubit(Cubit[LikesState]):
             return self._with_status(state, item_id)
 
         async def send(liked: bool, local_revision: int, _device_id: int, inform: Any) -> Ack:
-            ack = await backend.set(key, liked, local_revision)
+            ack = await self._set_retrying(item_id, liked, local_revision)
             inform(ack.server_revision)
             return ack
 
@@ -316,7 +362,7 @@ class LikesCubit(Cubit[LikesState]):
             liked = _as_like(ack.value)
             if liked is None:
                 return None
-            return state.with_liked(item_id, liked).with_revision(item_id, ack.server_revision)
+            return state.with_liked(item_id, liked)
 
         async def on_finish(error: BaseException | None) -> LikesState | None:
             if error is None:
@@ -328,19 +374,40 @@ class LikesCubit(Cubit[LikesState]):
             value_to_apply=choose,
             apply_optimistic_value_to_state=apply_optimistic,
             get_value_from_state=lambda state: state.liked(item_id),
-            get_server_revision_from_state=lambda state: state.revision(item_id),
+            get_server_revision_from_state=lambda _state: device.server_revision(key),
             send_value_to_server=send,
             apply_server_response_to_state=apply_response,
             on_finish=on_finish,
         )
 
+    async def _set_retrying(self, item_id: str, liked: bool, local_revision: int) -> Ack:
+        """``set``, sent again with backoff while the server says ``unavailable``."""
+        track = self._track(item_id)
+        attempt = 0
+        try:
+            while True:
+                try:
+                    return await self._backend.set(like_key(item_id), liked, local_revision)
+                except ServerUnavailableError as exc:
+                    attempt += 1
+                    delay = self._retry_backoff.delay(attempt, self._rng)
+                    log.info("%s: server unavailable (%s), retrying in %.2f s", item_id, exc, delay)
+                    track.retry_at = self._clock() + delay
+                    self._refresh(item_id)
+                    await asyncio.sleep(delay)
+        finally:
+            if track.retry_at is not None:
+                track.retry_at = None
+                self._refresh(item_id)
+
     async def _reload(self, item_id: str, error: BaseException) -> LikesState | None:
         """After a failed sync: show the server's value (reference ``onFinish``)."""
         if isinstance(error, DisconnectedError | ClientClosedError):
             return None  # never answered: the intent waits for the reconnect (or restart)
+        key = like_key(item_id)
         try:
-            reply = await self._backend.get(like_key(item_id))
-        except NetworkError as exc:
+            reply = await self._backend.get(key)
+        except (NetworkError, ServerUnavailableError) as exc:
             log.warning("could not reload %s after %s: %s", item_id, error, exc)
             return None  # the intent stays and is sent again on reconnect
         except LinkError as exc:
@@ -348,8 +415,9 @@ class LikesCubit(Cubit[LikesState]):
             return self.state.with_intent(item_id, None)
         state = self.state.with_intent(item_id, None)
         liked = _as_like(reply.value)
-        if liked is not None and reply.server_revision >= state.revision(item_id):
-            state = state.with_liked(item_id, liked).with_revision(item_id, reply.server_revision)
+        if liked is not None and reply.server_revision >= self.device.server_revision(key):
+            self.device.learn_server_revision(key, reply.server_revision)
+            state = state.with_liked(item_id, liked)
         self._track(item_id).writer = UNKNOWN_DEVICE
         return self._with_status(state, item_id)
 
@@ -363,13 +431,12 @@ class LikesCubit(Cubit[LikesState]):
         if liked is None:
             log.warning("ignoring non-boolean value %r for %s", value, key)
             return
+        device = self.device
         self.server_push(
             key=key,
             push_metadata=(server_revision, local_revision, device_id),
-            get_server_revision_from_state=lambda state: state.revision(item_id),
-            apply_server_push_to_state=lambda state, revision: state.with_liked(
-                item_id, liked
-            ).with_revision(item_id, revision),
+            get_server_revision_from_state=lambda _state: device.server_revision(key),
+            apply_server_push_to_state=lambda state, _revision: state.with_liked(item_id, liked),
         )
 
     def _track(self, item_id: str) -> _Track:
@@ -412,19 +479,22 @@ class LikesCubit(Cubit[LikesState]):
             # Only a sync that reached the server and failed is shown as failed;
             # an intent that never left waits for the reconnect as "saving".
             track.failed = not isinstance(event.error, DisconnectedError | ClientClosedError)
-        # Whatever the core recorded (acks, self-echoes) is the newest revision known.
-        state = state.with_revision(item_id, self.device.server_revision(event.key))
         self._emit_if_changed(self._with_status(state, item_id))
 
     def _refresh(self, item_id: str) -> None:
         self._emit_if_changed(self._with_status(self.state, item_id))
+
+    def _with_statuses(self, state: LikesState, item_ids: Iterable[str]) -> LikesState:
+        for item_id in item_ids:
+            state = self._with_status(state, item_id)
+        return state
 
     def _with_status(self, state: LikesState, item_id: str) -> LikesState:
         key = like_key(item_id)
         track = self._track(item_id)
         liked = state.liked(item_id)
         status = derive_status(
-            server_revision=state.revision(item_id),
+            server_revision=self.device.server_revision(key),
             in_flight=self.device.in_flight(key),
             value_moved_since_send=(
                 track.sent_value is not None
@@ -436,6 +506,7 @@ class LikesCubit(Cubit[LikesState]):
             writer=track.writer,
             device_id=self.device.device_id,
             lost_choice=track.last_choice is not None and liked != track.last_choice,
+            retry_at=track.retry_at,
         )
         if state.statuses.get(item_id) == status:
             return state
@@ -449,5 +520,6 @@ class LikesCubit(Cubit[LikesState]):
 
     def refresh_all(self, item_ids: Iterable[str] | None = None) -> None:
         """Recompute statuses (e.g. after restoring state)."""
-        for item_id in item_ids if item_ids is not None else self.state.positions:
-            self._refresh(item_id)
+        with self.batch():
+            for item_id in item_ids if item_ids is not None else self.state.positions:
+                self._refresh(item_id)

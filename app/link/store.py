@@ -11,6 +11,15 @@ Reading happens once, when the device opens. A file that cannot be read as
 this store (not SQLite, damaged, wrong shape) is moved aside with a logged
 warning and the device starts clean: losing local state is recoverable (the
 server has the truth), crashing at start is not.
+
+One device identity is used by one session at a time: the file is locked
+(a ``.lock`` file beside it) from :meth:`DeviceStore.load` to
+:meth:`DeviceStore.close`, and a second open, in this process or another,
+fails with :class:`DeviceInUseError`.
+
+:class:`StateStore` is what a session needs from a store; :class:`MemoryStore`
+is one in memory for simulators, where a process kill keeps only what was
+flushed.
 """
 
 from __future__ import annotations
@@ -27,11 +36,23 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
+import filelock
 import platformdirs
 
-__all__ = ["DeviceStore", "StoredIntent", "StoredState", "default_data_dir", "store_path"]
+from .errors import DeviceInUseError
+
+__all__ = [
+    "DeviceStore",
+    "Intent",
+    "MemoryStore",
+    "StateStore",
+    "StoredIntent",
+    "StoredState",
+    "default_data_dir",
+    "store_path",
+]
 
 log = logging.getLogger(__name__)
 
@@ -60,35 +81,73 @@ def store_path(data_dir: Path, name: str) -> Path:
 
 
 @dataclass(frozen=True, slots=True)
-class StoredIntent:
-    """A write the server never confirmed: its value, local revision and the
-    server revision it was based on."""
+class Intent:
+    """A choice of this device's user that the server has not confirmed yet.
+
+    It is kept (and persisted) until a sync of it finishes or a newer server
+    write supersedes it; ``base_revision`` records the server revision known
+    when it was made, kept in the state file to diagnose a lost or late change.
+    """
 
     value: Any
     local_revision: int
     base_revision: int
 
 
+StoredIntent = Intent
+"""The name the state file's rows had before intents became one type."""
+
+
 @dataclass(frozen=True, slots=True)
 class StoredState:
-    """Everything read back at open."""
+    """Everything read back at open. ``epoch`` is the server history that
+    ``newest_seen`` and ``revisions`` count in (None: none seen yet)."""
 
     device_id: int | None = None
     newest_seen: int = 0
     values: Mapping[str, Any] = field(default_factory=dict)
     revisions: Mapping[str, int] = field(default_factory=dict)
-    intents: Mapping[str, StoredIntent] = field(default_factory=dict)
+    intents: Mapping[str, Intent] = field(default_factory=dict)
+    epoch: str | None = None
+
+
+class StateStore(Protocol):
+    """What a :class:`~app.link.DeviceSession` needs from its store.
+
+    ``load`` claims the device (raising :class:`DeviceInUseError` if it is
+    open elsewhere) and returns what was stored; puts never block; ``flush``
+    waits until every put so far would survive a crash; ``close`` flushes and
+    releases the device.
+    """
+
+    async def load(self) -> StoredState: ...
+
+    def put_device_id(self, device_id: int) -> None: ...
+
+    def put_newest_seen(self, revision: int) -> None: ...
+
+    def put_epoch(self, epoch: str | None) -> None: ...
+
+    def put_value(self, key: str, value: Any, server_revision: int) -> None: ...
+
+    def put_intent(self, key: str, intent: Intent | None) -> None: ...
+
+    async def flush(self) -> None: ...
+
+    async def close(self) -> None: ...
 
 
 _DELETE = object()
 
 
 class DeviceStore:
-    """One device's state file. Create it with :meth:`open`; all puts are non-blocking."""
+    """One device's state file. Open it with :meth:`open` (or :meth:`load`); all
+    puts are non-blocking."""
 
     def __init__(self, path: Path, name: str) -> None:
         self.path = path
         self.name = name
+        self._file_lock = filelock.FileLock(path.with_name(f"{path.name}.lock"), thread_local=False)
         self._lock = threading.Condition()
         self._meta: dict[str, str] = {}
         self._registers: dict[str, tuple[str, int]] = {}
@@ -99,16 +158,34 @@ class DeviceStore:
         self._thread: threading.Thread | None = None
 
     @classmethod
+    def for_device(cls, data_dir: Path | None, name: str) -> DeviceStore:
+        """The store of device ``name`` under ``data_dir`` (default: the user data folder)."""
+        return cls(store_path(default_data_dir() if data_dir is None else data_dir, name), name)
+
+    @classmethod
     async def open(cls, data_dir: Path | None, name: str) -> tuple[DeviceStore, StoredState]:
         """Open (or create) the file of device ``name`` and read it back."""
-        path = store_path(default_data_dir() if data_dir is None else data_dir, name)
-        store = cls(path, name)
-        stored = await asyncio.to_thread(store._load)
-        store._thread = threading.Thread(
-            target=store._write_loop, name=f"optisync store {name}", daemon=True
+        store = cls.for_device(data_dir, name)
+        return store, await store.load()
+
+    async def load(self) -> StoredState:
+        """Lock the file (or raise :class:`DeviceInUseError`), read it back and
+        start the writer thread."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            self._file_lock.acquire(timeout=0)
+        except filelock.Timeout:
+            raise DeviceInUseError(self.name, self.path) from None
+        try:
+            stored = await asyncio.to_thread(self._load)
+        except BaseException:
+            self._file_lock.release()
+            raise
+        self._thread = threading.Thread(
+            target=self._write_loop, name=f"optisync store {self.name}", daemon=True
         )
-        store._thread.start()
-        return store, stored
+        self._thread.start()
+        return stored
 
     @classmethod
     def peek(cls, data_dir: Path | None, name: str) -> StoredState:
@@ -124,13 +201,16 @@ class DeviceStore:
     def put_newest_seen(self, revision: int) -> None:
         self._put_meta("newest_seen", str(revision))
 
+    def put_epoch(self, epoch: str | None) -> None:
+        self._put_meta("epoch", epoch or "")
+
     def put_value(self, key: str, value: Any, server_revision: int) -> None:
         encoded = json.dumps(value)
         with self._lock:
             self._registers[key] = (encoded, server_revision)
             self._changed()
 
-    def put_intent(self, key: str, intent: StoredIntent | None) -> None:
+    def put_intent(self, key: str, intent: Intent | None) -> None:
         with self._lock:
             self._intents[key] = _DELETE if intent is None else intent
             self._changed()
@@ -158,6 +238,8 @@ class DeviceStore:
         if self._thread is not None:
             await asyncio.to_thread(self._thread.join)
             self._thread = None
+        if self._file_lock.is_locked:
+            self._file_lock.release()
 
     def _wait_written(self) -> None:
         with self._lock:
@@ -186,7 +268,7 @@ class DeviceStore:
                 values[str(key)] = json.loads(value)
                 revisions[str(key)] = _as_int(revision)
             intents = {
-                str(key): StoredIntent(json.loads(value), _as_int(local), _as_int(base))
+                str(key): Intent(json.loads(value), _as_int(local), _as_int(base))
                 for key, value, local, base in db.execute(
                     "SELECT key, value, local_revision, base_revision FROM intents"
                 )
@@ -198,6 +280,7 @@ class DeviceStore:
             values=values,
             revisions=revisions,
             intents=intents,
+            epoch=meta.get("epoch") or None,
         )
 
     def _move_aside(self, exc: BaseException) -> None:
@@ -275,7 +358,7 @@ class DeviceStore:
                 [(key, value, revision) for key, (value, revision) in registers.items()],
             )
             for key, intent in intents.items():
-                if isinstance(intent, StoredIntent):
+                if isinstance(intent, Intent):
                     db.execute(
                         "INSERT OR REPLACE INTO intents"
                         " (key, value, local_revision, base_revision) VALUES (?, ?, ?, ?)",
@@ -300,3 +383,79 @@ def _as_int(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"expected an integer in the state file, found {value!r}")
     return value
+
+
+class MemoryStore:
+    """A :class:`StateStore` in memory, for simulators and tests.
+
+    ``durable`` is what a disk would hold: puts reach it on :meth:`flush` (or
+    :meth:`close`), so a process kill (:meth:`crash`) loses only unflushed puts.
+    Reopening the same object (``load`` again) is restarting the device.
+    """
+
+    def __init__(self, name: str = "device", durable: StoredState | None = None) -> None:
+        self.name = name
+        self.durable = durable if durable is not None else StoredState()
+        self.in_use = False
+        self._meta: dict[str, Any] = {}
+        self._values: dict[str, tuple[Any, int]] = {}
+        self._intents: dict[str, Intent | None] = {}
+
+    async def load(self) -> StoredState:
+        if self.in_use:
+            raise DeviceInUseError(self.name, "memory")
+        self.in_use = True
+        self._drop_unflushed()
+        return self.durable
+
+    def put_device_id(self, device_id: int) -> None:
+        self._meta["device_id"] = device_id
+
+    def put_newest_seen(self, revision: int) -> None:
+        self._meta["newest_seen"] = revision
+
+    def put_epoch(self, epoch: str | None) -> None:
+        self._meta["epoch"] = epoch or None
+
+    def put_value(self, key: str, value: Any, server_revision: int) -> None:
+        self._values[key] = (value, server_revision)
+
+    def put_intent(self, key: str, intent: Intent | None) -> None:
+        self._intents[key] = intent
+
+    async def flush(self) -> None:
+        durable = self.durable
+        values = dict(durable.values)
+        revisions = dict(durable.revisions)
+        for key, (value, revision) in self._values.items():
+            values[key] = value
+            revisions[key] = revision
+        intents = dict(durable.intents)
+        for key, intent in self._intents.items():
+            if intent is None:
+                intents.pop(key, None)
+            else:
+                intents[key] = intent
+        self.durable = StoredState(
+            device_id=self._meta.get("device_id", durable.device_id),
+            newest_seen=self._meta.get("newest_seen", durable.newest_seen),
+            values=values,
+            revisions=revisions,
+            intents=intents,
+            epoch=self._meta.get("epoch", durable.epoch),
+        )
+        self._drop_unflushed()
+
+    async def close(self) -> None:
+        await self.flush()
+        self.in_use = False
+
+    def crash(self) -> None:
+        """The process died: unflushed puts are gone and the device can be opened again."""
+        self._drop_unflushed()
+        self.in_use = False
+
+    def _drop_unflushed(self) -> None:
+        self._meta = {}
+        self._values = {}
+        self._intents = {}

@@ -9,8 +9,9 @@ the server's pushes through the revision rules of :mod:`app.sync.rules`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Hashable, Iterable
+from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -121,6 +122,7 @@ class Cubit(Generic[S]):
         self._state = initial_state
         self._device = device if device is not None else DeviceContext()
         self._listeners: list[StateListener[S]] = []
+        self._holding = 0
 
     @property
     def state(self) -> S:
@@ -131,10 +133,25 @@ class Cubit(Generic[S]):
         return self._device
 
     def emit(self, state: S) -> None:
-        """Replace the state and tell every subscriber."""
+        """Replace the state and tell every subscriber (once, at the end of a batch)."""
         self._state = state
+        if self._holding:
+            return
         for listener in tuple(self._listeners):
             listener(state)
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold emits: the state changes at once, subscribers hear of it once when
+        the outermost batch ends (applying a frame of many pushes, say)."""
+        before = self._state
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+            if not self._holding and self._state is not before:
+                self.emit(self._state)
 
     def subscribe(self, listener: StateListener[S]) -> Callable[[], None]:
         """Call ``listener(state)`` on every emit; returns an unsubscribe function."""
@@ -252,13 +269,19 @@ class Cubit(Generic[S]):
         asyncio.get_running_loop()  # fail before changing anything when called off-loop
         device = self._device
         value = value_to_apply()
-        optimistic = apply_optimistic_value_to_state(self._state, value)
         book = device.book(key)
+        # The change's local revision is taken first, so apply_optimistic_value_to_state
+        # can read it from device.local_revision(key) instead of guessing it.
+        book.local_revision += 1
+        try:
+            optimistic = apply_optimistic_value_to_state(self._state, value)
+        except BaseException:
+            book.local_revision -= 1
+            raise
         running = book.loop
         if running is None and get_server_revision_from_state is not None:
             # Seed before the first request; a running loop re-reads it on response.
             device.known_server_revision(key, get_server_revision_from_state(self._state))
-        book.local_revision += 1
         book.latest_change_from_push = False
         self.emit(optimistic)
         if device.observed:

@@ -34,7 +34,11 @@ class KeyBook:
 
 
 class DeviceContext:
-    """Per-device local revisions, known server revisions, push marks and in-flight keys."""
+    """Per-device local revisions, known server revisions, push marks and in-flight keys.
+
+    It is the one owner of a key's server revision on a device: state, statuses
+    and storage read it here (:meth:`server_revision`) rather than keep copies.
+    """
 
     def __init__(self, device_id: int | None = None) -> None:
         if device_id is not None and (
@@ -122,10 +126,23 @@ class DeviceContext:
 
     def known_server_revision(self, key: Hashable, from_state: int) -> int:
         """The newest revision known for ``key``: recorded, or persisted in state."""
+        return self.learn_server_revision(key, from_state)
+
+    def learn_server_revision(self, key: Hashable, revision: int) -> int:
+        """Record that the server holds ``revision`` of ``key`` (never lowers what is
+        known, e.g. after a reload); returns the newest revision known."""
         book = self.book(key)
-        if from_state > book.server_revision:
-            book.server_revision = from_state
+        if revision > book.server_revision:
+            book.server_revision = revision
         return book.server_revision
+
+    def forget_server_revisions(self) -> None:
+        """The server's history was replaced (a new epoch): every key's server
+        revision goes back to unknown and no change counts as pushed any more.
+        Local revisions keep rising, and sync loops in flight keep their course."""
+        for book in self._books.values():
+            book.server_revision = -1
+            book.latest_change_from_push = False
 
     def claim(self, key: Hashable, loop: SyncCompletion) -> None:
         self.book(key).loop = loop

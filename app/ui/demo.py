@@ -18,7 +18,7 @@ from PySide6.QtCore import QObject, QRect, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
-from app.link import CatalogueItem, load_catalogue
+from app.link import CatalogueItem, DeviceInUseError, load_catalogue
 
 from .bridge import DeviceBridge
 from .device_window import DeviceWindow
@@ -91,6 +91,8 @@ class Demo(QObject):
             self.server = ServerBridge(data_dir / "server.sqlite3", latency_ms=latency_ms)
         self.windows: list[DeviceWindow] = []
         self._opening: set[str] = set()
+        self._closing: dict[str, asyncio.Task[None]] = {}
+        self._in_use_elsewhere: set[str] = set()
         self._tasks: set[asyncio.Task[Any]] = set()
 
     @property
@@ -134,11 +136,25 @@ class Demo(QObject):
 
     def next_name(self) -> str:
         taken = {window.bridge.name for window in self.windows} | self._opening
+        taken |= self._in_use_elsewhere
         return next(name for i in itertools.count() if (name := device_name(i)) not in taken)
 
     async def open_device(self, name: str | None = None) -> DeviceWindow:
-        """Open (or reopen, restoring its state) a device and its window."""
-        name = name or self.next_name()
+        """Open (or reopen, restoring its state) a device and its window. Without a
+        name: the first one free, skipping devices another process has open."""
+        if name is not None:
+            return await self._open_named(name)
+        while True:
+            name = self.next_name()
+            closing = self._closing.get(name)
+            if closing is not None:
+                await asyncio.shield(closing)  # closing here: reopen it once closed
+            try:
+                return await self._open_named(name)
+            except DeviceInUseError:
+                self._in_use_elsewhere.add(name)
+
+    async def _open_named(self, name: str) -> DeviceWindow:
         self._opening.add(name)
         try:
             bridge = await DeviceBridge.open(
@@ -177,18 +193,24 @@ class Demo(QObject):
             return
         self.windows.remove(window)
 
+        name = window.bridge.name
+
         async def close() -> None:
-            await window.bridge.close()
-            self.deviceClosed.emit(window.bridge.name)
+            try:
+                await window.bridge.close()
+            finally:
+                self._closing.pop(name, None)
+            self.deviceClosed.emit(name)
             window.deleteLater()
             asyncio.get_running_loop().call_later(0.5, _collect_widgets)
 
-        self._spawn(close())
+        self._closing[name] = self._spawn(close())
 
-    def _spawn(self, work: Coroutine[Any, Any, Any]) -> None:
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+        return task
 
     # -- layout -----------------------------------------------------------------------
 

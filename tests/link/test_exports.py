@@ -12,6 +12,7 @@ MODULES = [
     "backoff",
     "catalogue",
     "client",
+    "engine",
     "device",
     "errors",
     "keystatus",
