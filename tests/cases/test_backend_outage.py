@@ -13,8 +13,6 @@ from tests.cases.conftest import StartDevice, StartServer, honest, raw_client, r
 from tests.redis.conftest import RedisServer
 from tests.timeouts import TIMEOUT
 
-pytestmark = pytest.mark.xfail(strict=True, reason="fails on the shipped code until its fix lands")
-
 OUTAGE = 3.0
 """How long Redis stays down: the scenario, not a wait for an outcome."""
 

@@ -5,11 +5,7 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
-import pytest
-
 from tests.cases.conftest import StartDevice, StartServer, honest, registers
-
-pytestmark = pytest.mark.xfail(strict=True, reason="fails on the shipped code until its fix lands")
 
 
 def free_port() -> int:
