@@ -125,8 +125,19 @@ async def a_hello_on_a_watched_connection_updates_the_feed(ctx: Context) -> None
 async def a_new_observer_gets_states_at_most_every_50_ms(ctx: Context) -> None:
     """Under a stream of changes, a new observer's first two states are ≥ 50 ms apart."""
     writer, _ = await ctx.device()
+    clock = await ctx.connect()
+    observers = [await ctx.connect() for _ in range(8)]
     key = ctx.key()
     stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+
+    async def just_after_a_state() -> None:
+        """Return right after the clock observer was sent a state (not a queued one)."""
+        while True:
+            asked = loop.time()
+            await clock.recv_type("server_state")
+            if loop.time() - asked > OBSERVE_INTERVAL / 5:
+                return
 
     async def write() -> None:
         number = 0
@@ -135,11 +146,14 @@ async def a_new_observer_gets_states_at_most_every_50_ms(ctx: Context) -> None:
             await writer.set(key, number, number)
 
     writing = asyncio.ensure_future(write())
-    loop = asyncio.get_running_loop()
+    await clock.send({"type": "observe"})
     gaps = []
     try:
-        for _ in range(8):
-            observer = await ctx.connect()
+        for number, observer in enumerate(observers):
+            # Observe late in the feed's 50 ms cycle: a state already due must not
+            # follow the new observer's first one closely.
+            await just_after_a_state()
+            await asyncio.sleep(OBSERVE_INTERVAL * (0.6 + 0.05 * (number % 4)))
             await observer.send({"type": "observe"})
             await observer.recv_type("server_state")
             first = loop.time()
