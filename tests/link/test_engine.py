@@ -244,3 +244,20 @@ def test_dropped_pushes_never_reach_the_device() -> None:
     (event,) = engine.events_received()
     assert isinstance(event, PushesReceived)
     assert event.pushes == (Push("like/tea", True, 3, 1, 9),)
+
+
+def test_a_hundred_thousand_keys_in_pages_bring_the_engine_online() -> None:
+    """A catch-up of 100,000 keys split in pages hands out every entry and goes
+    online exactly once, after the last page."""
+    engine = LinkEngine(7)
+    engine.connected(0.0)
+    keys = [f"like/{n}" for n in range(100_000)]
+    pages = [keys[start : start + 5_000] for start in range(0, len(keys), 5_000)]
+    handed_out = 0
+    for number, page in enumerate(pages, start=1):
+        engine.receive(_snapshot(100_000, page, more=number < len(pages)), 0.0)
+        events = engine.events_received()
+        handed_out += sum(len(e.snapshot.values) for e in events if isinstance(e, SnapshotPage))
+        assert engine.online == (number == len(pages))
+    assert handed_out == 100_000
+    assert events[-1] == CaughtUp(100_000, "e1", None, went_online=True)
