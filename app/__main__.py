@@ -19,7 +19,7 @@ from pathlib import Path
 
 import platformdirs
 import qasync
-from PySide6.QtWidgets import QApplication, QWidget
+from PySide6.QtWidgets import QApplication
 
 __all__ = ["main", "parse_args", "run"]
 
@@ -75,7 +75,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 async def run(args: argparse.Namespace) -> int:
     """The boot coroutine: create everything, wait for quit, close everything."""
     from app.ui.demo import Demo
-    from app.ui.screenshot import render_windows, settle, stage_scene
+    from app.ui.screenshot import render_windows, screenshot_windows, settle, stage_scene
 
     app = QApplication.instance()
     assert isinstance(app, QApplication)
@@ -108,10 +108,7 @@ async def run(args: argparse.Namespace) -> int:
                 demo.arrange(fit=False)  # the offscreen screen is small; keep full sizes
                 await stage_scene(demo)
                 await settle()
-                windows: list[QWidget] = [*demo.windows]
-                if demo.server_window is not None:
-                    windows.append(demo.server_window)
-                render_windows(windows, args.screenshot)
+                render_windows(screenshot_windows(demo), args.screenshot)
                 print(f"screenshot written to {args.screenshot}", flush=True)
                 return 0
             await quit_requested.wait()

@@ -9,17 +9,38 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.link import CatalogueItem, ConnectionStatus, DeviceSession, LikesState
-from app.sync import SyncEvent
+from app.link import CatalogueItem, ConnectionStatus, DeviceSession, LikesState, like_key
+from app.sync import RequestSent, SyncEvent
 
 from .directory import DeviceDirectory
-from .timeline import TimelineEntry, describe
+from .timeline import TimelineEntry, describe, item_id_of, value_words
 
-__all__ = ["DeviceBridge"]
+__all__ = ["DeviceBridge", "TapStats"]
+
+
+@dataclass(frozen=True, slots=True)
+class TapStats:
+    """How much coalescing saved since the last reset.
+
+    ``resends`` are requests that carried no tap of this run: a choice saved
+    by an earlier run (or held while offline) sent again. They are counted
+    apart so the ratio speaks of taps only.
+    """
+
+    taps: int = 0
+    requests: int = 0
+    resends: int = 0
+
+    @property
+    def ratio(self) -> float | None:
+        """Taps per request that carried taps; None before any."""
+        carrying = self.requests - self.resends
+        return self.taps / carrying if carrying > 0 and self.taps else None
 
 
 class DeviceBridge(QObject):
@@ -27,8 +48,9 @@ class DeviceBridge(QObject):
 
     stateChanged = Signal(object)
     statusChanged = Signal(object)
-    countersChanged = Signal(int, int)
+    statsChanged = Signal(object)
     eventLogged = Signal(object)
+    syncEvent = Signal(object)
     closed = Signal()
 
     def __init__(
@@ -43,7 +65,9 @@ class DeviceBridge(QObject):
         directory.add(session.device_id, session.name)
         self._state: LikesState = session.cubit.state
         self._status: ConnectionStatus = session.status
-        self._counters = (self._state.taps, self._state.requests)
+        self._stats = TapStats()
+        self._tapped: set[str] = set()  # keys tapped since their last request
+        self._waiting: dict[str, str] = {}  # key -> words, for requests held while offline
         self._closing = False
         self._unsubscribe: list[Callable[[], None]] = [
             session.cubit.subscribe(self._on_state),
@@ -101,13 +125,27 @@ class DeviceBridge(QObject):
     def device_name(self, device_id: int | None) -> str:
         return self._directory.name(device_id)
 
+    @property
+    def stats(self) -> TapStats:
+        return self._stats
+
+    def reset_stats(self) -> None:
+        """Start counting taps and requests afresh."""
+        self._stats = TapStats()
+        self._tapped.clear()
+        self.statsChanged.emit(self._stats)
+
     # -- what widgets do ---------------------------------------------------------------
 
     @Slot(str)
     def toggle_like(self, item_id: str) -> None:
         """Tap a heart: the new value is in ``stateChanged`` before this returns."""
         if not self._closing:
+            self._tapped.add(like_key(item_id))
+            stats = self._stats
+            self._stats = TapStats(stats.taps + 1, stats.requests, stats.resends)
             self._session.toggle_like(item_id)
+            self.statsChanged.emit(self._stats)
 
     async def close(self) -> None:
         """Stop listening and close the session (its state is already persisted)."""
@@ -127,10 +165,6 @@ class DeviceBridge(QObject):
             return
         self._state = state
         self.stateChanged.emit(state)
-        counters = (state.taps, state.requests)
-        if counters != self._counters:
-            self._counters = counters
-            self.countersChanged.emit(*counters)
 
     def _on_status(self, status: ConnectionStatus) -> None:
         if status == self._status:
@@ -139,15 +173,39 @@ class DeviceBridge(QObject):
         self.statusChanged.emit(status)
         if status.state != previous.state:
             self.eventLogged.emit(_link_entry(status))
+            if status.state == "online" and self._waiting:
+                waiting, self._waiting = self._waiting, {}
+                for key, words in waiting.items():
+                    self.eventLogged.emit(
+                        TimelineEntry(
+                            time.time(),
+                            item_id_of(key),
+                            "sent",
+                            f"Back online: sent {words} that waited for the connection",
+                        )
+                    )
 
     def _on_event(self, event: SyncEvent) -> None:
-        self.eventLogged.emit(describe(event, self._directory.name))
+        online = self._status.state == "online"
+        if isinstance(event, RequestSent):
+            key = str(event.key)
+            stats = self._stats
+            resend = key not in self._tapped and not event.follow_up
+            self._tapped.discard(key)
+            self._stats = TapStats(stats.taps, stats.requests + 1, stats.resends + int(resend))
+            self.statsChanged.emit(self._stats)
+            if not online:
+                self._waiting[key] = (
+                    f"{value_words(event.value)} (local rev {event.local_revision})"
+                )
+        self.syncEvent.emit(event)
+        self.eventLogged.emit(describe(event, self._directory.name, self.device_id, online=online))
 
 
 def _link_entry(status: ConnectionStatus) -> TimelineEntry:
     text = {
         "online": f"Online and caught up with {status.url or 'the server'}",
         "connecting": f"Connecting to {status.url or 'the server'}…",
-        "offline": "Offline; will retry with backoff",
+        "offline": "Offline: taps are kept and sent when the connection is back",
     }
     return TimelineEntry(time.time(), None, "link", text.get(status.state, status.state))

@@ -23,14 +23,20 @@ from app.link import CatalogueItem, DeviceInUseError, load_catalogue
 from .bridge import DeviceBridge
 from .device_window import DeviceWindow
 from .directory import DeviceDirectory
+from .help import HelpDialog
+from .sequence_feed import SequenceRecorder
+from .sequence_window import SequenceWindow
 from .server_bridge import ServerBridge
 from .server_window import ServerWindow
 
 __all__ = ["Demo", "device_name", "extend_catalogue"]
 
 GAP = 12
-DEVICE_WIDTH = 460
-SERVER_WIDTH = 500
+DEVICE_WIDTH = 440
+SERVER_WIDTH = 520
+MIN_DEVICE_WIDTH = 380
+MIN_SERVER_WIDTH = 440
+HEIGHT = 760
 
 
 def device_name(index: int) -> str:
@@ -90,6 +96,11 @@ class Demo(QObject):
         if not self._urls:
             self.server = ServerBridge(data_dir / "server.sqlite3", latency_ms=latency_ms)
         self.windows: list[DeviceWindow] = []
+        self.recorder = SequenceRecorder(self.directory, self)
+        self.sequence_window: SequenceWindow | None = None
+        self.help_dialog: HelpDialog | None = None
+        self._titles = {item.id: item.title for item in self.catalogue}
+        self._places: dict[str, QRect] = {}  # where each device's window was last
         self._opening: set[str] = set()
         self._closing: dict[str, asyncio.Task[None]] = {}
         self._in_use_elsewhere: set[str] = set()
@@ -106,8 +117,15 @@ class Demo(QObject):
         self.data_dir.mkdir(parents=True, exist_ok=True)
         if self.server is not None:
             await self.server.start()
-            self.server_window = ServerWindow(self.server, self.catalogue, self.directory.name)
+            self.recorder.watch_server(self.server)
+            self.server.stateChanged.connect(
+                lambda state: self.directory.learn(d.device_id for d in state.devices)
+            )
+            self.server_window = ServerWindow(
+                self.server, self.catalogue, self.directory.name, recorder=self.recorder
+            )
             self.server_window.addDeviceRequested.connect(self.request_new_device)
+            self._connect_menu(self.server_window)
         for _ in range(devices):
             await self.open_device()
         self.arrange()
@@ -127,6 +145,10 @@ class Demo(QObject):
         if self.server_window is not None:
             self.server_window.close()
             self.server_window = None
+        for extra in (self.sequence_window, self.help_dialog):
+            if extra is not None:
+                extra.close()
+        self.sequence_window = self.help_dialog = None
         if self.server is not None:
             await self.server.close()
         del windows
@@ -167,9 +189,11 @@ class Demo(QObject):
             )
         finally:
             self._opening.discard(name)
+        self.recorder.watch_device(bridge)
         window = DeviceWindow(bridge)
         window.closeRequested.connect(self._on_close_requested)
         window.newDeviceRequested.connect(self.request_new_device)
+        self._connect_menu(window)
         self.windows.append(window)
         self.deviceOpened.emit(window)
         return window
@@ -179,7 +203,7 @@ class Demo(QObject):
 
         async def add() -> None:
             window = await self.open_device()
-            self._place(window, len(self.windows) - 1)
+            self._place(window)
             window.show()
             window.raise_()
 
@@ -191,6 +215,7 @@ class Demo(QObject):
     def _on_close_requested(self, window: DeviceWindow) -> None:
         if window not in self.windows:
             return
+        self._places[window.bridge.name] = window.geometry()
         self.windows.remove(window)
 
         name = window.bridge.name
@@ -206,6 +231,51 @@ class Demo(QObject):
 
         self._closing[name] = self._spawn(close())
 
+    # -- menus ------------------------------------------------------------------------
+
+    def _connect_menu(self, window: DeviceWindow | ServerWindow | SequenceWindow) -> None:
+        window.quitRequested.connect(self.quit)
+        window.helpRequested.connect(self.show_help)
+        if not isinstance(window, SequenceWindow):
+            window.diagramRequested.connect(self.show_sequence)
+
+    def quit(self) -> None:
+        """File → Quit: close every window; the app ends when the last one is closed."""
+        for window in [*self._extra_windows(), *self.windows, *self._all_windows()]:
+            window.close()
+
+    def show_help(self) -> HelpDialog:
+        """Help → Legend and help (F1)."""
+        if self.help_dialog is None:
+            self.help_dialog = HelpDialog()
+        self.help_dialog.show()
+        self.help_dialog.raise_()
+        return self.help_dialog
+
+    def show_sequence(self) -> SequenceWindow:
+        """View → Sequence diagram (Ctrl+D): the diagram in a big window of its own."""
+        if self.sequence_window is None:
+            window = SequenceWindow(self.recorder, self._title_of_key)
+            window.newDeviceRequested.connect(self.request_new_device)
+            self._connect_menu(window)
+            self.sequence_window = window
+            area = _screen_area()
+            width = min(760, area.width() - 2 * GAP)
+            height = min(HEIGHT, area.height() - 2 * GAP)
+            right = max((w.geometry().right() for w in self._all_windows()), default=area.left())
+            x = right + GAP if right + GAP + width <= area.right() else area.right() - width - GAP
+            window.setGeometry(max(area.left(), x), area.top() + GAP, width, height)
+        self.sequence_window.show()
+        self.sequence_window.raise_()
+        return self.sequence_window
+
+    def _title_of_key(self, key: str) -> str:
+        item_id = key.removeprefix("like/")
+        return self._titles.get(item_id, key)
+
+    def _extra_windows(self) -> list[QWidget]:
+        return [w for w in (self.sequence_window, self.help_dialog) if w is not None]
+
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
         task = asyncio.get_running_loop().create_task(work)
         self._tasks.add(task)
@@ -218,25 +288,44 @@ class Demo(QObject):
         server: list[QWidget] = [self.server_window] if self.server_window is not None else []
         return [*self.windows, *server]
 
-    def arrange(self, *, fit: bool = True) -> None:
-        """Side by side; shrunk to fit the screen unless ``fit`` is off (screenshots)."""
-        screen = QGuiApplication.primaryScreen()
-        area = screen.availableGeometry() if screen is not None else QRect(0, 0, 1600, 900)
+    def arrange(self, *, fit: bool = True, area: QRect | None = None) -> None:
+        """Side by side without overlap, shrunk to fit the screen (1366×768 included)
+        unless ``fit`` is off (screenshots keep full sizes)."""
+        area = area if area is not None else _screen_area()
         windows = self._all_windows()
         widths = [
             SERVER_WIDTH if window is self.server_window else DEVICE_WIDTH for window in windows
         ]
-        wanted = sum(widths) + GAP * (len(windows) + 1)
-        scale = min(1.0, area.width() / wanted) if wanted and fit else 1.0
+        room = area.width() - GAP * (len(windows) + 1)
+        scale = min(1.0, room / sum(widths)) if widths and fit else 1.0
+        height = min(HEIGHT, area.height() - 2 * GAP) if fit else HEIGHT
         x = area.left() + GAP
-        height = min(760, area.height() - 2 * GAP) if fit else 760
         for window, preferred in zip(windows, widths, strict=True):
-            width = max(360, int(preferred * scale))
-            window.setGeometry(x, area.top() + GAP, width, max(480, height))
+            smallest = MIN_SERVER_WIDTH if window is self.server_window else MIN_DEVICE_WIDTH
+            width = max(smallest, int(preferred * scale))
+            if fit and x + width > area.right():
+                self._place(window)  # no room left in the row: cascade
+                continue
+            window.setGeometry(x, area.top() + GAP, width, height)
             x += width + GAP
 
-    def _place(self, window: QWidget, index: int) -> None:
-        screen = QGuiApplication.primaryScreen()
-        area = screen.availableGeometry() if screen is not None else QRect(0, 0, 1600, 900)
-        offset = 32 * (index % 8)
+    def _place(self, window: QWidget) -> None:
+        """A device window where it was last, else beside the others (or cascaded)."""
+        area = _screen_area()
+        name = window.bridge.name if isinstance(window, DeviceWindow) else ""
+        if name in self._places:
+            window.setGeometry(self._places[name])
+            return
+        size = window.size()
+        others = [w.geometry() for w in self._all_windows() if w is not window and w.isVisible()]
+        right = max((g.right() for g in others), default=area.left())
+        if right + GAP + size.width() <= area.right():
+            window.move(right + GAP, area.top() + GAP)
+            return
+        offset = 32 * (len(self.windows) % 8)
         window.move(area.left() + GAP + offset, area.top() + GAP + offset)
+
+
+def _screen_area() -> QRect:
+    screen = QGuiApplication.primaryScreen()
+    return screen.availableGeometry() if screen is not None else QRect(0, 0, 1600, 900)

@@ -10,6 +10,8 @@ from PySide6.QtWidgets import (
     QFrame,
     QHBoxLayout,
     QLabel,
+    QLineEdit,
+    QPushButton,
     QSplitter,
     QVBoxLayout,
     QWidget,
@@ -17,9 +19,10 @@ from PySide6.QtWidgets import (
 
 from app.link import ConnectionStatus, LikesState
 
-from .bridge import DeviceBridge
+from .bridge import DeviceBridge, TapStats
 from .item_list import ItemListView
 from .item_model import ItemListModel
+from .menus import WindowMenu
 from .theme import mono_font
 from .timeline import TimelineEntry, TimelineModel, TimelineView
 from .widgets import Avatar, Pill, StatTile
@@ -28,7 +31,7 @@ __all__ = ["DeviceWindow", "status_text"]
 
 
 def status_text(status: ConnectionStatus, now: float | None = None) -> tuple[str, str]:
-    """The connection pill's words and tone."""
+    """The connection pill's words and tone (a countdown while waiting to retry)."""
     if status.state == "online":
         return "Online", "good"
     if status.state == "connecting":
@@ -36,7 +39,19 @@ def status_text(status: ConnectionStatus, now: float | None = None) -> tuple[str
     left = status.seconds_until_retry(now)
     if left is None:
         return "Offline", "bad"
-    return f"Offline · retry in {left:.0f} s" if left >= 1 else "Offline · retrying…", "bad"
+    if left >= 10:
+        return f"Offline · retry in {left:.0f} s", "bad"
+    if left >= 0.05:
+        return f"Offline · retry in {left:.1f} s", "bad"
+    return "Offline · retrying…", "bad"
+
+
+STATUS_TIPS = {
+    "good": "Connected to {url} and caught up: every push arrives as it happens.",
+    "warn": "Connecting to {url}… Taps are shown at once and sent once connected.",
+    "bad": "No connection to the server. Taps are kept (and saved on disk) and sent "
+    "when the connection is back; the device retries with growing, jittered delays.",
+}
 
 
 class DeviceWindow(QWidget):
@@ -48,6 +63,9 @@ class DeviceWindow(QWidget):
 
     closeRequested = Signal(object)
     newDeviceRequested = Signal()
+    quitRequested = Signal()
+    diagramRequested = Signal()
+    helpRequested = Signal()
 
     def __init__(self, bridge: DeviceBridge, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -58,12 +76,17 @@ class DeviceWindow(QWidget):
 
         # -- header: avatar, name, id, connection ------------------------------------
         self.avatar = Avatar(bridge.name[-1:].upper())
+        self.avatar.setToolTip(f"{bridge.name}: one device, with its own connection and state")
         self.name_label = QLabel(bridge.name)
         self.name_label.setObjectName("windowTitle")
         self.id_label = QLabel(f"device id {bridge.device_id}")
         self.id_label.setObjectName("subtle")
         self.id_label.setFont(mono_font(8.0))
         self.id_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.id_label.setToolTip(
+            "The id this device sends with every write; kept in its state file, so a "
+            "reopened device is the same device"
+        )
         self.connection = Pill()
         self.connection.setAccessibleName("Connection status")
         names = QVBoxLayout()
@@ -78,38 +101,57 @@ class DeviceWindow(QWidget):
 
         # -- counters: how much coalescing saved ------------------------------------------
         self.liked_tile = StatTile("liked")
+        self.liked_tile.setToolTip("How many items this device shows as liked")
         self.taps_tile = StatTile("taps")
+        self.taps_tile.setToolTip("Heart clicks (and Space presses) since the last reset")
         self.requests_tile = StatTile("requests sent")
         self.ratio_tile = StatTile("taps per request")
+        self.ratio_tile.setToolTip(
+            "Taps per request that carried them: rapid taps on one item share a request "
+            "(10 quick taps: 2 requests, 5.0×). Reset to measure one burst."
+        )
+        self.reset_button = QPushButton("Reset")
+        self.reset_button.setObjectName("smallButton")
+        self.reset_button.setToolTip("Reset stats: count taps and requests from zero (Ctrl+R)")
+        self.reset_button.clicked.connect(self.reset_stats)
         stats = QHBoxLayout()
         stats.setSpacing(8)
         for tile in (self.liked_tile, self.taps_tile, self.requests_tile, self.ratio_tile):
             stats.addWidget(tile, 1)
+        stats.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignVCenter)
 
         # -- items ----------------------------------------------------------------------
         self.model = ItemListModel(bridge.device_name, self)
         self.list = ItemListView(self.model)
         self.list.toggleRequested.connect(bridge.toggle_like)
+        self.list.setToolTip("")
         items_title = QLabel("Items")
         items_title.setObjectName("sectionTitle")
+        self.search = QLineEdit()
+        self.search.setObjectName("itemFilter")
+        self.search.setPlaceholderText("Filter items (Ctrl+F)")
+        self.search.setClearButtonEnabled(True)
+        self.search.setAccessibleName("Filter items by name")
+        self.search.setToolTip("Show only the items whose name contains this text")
+        self.search.textChanged.connect(self.filter_items)
         self.items_hint = QLabel("click a heart, or press space")
         self.items_hint.setObjectName("subtle")
         items_header = QHBoxLayout()
         items_header.addWidget(items_title)
-        items_header.addStretch(1)
-        items_header.addWidget(self.items_hint)
+        items_header.addWidget(self.search, 1)
         items_box = QWidget()
         items_layout = QVBoxLayout(items_box)
         items_layout.setContentsMargins(0, 0, 0, 0)
         items_layout.setSpacing(6)
         items_layout.addLayout(items_header)
         items_layout.addWidget(self.list, 1)
+        items_layout.addWidget(self.items_hint)
 
         # -- timeline ---------------------------------------------------------------------
         self.timeline_model = TimelineModel(self._title_of, self)
         self.timeline = TimelineView(self.timeline_model)
 
-        splitter = QSplitter(Qt.Orientation.Vertical)
+        self.splitter = splitter = QSplitter(Qt.Orientation.Vertical)
         splitter.setObjectName("deviceSplitter")
         splitter.setChildrenCollapsible(False)
         splitter.addWidget(items_box)
@@ -125,27 +167,75 @@ class DeviceWindow(QWidget):
         card_layout.addLayout(header)
         card_layout.addLayout(stats)
 
+        self.menu = WindowMenu(
+            self,
+            close_label="&Close device",
+            device=True,
+            toggle_timeline=self.timeline.setVisible,
+            reset_stats=self.reset_stats,
+            clear_timeline=self.clear_timeline,
+        )
+        self.menu.addDeviceRequested.connect(self.newDeviceRequested.emit)
+        self.menu.quitRequested.connect(self.quitRequested.emit)
+        self.menu.diagramRequested.connect(self.diagramRequested.emit)
+        self.menu.helpRequested.connect(self.helpRequested.emit)
+
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(14, 14, 14, 14)
-        layout.setSpacing(12)
+        layout.setMenuBar(self.menu.bar)
+        layout.setContentsMargins(14, 8, 14, 14)
+        layout.setSpacing(10)
         layout.addWidget(card)
         layout.addWidget(splitter, 1)
 
         self._countdown = QTimer(self)
-        self._countdown.setInterval(250)
+        self._countdown.setInterval(100)
         self._countdown.timeout.connect(self._show_status)
+        self._failures = QTimer(self)
+        self._failures.setInterval(500)
+        self._failures.timeout.connect(self._expire_failures)
 
         bridge.stateChanged.connect(self._on_state)
         bridge.statusChanged.connect(self._on_status)
-        bridge.countersChanged.connect(self._on_counters)
+        bridge.statsChanged.connect(self._on_stats)
         bridge.eventLogged.connect(self._on_event)
-        QShortcut(QKeySequence.StandardKey.New, self, self.newDeviceRequested.emit)
-        QShortcut(QKeySequence.StandardKey.Close, self, self.close)
+        QShortcut(QKeySequence.StandardKey.Find, self, self._focus_search)
 
         self._on_state(bridge.state)
+        self._on_stats(bridge.stats)
         self.timeline.set_items(self.model.titles())
         self._on_status(bridge.status)
         self.list.setCurrentIndex(self.model.index(0))
+
+    # -- actions ----------------------------------------------------------------------
+
+    def reset_stats(self) -> None:
+        self.bridge.reset_stats()
+
+    def clear_timeline(self) -> None:
+        self.timeline_model.clear()
+
+    def filter_items(self, text: str) -> None:
+        """Hide the rows whose title does not contain ``text`` (case-insensitive)."""
+        needle = text.strip().casefold()
+        shown = 0
+        for row in range(self.model.rowCount()):
+            title = str(self.model.index(row).data()).casefold()
+            hidden = bool(needle) and needle not in title
+            if self.list.isRowHidden(row) != hidden:
+                self.list.setRowHidden(row, hidden)
+            shown += not hidden
+        self.items_hint.setText(
+            f"{shown} of {self.model.rowCount()} items"
+            if needle
+            else "click a heart, or press space"
+        )
+
+    def visible_items(self) -> int:
+        return sum(not self.list.isRowHidden(row) for row in range(self.model.rowCount()))
+
+    def _focus_search(self) -> None:
+        self.search.setFocus()
+        self.search.selectAll()
 
     # -- bridge → widgets --------------------------------------------------------------
 
@@ -158,13 +248,31 @@ class DeviceWindow(QWidget):
         self.model.set_state(state)
         if self.model.rowCount() != count_before:
             self.timeline.set_items(self.model.titles())
+            if self.search.text():
+                self.filter_items(self.search.text())
         self.liked_tile.set_value(str(sum(1 for item in state.items if item.liked)))
-        self._on_counters(state.taps, state.requests)
+        if self.model.has_failures() and not self._failures.isActive():
+            self._failures.start()
 
-    def _on_counters(self, taps: int, requests: int) -> None:
-        self.taps_tile.set_value(str(taps))
-        self.requests_tile.set_value(str(requests))
-        self.ratio_tile.set_value(f"{taps / requests:.1f}×" if requests else "–")
+    def _on_stats(self, stats: TapStats) -> None:
+        self.taps_tile.set_value(str(stats.taps))
+        self.requests_tile.set_value(str(stats.requests))
+        ratio = stats.ratio
+        self.ratio_tile.set_value(f"{ratio:.1f}×" if ratio is not None else "–")
+        resent = (
+            f" {stats.resends} of them re-sent a choice not yet confirmed (saved by an earlier "
+            "run, or made while offline); they carry no tap and do not count in taps per request."
+            if stats.resends
+            else ""
+        )
+        self.requests_tile.setToolTip(
+            "Requests this device sent to the server since the last reset." + resent
+        )
+
+    def _expire_failures(self) -> None:
+        self.model.expire_failures()
+        if not self.model.has_failures():
+            self._failures.stop()
 
     def _on_status(self, status: ConnectionStatus) -> None:
         self._show_status()
@@ -172,11 +280,16 @@ class DeviceWindow(QWidget):
             self._countdown.start()
         else:
             self._countdown.stop()
-        self.connection.setToolTip(status.url or "")
+        if status.state == "online":
+            # Back online: a failure shown before is old news (the server's value is shown).
+            self.model.expire_failures(all_of_them=True)
 
     def _show_status(self) -> None:
         text, tone = status_text(self.bridge.status, time.monotonic())
         self.connection.set(text, tone)
+        self.connection.setToolTip(
+            STATUS_TIPS[tone].format(url=self.bridge.status.url or "the server")
+        )
 
     def _on_event(self, entry: TimelineEntry) -> None:
         self.timeline_model.add(entry)
@@ -185,5 +298,6 @@ class DeviceWindow(QWidget):
 
     def closeEvent(self, event: QCloseEvent) -> None:
         self._countdown.stop()
+        self._failures.stop()
         self.closeRequested.emit(self)
         super().closeEvent(event)

@@ -18,11 +18,18 @@ from PySide6.QtCore import (
     Qt,
     Signal,
 )
-from PySide6.QtGui import QColor, QFont, QFontMetrics, QMouseEvent, QPainter, QPen
-from PySide6.QtWidgets import QStyle, QStyledItemDelegate, QStyleOptionViewItem, QWidget
+from PySide6.QtGui import QColor, QFont, QFontMetrics, QHelpEvent, QMouseEvent, QPainter, QPen
+from PySide6.QtWidgets import (
+    QAbstractItemView,
+    QStyle,
+    QStyledItemDelegate,
+    QStyleOptionViewItem,
+    QToolTip,
+    QWidget,
+)
 
 from .item_model import ItemRole
-from .status_text import badge_for
+from .status_text import badge_for, badge_help
 from .theme import Palette, icon_pixmap, mono_font
 
 __all__ = ["ItemDelegate"]
@@ -145,6 +152,60 @@ class ItemDelegate(QStyledItemDelegate):
         painter.setPen(color.darker(115))
         painter.drawText(pill.adjusted(15, 0, -5, 0), Qt.AlignmentFlag.AlignCenter, label)
         return pill.right()
+
+    def region_at(self, row: QRect, point: QPoint, index: Index) -> str:
+        """Which part of a row ``point`` is over: heart, badge, revision or row."""
+        if self.heart_rect(row).contains(point):
+            return "heart"
+        label, _color = badge_for(index.data(ItemRole.STATUS), index.data(ItemRole.BY_DEVICE_NAME))
+        text_left = row.left() + PAD + ICON + 12
+        width = QFontMetrics(self._badge_font).horizontalAdvance(label) + 22
+        bottom = row.bottom() - 9
+        if bottom - 18 <= point.y() <= bottom:
+            if text_left <= point.x() <= text_left + width:
+                return "badge"
+            if text_left + width < point.x() <= text_left + width + 70:
+                return "revision"
+        return "row"
+
+    def tooltip(self, region: str, index: Index) -> str:
+        """Words for the part of a row under the mouse."""
+        title = str(index.data())
+        liked = bool(index.data(ItemRole.LIKED))
+        if region == "heart":
+            action = "Unlike" if liked else "Like"
+            return (
+                f"{action} {title}: shown at once, sent to the server in the background. "
+                "Click quickly many times: only the final value is sent (coalescing). "
+                "Keyboard: Space on the focused row."
+            )
+        if region == "badge":
+            label, _color = badge_for(
+                index.data(ItemRole.STATUS), index.data(ItemRole.BY_DEVICE_NAME)
+            )
+            return f"{label}: {badge_help(label)}"
+        if region == "revision":
+            revision = int(index.data(ItemRole.REVISION) or 0)
+            if revision <= 0:
+                return "Server revision: none yet, the server has never stored this item."
+            return (
+                f"Server revision {revision}: the server's write counter when it stored the "
+                "value shown. Anything older that arrives later is ignored."
+            )
+        return f"{title}: {'liked' if liked else 'not liked'}. Hover the heart, badge or rev."
+
+    def helpEvent(
+        self,
+        event: QHelpEvent,
+        view: QAbstractItemView,
+        option: QStyleOptionViewItem,
+        index: Index,
+    ) -> bool:
+        if event is None or not index.isValid():
+            return False
+        region = self.region_at(option.rect, event.pos(), index)
+        QToolTip.showText(event.globalPos(), self.tooltip(region, index), view)
+        return True
 
     def editorEvent(
         self, event: QEvent, model: Any, option: QStyleOptionViewItem, index: Index

@@ -6,15 +6,21 @@ just the rows that differ are reported, so a tap repaints one row of 1,000.
 
 from __future__ import annotations
 
+import dataclasses
+import time
 from collections.abc import Callable
 from enum import IntEnum
 from typing import Any
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
 
-from app.link import Item, KeyStatus, LikesState
+from app.link import Item, KeyStatus, LikesState, SyncPhase
 
-__all__ = ["ItemListModel", "ItemRole"]
+__all__ = ["FAILED_BADGE_SECONDS", "ItemListModel", "ItemRole"]
+
+FAILED_BADGE_SECONDS = 6.0
+"""How long "Failed · reloaded" stays: after a reload the item shows the server's
+value, so once the user has seen the failure the badge says what is true now."""
 
 Index = QModelIndex | QPersistentModelIndex
 
@@ -37,6 +43,8 @@ class ItemListModel(QAbstractListModel):
         self._items: tuple[Item, ...] = ()
         self._statuses: dict[str, KeyStatus] = {}
         self._rows: dict[str, int] = {}
+        self._failed_at: dict[str, float] = {}  # item id -> when its failure was first shown
+        self._expired: set[str] = set()
 
     # -- feeding ----------------------------------------------------------------
 
@@ -46,6 +54,7 @@ class ItemListModel(QAbstractListModel):
         same_ids = len(items) == len(self._items) and all(
             a.id == b.id for a, b in zip(items, self._items, strict=True)
         )
+        self._track_failures(statuses)
         if not same_ids:
             self.beginResetModel()
             self._items, self._statuses = items, statuses
@@ -69,6 +78,42 @@ class ItemListModel(QAbstractListModel):
             if start is not None and prev is not None:
                 self.dataChanged.emit(self.index(start), self.index(prev))
             start = prev = row
+
+    def _track_failures(self, statuses: dict[str, KeyStatus]) -> None:
+        now = time.monotonic()
+        for item_id, status in statuses.items():
+            if status.phase is SyncPhase.FAILED:
+                if item_id not in self._failed_at:
+                    self._failed_at[item_id] = now
+            elif item_id in self._failed_at:
+                del self._failed_at[item_id]
+                self._expired.discard(item_id)
+
+    def expire_failures(self, now: float | None = None, *, all_of_them: bool = False) -> int:
+        """Stop showing failures older than :data:`FAILED_BADGE_SECONDS` (or every one,
+        e.g. after a reconnect); returns how many rows changed."""
+        now = time.monotonic() if now is None else now
+        changed = 0
+        for item_id, since in self._failed_at.items():
+            if item_id in self._expired:
+                continue
+            if all_of_them or now - since >= FAILED_BADGE_SECONDS:
+                self._expired.add(item_id)
+                row = self._rows.get(item_id)
+                if row is not None:
+                    self.dataChanged.emit(self.index(row), self.index(row))
+                    changed += 1
+        return changed
+
+    def has_failures(self) -> bool:
+        return len(self._expired) < len(self._failed_at)
+
+    def shown_status(self, item_id: str) -> KeyStatus | None:
+        """The status the badge shows (a failure already seen reads as synced)."""
+        status = self._statuses.get(item_id)
+        if status is not None and item_id in self._expired and status.phase is SyncPhase.FAILED:
+            return dataclasses.replace(status, phase=SyncPhase.SYNCED)
+        return status
 
     def row_of(self, item_id: str) -> int:
         return self._rows.get(item_id, -1)
@@ -97,7 +142,7 @@ class ItemListModel(QAbstractListModel):
             return item.icon
         if role == ItemRole.LIKED:
             return item.liked
-        status = self._statuses.get(item.id)
+        status = self.shown_status(item.id)
         if role == ItemRole.STATUS:
             return status
         if role == ItemRole.REVISION:

@@ -17,7 +17,7 @@ from PySide6.QtWidgets import QWidget
 
 from .demo import Demo
 
-__all__ = ["render_windows", "settle", "stage_scene", "wait_for"]
+__all__ = ["render_windows", "screenshot_windows", "settle", "stage_scene", "wait_for"]
 
 
 async def wait_for(condition: Callable[[], bool], seconds: float = 15.0) -> bool:
@@ -64,15 +64,36 @@ async def stage_scene(demo: Demo) -> None:
     if len(ids) > 4 and not liked(0, ids[4]):
         first.bridge.toggle_like(ids[4])
     await wait_for(synced)
+    # The diagram tells the story from here: a coalesced burst, then pushes.
+    demo.recorder.model.clear()
+    if len(ids) > 6:
+        for _ in range(6):  # six quick taps: one request, then one follow-up
+            first.bridge.toggle_like(ids[6])
+            await asyncio.sleep(0.06)
+        await wait_for(synced)
     if demo.server is not None and len(ids) > 4:
         await demo.server.set_from_another_device(f"like/{ids[4]}", False)
         await wait_for(lambda: not liked(0, ids[4]))
+    if len(windows) > 1 and len(ids) > 7:
+        last.bridge.toggle_like(ids[7])  # a push from Device B to Device A
+        await wait_for(synced)
     # Caught mid-flight: two taps (a follow-up is queued) and one tap (saving).
     last.bridge.toggle_like(ids[1])
     last.bridge.toggle_like(ids[1])
     if len(ids) > 2:
         last.bridge.toggle_like(ids[2])
+    demo.show_sequence()
     await asyncio.sleep(0.15)  # let the burst reach the server window's "in flight"
+
+
+def screenshot_windows(demo: Demo) -> list[QWidget]:
+    """What the README's screenshot shows: devices, the server, the big diagram."""
+    windows: list[QWidget] = [*demo.windows]
+    if demo.server_window is not None:
+        windows.append(demo.server_window)
+    if demo.sequence_window is not None:
+        windows.append(demo.sequence_window)
+    return windows
 
 
 def render_windows(windows: list[QWidget], path: Path) -> None:

@@ -81,7 +81,7 @@ class ServerBridge(QObject):
         await server.close()
         self.runningChanged.emit(False)
 
-    async def restart(self, pause: float = 1.5) -> None:
+    async def restart(self, pause: float = 4.0) -> None:
         """Stop, stay down for ``pause`` seconds (so the offline state is visible), start."""
         if self._busy:
             return

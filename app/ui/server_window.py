@@ -18,13 +18,17 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QTableView,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
 
-from app.link import CatalogueItem
+from app.link import CatalogueItem, item_id_of, like_key
 from syncserver import ServerState
 
+from .menus import WindowMenu
+from .sequence_feed import SequenceRecorder
+from .sequence_view import SequencePanel
 from .server_bridge import ServerBridge
 from .server_values import DevicesModel, ServerValuesModel
 from .theme import icon_pixmap, mono_font
@@ -38,8 +42,18 @@ def _slider(maximum: int, step: int, value: int) -> QSlider:
     slider.setRange(0, maximum)
     slider.setSingleStep(step)
     slider.setPageStep(step * 5)
-    slider.setValue(value)
+    slider.setTickInterval(step * 10)
+    slider.setTickPosition(QSlider.TickPosition.NoTicks)
+    slider.setValue(snap(value, step))
     return slider
+
+
+def snap(value: int, step: int) -> int:
+    """The nearest multiple of ``step`` (sliders land on round values)."""
+    return int(round(value / step) * step)
+
+
+SLIDER_STEP = 50
 
 
 def _table(model: ServerValuesModel | DevicesModel) -> QTableView:
@@ -63,6 +77,9 @@ class ServerWindow(QWidget):
     """Drawn from a :class:`ServerBridge`; ``addDeviceRequested`` asks the owner for a window."""
 
     addDeviceRequested = Signal()
+    quitRequested = Signal()
+    diagramRequested = Signal()
+    helpRequested = Signal()
 
     def __init__(
         self,
@@ -70,12 +87,15 @@ class ServerWindow(QWidget):
         catalogue: Sequence[CatalogueItem],
         device_name: Callable[[int | None], str],
         parent: QWidget | None = None,
+        *,
+        recorder: SequenceRecorder | None = None,
     ) -> None:
         super().__init__(parent)
         self.bridge = bridge
         self.setObjectName("serverWindow")
         self.setWindowTitle("Sync server — optisync")
-        self.resize(480, 760)
+        self.resize(480, 740)
+        self._titles = {item.id: item.title for item in catalogue}
 
         # -- header ---------------------------------------------------------------------
         logo = QLabel()
@@ -97,10 +117,18 @@ class ServerWindow(QWidget):
         header.addLayout(names, 1)
         header.addWidget(self.running, 0, Qt.AlignmentFlag.AlignVCenter)
 
+        self.url_label.setToolTip("Where devices connect: python -m app --server <this URL>")
+        self.running.setToolTip("Whether the server is accepting connections")
         self.revision_tile = StatTile("revision")
+        self.revision_tile.setToolTip(
+            "The server's write counter: every stored write, on any item, gets the next number"
+        )
         self.requests_tile = StatTile("requests received")
+        self.requests_tile.setToolTip("Set and get requests received from every device")
         self.flight_tile = StatTile("in flight")
+        self.flight_tile.setToolTip("Writes received but not yet stored and acknowledged")
         self.devices_tile = StatTile("devices")
+        self.devices_tile.setToolTip("Devices connected right now")
         stats = QHBoxLayout()
         stats.setSpacing(8)
         for tile, stretch in (
@@ -120,22 +148,44 @@ class ServerWindow(QWidget):
         card_layout.addLayout(stats)
 
         # -- demo controls ------------------------------------------------------------------
-        self.latency = _slider(3000, 50, bridge.latency_ms)
+        self.latency = _slider(3000, SLIDER_STEP, bridge.latency_ms)
         self.latency.setAccessibleName("Round-trip latency")
+        self.latency.setToolTip(
+            "How long each request takes: half before the server stores it, half before the "
+            "ack. Raise it to watch coalescing and follow-ups."
+        )
         self.latency_value = QLabel()
         self.latency_value.setObjectName("controlValue")
-        self.jitter = _slider(2000, 50, bridge.jitter_ms)
+        self.jitter = _slider(2000, SLIDER_STEP, bridge.jitter_ms)
         self.jitter.setAccessibleName("Push jitter")
+        self.jitter.setToolTip(
+            "Delay each push by a random time up to this, so pushes and acks cross and "
+            "arrive out of order (watch for ignored acks, stale pushes and self-echoes)"
+        )
         self.jitter_value = QLabel()
         self.jitter_value.setObjectName("controlValue")
         self.push = QCheckBox("Push every write to every device")
         self.push.setChecked(bridge.push_enabled)
+        self.push.setToolTip(
+            "Off: devices learn of other devices' writes only when they reconnect or resync"
+        )
         self.fail_button = QPushButton("Fail next request")
         self.fail_button.setObjectName("dangerButton")
+        self.fail_button.setToolTip(
+            "The next request (from any device) is refused after the usual latency: the "
+            "heart flips, then flips back to the server's value. Click again to fail more."
+        )
+        # Wide enough for "(N)" too, so the window never changes width when it appears.
+        wide = self.fail_button.fontMetrics().horizontalAdvance("Fail next request (99)")
+        self.fail_button.setMinimumWidth(wide + 34)
         self.restart_button = QPushButton("Restart server")
+        self.restart_button.setToolTip(
+            "Stop the server for a few seconds, then start it on the same port: devices go "
+            "offline, count down to their next retry, reconnect and catch up"
+        )
         self.add_button = QPushButton("Add device")
         self.add_button.setObjectName("primaryButton")
-        self.add_button.setToolTip("Open another device window (Ctrl+N in any device window)")
+        self.add_button.setToolTip("Open another device window (Ctrl+N)")
 
         controls = QGridLayout()
         controls.setHorizontalSpacing(10)
@@ -158,14 +208,23 @@ class ServerWindow(QWidget):
         # -- change from another device ---------------------------------------------------
         self.external_item = QComboBox()
         self.external_item.setAccessibleName("Item to change from another device")
+        self.external_item.setToolTip("The item a device outside this app will write")
         for item in catalogue:
             self.external_item.addItem(QIcon(icon_pixmap(item.icon, 20)), item.title, item.id)
         self.like_button = QPushButton("♥ Like")
         self.unlike_button = QPushButton("♡ Unlike")
+        for button, verb in ((self.like_button, "like"), (self.unlike_button, "unlike")):
+            button.setToolTip(
+                f"Write {verb} as a device that has no window here: every window gets a push"
+            )
         self.external_result = QLabel("")
         self.external_result.setObjectName("subtle")
+        self.external_result.setWordWrap(True)  # long news must not widen the window
         external = QHBoxLayout()
         external.setSpacing(8)
+        external_title = QLabel("Another device:")
+        external_title.setToolTip("Write as a device outside this app, to watch a push arrive")
+        external.addWidget(external_title)
         external.addWidget(self.external_item, 1)
         external.addWidget(self.like_button)
         external.addWidget(self.unlike_button)
@@ -173,41 +232,49 @@ class ServerWindow(QWidget):
         controls_card = QFrame()
         controls_card.setObjectName("card")
         controls_layout = QVBoxLayout(controls_card)
-        controls_layout.setContentsMargins(14, 12, 14, 12)
-        controls_layout.setSpacing(10)
-        controls_title = QLabel("Demo controls")
-        controls_title.setObjectName("sectionTitle")
-        controls_layout.addWidget(controls_title)
+        controls_layout.setContentsMargins(14, 10, 14, 10)
+        controls_layout.setSpacing(8)
         controls_layout.addLayout(controls)
         controls_layout.addLayout(buttons)
-        external_title = QLabel("Change from another device")
-        external_title.setObjectName("sectionTitle")
-        controls_layout.addWidget(external_title)
         controls_layout.addLayout(external)
         controls_layout.addWidget(self.external_result)
+        self.external_result.hide()
 
-        # -- tables -----------------------------------------------------------------------
+        # -- diagram and tables, one tab each ---------------------------------------------
         self.values_model = ServerValuesModel(
             {item.id: (item.title, item.icon) for item in catalogue}, self
         )
         self.values = _table(self.values_model)
+        self.values.setToolTip("What the server holds: the truth every device converges to")
         self.devices_model = DevicesModel(device_name, self)
         self.devices = _table(self.devices_model)
-        self.devices.setMaximumHeight(130)
-        values_title = QLabel("Authoritative values")
-        values_title.setObjectName("sectionTitle")
-        devices_title = QLabel("Connected devices")
-        devices_title.setObjectName("sectionTitle")
+        self.devices.setToolTip("Open connections, with the requests each has sent")
+        self.tabs = QTabWidget()
+        self.tabs.setObjectName("serverTabs")
+        self.diagram: SequencePanel | None = None
+        if recorder is not None:
+            self.diagram = SequencePanel(recorder.model, self._title_of_key)
+            recorder.changed.connect(self.diagram.changed)
+            self.tabs.addTab(self.diagram, "Sequence diagram")
+            self.tabs.setTabToolTip(
+                0, "Taps, requests, acks and pushes on every device (Ctrl+D: bigger)"
+            )
+        self.tabs.addTab(self.values, "Authoritative values")
+        self.tabs.addTab(self.devices, "Connected devices")
+
+        self.menu = WindowMenu(self, close_label="&Close window", device=False)
+        self.menu.addDeviceRequested.connect(self.addDeviceRequested.emit)
+        self.menu.quitRequested.connect(self.quitRequested.emit)
+        self.menu.diagramRequested.connect(self.diagramRequested.emit)
+        self.menu.helpRequested.connect(self.helpRequested.emit)
 
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(14, 14, 14, 14)
+        layout.setMenuBar(self.menu.bar)
+        layout.setContentsMargins(14, 8, 14, 14)
         layout.setSpacing(10)
         layout.addWidget(card)
         layout.addWidget(controls_card)
-        layout.addWidget(values_title)
-        layout.addWidget(self.values, 1)
-        layout.addWidget(devices_title)
-        layout.addWidget(self.devices)
+        layout.addWidget(self.tabs, 1)
 
         # -- wiring -----------------------------------------------------------------------
         self.latency.valueChanged.connect(self._on_latency)
@@ -232,20 +299,31 @@ class ServerWindow(QWidget):
 
     # -- widgets → bridge ---------------------------------------------------------------
 
+    def _title_of_key(self, key: str) -> str:
+        item_id = item_id_of(key)
+        return self._titles.get(item_id, key) if item_id is not None else key
+
     def _on_latency(self, ms: int) -> None:
+        if (snapped := snap(ms, SLIDER_STEP)) != ms:
+            self.latency.setValue(snapped)
+            return
         self.latency_value.setText(f"{ms} ms")
         self.bridge.set_latency(ms)
 
     def _on_jitter(self, ms: int) -> None:
+        if (snapped := snap(ms, SLIDER_STEP)) != ms:
+            self.jitter.setValue(snapped)
+            return
         self.jitter_value.setText(f"{ms} ms" if ms else "off")
         self.bridge.set_push_jitter(ms)
 
     def _external(self, liked: bool) -> None:
         item_id = self.external_item.currentData()
+        self.external_result.show()
         self.external_result.setText(
             f"Writing {'♥' if liked else '♡'} {self.external_item.currentText()}…"
         )
-        self.bridge.request_external_write(f"like/{item_id}", liked)
+        self.bridge.request_external_write(like_key(item_id), liked)
 
     # -- bridge → widgets ---------------------------------------------------------------
 
@@ -261,6 +339,9 @@ class ServerWindow(QWidget):
         )
         self.values_model.set_state(state)
         self.devices_model.set_state(state)
+        self.tabs.setTabText(
+            self.tabs.indexOf(self.devices), f"Connected devices ({len(state.devices)})"
+        )
 
     def _on_running(self, running: bool) -> None:
         self.running.set("Running" if running else "Stopped", "good" if running else "bad")
@@ -270,6 +351,7 @@ class ServerWindow(QWidget):
             self.flight_tile.set_value("–")
             self.devices_tile.set_value("0")
             self.devices_model.clear()
+            self.tabs.setTabText(self.tabs.indexOf(self.devices), "Connected devices (0)")
 
     def _on_settings(self) -> None:
         bridge = self.bridge
@@ -280,7 +362,11 @@ class ServerWindow(QWidget):
             self.push.setChecked(bridge.push_enabled)
 
     def _on_external_written(self, key: str, revision: int) -> None:
-        self.external_result.setText(f"Another device wrote {key} at revision {revision}")
+        self.external_result.setText(
+            f"Another device wrote {self._title_of_key(key)}: stored at revision {revision}, "
+            "pushed to every device"
+        )
 
     def _on_failed(self, message: str) -> None:
+        self.external_result.show()
         self.external_result.setText(f"Could not do that: {message}")

@@ -8,7 +8,21 @@ from PySide6.QtGui import QColor
 
 from .theme import Palette
 
-__all__ = ["badge_for", "phase_name"]
+__all__ = ["BADGE_HELP", "badge_for", "badge_help", "phase_name"]
+
+BADGE_HELP: dict[str, str] = {
+    "Synced": "Nothing pending: the value shown is the newest the server holds.",
+    "Saving…": "A request for this item is on its way, or waits for the connection "
+    "(it is sent on reconnect, even after a restart).",
+    "Follow-up queued": "A request is in flight and you changed the value again since it "
+    "left: when it is answered, one more request carries your newest value.",
+    "Failed · reloaded": "The server refused the last request; the item shows the server's "
+    "value again. The badge clears after a few seconds, or with your next tap.",
+    "Overridden by …": "Nothing pending, but another device wrote after you: its newer "
+    "write replaced your choice (last write wins).",
+    "Server unavailable · retrying": "The server could not store the write just now "
+    "(busy or shutting down); the device keeps it and retries with backoff.",
+}
 
 
 def phase_name(status: Any) -> str:
@@ -28,6 +42,15 @@ def badge_for(status: Any, by_device_name: str | None) -> tuple[str, QColor]:
         return "Follow-up queued", Palette.follow_up
     if phase == "failed":
         return "Failed · reloaded", Palette.failed
+    if phase == "unavailable":
+        return "Server unavailable · retrying", Palette.saving
     if phase == "overridden":
         return f"Overridden by {by_device_name or 'another device'}", Palette.overridden
     return "Synced", Palette.synced
+
+
+def badge_help(label: str) -> str:
+    """What a badge means, in a sentence (the F1 legend says the same)."""
+    if label.startswith("Overridden by"):
+        return BADGE_HELP["Overridden by …"]
+    return BADGE_HELP.get(label, "")

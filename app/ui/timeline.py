@@ -27,6 +27,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QListView,
+    QPushButton,
     QStyledItemDelegate,
     QStyleOptionViewItem,
     QVBoxLayout,
@@ -55,6 +56,7 @@ __all__ = [
     "TimelineView",
     "describe",
     "item_id_of",
+    "value_words",
 ]
 
 Index = QModelIndex | QPersistentModelIndex
@@ -70,6 +72,7 @@ KIND_COLORS: dict[str, QColor] = {
     "echo": Palette.muted,
     "stale": Palette.faint,
     "failed": Palette.failed,
+    "waiting": Palette.saving,
     "link": Palette.muted,
 }
 
@@ -91,6 +94,11 @@ def item_id_of(key: Hashable) -> str | None:
     return None
 
 
+def value_words(value: Any) -> str:
+    """A value in words: "♥ liked" / "♡ not liked" for likes."""
+    return _value(value)
+
+
 def _value(value: Any) -> str:
     value = getattr(value, "value", value)  # an ack carries the value it confirms
     if isinstance(value, bool):
@@ -98,53 +106,102 @@ def _value(value: Any) -> str:
     return repr(value)
 
 
-def describe(event: SyncEvent, device_name: Callable[[int], str]) -> TimelineEntry:
-    """Plain words for what the core decided."""
-    kind, text = _words(event, device_name)
-    return TimelineEntry(time.time(), item_id_of(event.key), kind, text)
+def describe(
+    event: SyncEvent,
+    device_name: Callable[[int], str],
+    own_device_id: int | None = None,
+    *,
+    online: bool = True,
+) -> TimelineEntry:
+    """Plain words for what the core decided.
+
+    ``own_device_id`` turns this device's own writes into "your write";
+    ``online`` False words a request as waiting for the connection.
+    """
+    kind, text = _words(event, device_name, own_device_id, online)
+    return TimelineEntry(time.time(), item_id_of(event.key), kind, text[:1].upper() + text[1:])
 
 
-def _words(event: SyncEvent, device_name: Callable[[int], str]) -> tuple[str, str]:
+def _words(
+    event: SyncEvent, device_name: Callable[[int], str], own: int | None, online: bool
+) -> tuple[str, str]:
     match event:
         case OptimisticApplied(value=value, coalesced=True):
-            return "tap", f"Showing {_value(value)} now; a request is in flight, so this waits"
+            return (
+                "tap",
+                f"You tapped: showing {_value(value)} now; a request is in flight, "
+                "so this waits for its answer",
+            )
         case OptimisticApplied(value=value):
-            return "tap", f"Showing {_value(value)} now (local rev {event.local_revision})"
+            return (
+                "tap",
+                f"You tapped: showing {_value(value)} now (local rev {event.local_revision})",
+            )
+        case RequestSent(value=value) if not online:
+            return (
+                "waiting",
+                f"Offline: {_value(value)} (local rev {event.local_revision}) waits and is "
+                "sent when the connection is back",
+            )
         case RequestSent(value=value, follow_up=True):
-            return "follow-up", f"Sent follow-up {_value(value)} (local rev {event.local_revision})"
+            return (
+                "follow-up",
+                f"Sent a follow-up with the newest value {_value(value)} "
+                f"(local rev {event.local_revision})",
+            )
         case RequestSent(value=value):
             return "sent", f"Sent {_value(value)} to the server (local rev {event.local_revision})"
         case FollowUpScheduled(value=value, sent_local_revision=sent):
             return (
                 "follow-up",
-                f"Ack for local rev {sent} is behind: the value moved on to {_value(value)}",
+                f"The server stored local rev {sent}, but you changed it since: "
+                f"a follow-up will send {_value(value)}",
             )
         case ResponseApplied(response=response):
-            return "ack", f"Server confirmed {_value(response)} at rev {event.server_revision}"
+            return (
+                "ack",
+                f"Your write, confirmed at rev {event.server_revision} ({_value(response)})",
+            )
         case StaleResponseIgnored(response_revision=revision):
             return (
                 "stale",
-                f"Ignored ack at rev {revision}: a newer push (rev {event.server_revision}) won",
+                f"Ignored the ack at rev {revision}: a newer write (rev {event.server_revision}) "
+                "arrived first by push, and the newest write wins",
             )
+        case PushApplied(from_device_id=origin) if own is not None and origin == own:
+            return "ack", f"Your write, confirmed at rev {event.server_revision} (by its push)"
         case PushApplied(from_device_id=origin):
-            return "push", f"Applied push from {device_name(origin)} at rev {event.server_revision}"
-        case PushIgnoredStale(push_revision=revision, from_device_id=origin):
+            return (
+                "push",
+                f"{device_name(origin)} wrote this at rev {event.server_revision}: applied here",
+            )
+        case PushIgnoredStale(push_revision=revision, from_device_id=origin) if (
+            revision == event.server_revision
+        ):
+            who = "your" if own is not None and origin == own else f"{device_name(origin)}'s"
             return (
                 "stale",
-                f"Ignored stale push from {device_name(origin)} at rev {revision} "
-                f"(already at {event.server_revision})",
+                f"A second copy of {who} write at rev {revision} arrived late "
+                "(a catch-up brought it first): already applied, ignored",
+            )
+        case PushIgnoredStale(push_revision=revision, from_device_id=origin):
+            who = "your" if own is not None and origin == own else f"{device_name(origin)}'s"
+            return (
+                "stale",
+                f"Ignored an older push ({who} write at rev {revision}): "
+                f"already at rev {event.server_revision}",
             )
         case SelfEchoAcknowledged(push_local_revision=local):
             return (
                 "echo",
-                f"Own echo of local rev {local} at rev {event.server_revision}: "
-                "noted, not re-applied",
+                f"The echo of your earlier request (local rev {local}) at rev "
+                f"{event.server_revision}: noted, not re-applied, your newer change follows",
             )
         case SyncFinished(requests=requests):
             plural = "request" if requests == 1 else "requests"
             return "done", f"In sync after {requests} {plural}"
         case SyncFailed(error=error):
-            return "failed", f"Failed ({error}); reloading the server's value"
+            return "failed", f"Failed ({error}); showing the server's value again"
     return "link", type(event).__name__
 
 
@@ -174,6 +231,11 @@ class TimelineModel(QAbstractListModel):
 
     def entries(self) -> list[TimelineEntry]:
         return list(self._entries)
+
+    def clear(self) -> None:
+        self.beginResetModel()
+        self._entries.clear()
+        self.endResetModel()
 
     def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: B008
         return 0 if parent.isValid() else len(self._entries)
@@ -302,8 +364,17 @@ class TimelineView(QWidget):
         self.combo = QComboBox()
         self.combo.setObjectName("timelineFilter")
         self.combo.setAccessibleName("Filter the timeline by item")
+        self.combo.setToolTip("Show every item's entries, or one item's (connection news stays)")
         self.combo.addItem("All items", None)
         self.combo.currentIndexChanged.connect(self._on_filter)
+        self.clear_button = QPushButton("Clear")
+        self.clear_button.setObjectName("smallButton")
+        self.clear_button.setToolTip("Clear timeline: remove every entry (Ctrl+L)")
+        self.clear_button.clicked.connect(model.clear)
+        title.setToolTip(
+            "What this device's sync core decided, newest first: taps, requests, acks, "
+            "pushes. Hover an entry for its time."
+        )
         self.list = QListView()
         self.list.setObjectName("timelineList")
         self.list.setModel(self._filter)
@@ -316,6 +387,7 @@ class TimelineView(QWidget):
         header.addWidget(title)
         header.addStretch(1)
         header.addWidget(self.combo)
+        header.addWidget(self.clear_button)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.setSpacing(6)
@@ -343,3 +415,4 @@ class TimelineView(QWidget):
 
     def _on_filter(self, _index: int) -> None:
         self._filter.set_item(self.combo.currentData())
+        self.list.scrollToTop()  # the newest entries are at the top

@@ -17,12 +17,15 @@ from app.sync import (
     PushApplied,
     PushIgnoredStale,
     RequestSent,
+    ResponseApplied,
     SelfEchoAcknowledged,
+    StaleResponseIgnored,
     SyncEvent,
     SyncFailed,
 )
 from app.ui.demo import device_name, extend_catalogue
 from app.ui.device_window import status_text
+from app.ui.directory import DeviceDirectory
 from app.ui.timeline import describe, item_id_of
 from tests.timeouts import TIMEOUT
 
@@ -42,26 +45,68 @@ def _name(device_id: int) -> str:
 @pytest.mark.parametrize(
     ("event", "kind", "words"),
     [
-        (OptimisticApplied(**BASE, value=True, coalesced=False), "tap", "Showing ♥ liked now"),
+        (OptimisticApplied(**BASE, value=True, coalesced=False), "tap", "showing ♥ liked now"),
         (OptimisticApplied(**BASE, value=False, coalesced=True), "tap", "request is in flight"),
         (RequestSent(**BASE, value=True, follow_up=False), "sent", "local rev 3"),
-        (RequestSent(**BASE, value=True, follow_up=True), "follow-up", "Sent follow-up"),
-        (PushApplied(**BASE, from_device_id=2, push_local_revision=1), "push", "Device B at rev 7"),
+        (RequestSent(**BASE, value=True, follow_up=True), "follow-up", "Sent a follow-up"),
+        (
+            ResponseApplied(**BASE, response=True),
+            "ack",
+            "Your write, confirmed at rev 7",
+        ),
+        (
+            PushApplied(**BASE, from_device_id=2, push_local_revision=1),
+            "push",
+            "Device B wrote this at rev 7",
+        ),
+        (
+            PushApplied(**BASE, from_device_id=1, push_local_revision=3),
+            "ack",
+            "Your write, confirmed at rev 7",
+        ),
         (
             PushIgnoredStale(**BASE, push_revision=5, from_device_id=2),
             "stale",
-            "rev 5 (already at 7)",
+            "Device B's write at rev 5): already at rev 7",
+        ),
+        (
+            PushIgnoredStale(**BASE, push_revision=7, from_device_id=2),
+            "stale",
+            "second copy of Device B's write at rev 7 arrived late",
         ),
         (SelfEchoAcknowledged(**BASE, push_local_revision=2), "echo", "not re-applied"),
-        (SyncFailed(**BASE, error=TimeoutError("no ack"), requests=1), "failed", "reloading"),
+        (
+            StaleResponseIgnored(**BASE, response_revision=6),
+            "stale",
+            "arrived first by push",
+        ),
+        (SyncFailed(**BASE, error=TimeoutError("no ack"), requests=1), "failed", "server's value"),
     ],
 )
 def test_events_read_as_plain_words(event: SyncEvent, kind: str, words: str) -> None:
     """Each core event becomes a timeline entry of the right kind that says what happened."""
-    entry = describe(event, _name)
+    entry = describe(event, _name, own_device_id=1)
     assert entry.kind == kind
     assert words in entry.text
     assert entry.item_id == "coffee"
+
+
+def test_a_request_made_offline_says_it_waits() -> None:
+    """Offline, a request is not "sent": the timeline says it waits for the connection."""
+    entry = describe(RequestSent(**BASE, value=True, follow_up=False), _name, 1, online=False)
+    assert entry.kind == "waiting"
+    assert "sent when the connection is back" in entry.text
+    assert "Sent ♥" not in entry.text
+
+
+def test_unknown_writers_are_named_from_the_servers_list_or_another_device() -> None:
+    """No "device #8110": a writer is a window's name, "Other device N" or "another device"."""
+    directory = DeviceDirectory()
+    directory.add(5, "Device A")
+    directory.learn([5, 77, None])
+    assert directory.name(5) == "Device A"
+    assert directory.name(77) == "Other device 1"
+    assert directory.name(8110) == "another device"
 
 
 def test_only_like_keys_name_an_item() -> None:
@@ -72,11 +117,13 @@ def test_only_like_keys_name_an_item() -> None:
 
 
 def test_connection_status_words() -> None:
-    """Online, connecting, and offline with a countdown to the next attempt."""
+    """Online, connecting, and offline with a countdown to the next attempt, short ones too."""
     assert status_text(ConnectionStatus("online")) == ("Online", "good")
     assert status_text(ConnectionStatus("connecting"))[1] == "warn"
     offline = ConnectionStatus("offline", retry_at=100.0, attempt=2)
-    assert status_text(offline, now=97.2) == ("Offline · retry in 3 s", "bad")
+    assert status_text(offline, now=88.0) == ("Offline · retry in 12 s", "bad")
+    assert status_text(offline, now=97.2) == ("Offline · retry in 2.8 s", "bad")
+    assert status_text(offline, now=99.6) == ("Offline · retry in 0.4 s", "bad")
     assert status_text(offline, now=100.5) == ("Offline · retrying…", "bad")
 
 

@@ -1,0 +1,72 @@
+"""The legend and help panel (F1): badges, revisions, local revisions, the diagram, shortcuts."""
+
+from __future__ import annotations
+
+from PySide6.QtCore import Qt
+from PySide6.QtWidgets import QDialog, QTextBrowser, QVBoxLayout, QWidget
+
+from .sequence_view import ARROW_COLORS, LEGEND
+from .status_text import BADGE_HELP
+from .theme import Palette
+
+__all__ = ["BADGE_HELP", "HelpDialog", "help_html"]
+
+
+def _color(kind: str) -> str:
+    return (Palette.accent if kind == "tap" else ARROW_COLORS.get(kind, Palette.muted)).name()
+
+
+def help_html() -> str:
+    badges = "".join(
+        f"<tr><td><b>{name}</b></td><td>{text}</td></tr>" for name, text in BADGE_HELP.items()
+    )
+    diagram = "".join(
+        f"<tr><td><b style='color:{_color(kind)}'>{glyph} {kind}</b></td><td>{text}</td></tr>"
+        for glyph, kind, text in LEGEND
+    )
+    return f"""
+<h3>Badges</h3><table cellspacing=4>{badges}</table>
+<h3>Revisions</h3>
+<p><b>rev N</b> (server revision): the server counts every write it stores, across all
+items: 1, 2, 3, … A device shows the newest revision it knows for each item and ignores
+anything older, so late or repeated messages never undo a newer write.</p>
+<p><b>local rev</b> (L in the diagram): each device counts its own changes per item. A
+request carries the local rev of the value it sends, so when the answer comes back the
+device can tell whether you changed the value since (then a follow-up goes out) and
+recognise the echo of its own older request.</p>
+<h3>Sequence diagram</h3>
+<p>One lane per device and one for the server; time flows down, idle stretches are cut
+short. Taps carried by one request are bracketed together. Hover anything for an
+explanation; click a write to light it up on every lane.</p>
+<table cellspacing=4>{diagram}</table>
+<h3>Shortcuts</h3>
+<table cellspacing=4>
+<tr><td><b>Ctrl+N</b></td><td>Add device</td></tr>
+<tr><td><b>Ctrl+W</b></td><td>Close the window (a device keeps its state)</td></tr>
+<tr><td><b>Ctrl+Q</b></td><td>Quit</td></tr>
+<tr><td><b>Ctrl+D</b></td><td>Sequence diagram</td></tr>
+<tr><td><b>Ctrl+T</b>, <b>Ctrl+L</b></td><td>Show or hide the timeline; clear it</td></tr>
+<tr><td><b>Ctrl+R</b></td><td>Reset stats</td></tr>
+<tr><td><b>Ctrl+F</b></td><td>Filter the items</td></tr>
+<tr><td><b>↑ ↓</b>, <b>Space</b></td><td>Move through the items; like or unlike one</td></tr>
+<tr><td><b>F1</b></td><td>This help</td></tr>
+</table>
+"""
+
+
+class HelpDialog(QDialog):
+    """A non-modal window with :func:`help_html`."""
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("helpDialog")
+        self.setWindowTitle("Legend and help — optisync")
+        self.setModal(False)
+        self.resize(520, 620)
+        self.browser = QTextBrowser()
+        self.browser.setOpenExternalLinks(False)
+        self.browser.setHtml(help_html())
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(12, 12, 12, 12)
+        layout.addWidget(self.browser)
+        self.setWindowFlag(Qt.WindowType.WindowContextHelpButtonHint, False)

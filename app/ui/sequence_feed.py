@@ -1,0 +1,85 @@
+"""Feeds the sequence diagram: every device bridge's core events and the server's feed.
+
+One :class:`SequenceRecorder` per demo; every diagram view (the server window's
+tab, the standalone window) paints its model and repaints on ``changed``.
+"""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from PySide6.QtCore import QObject, Signal
+
+from app.link import ConnectionStatus
+from app.sync import SyncEvent
+from syncserver import ServerState
+
+from .bridge import DeviceBridge
+from .directory import DeviceDirectory
+from .sequence import SequenceModel
+from .server_bridge import ServerBridge
+
+__all__ = ["SequenceRecorder"]
+
+
+def _decode(raw: object) -> object:
+    if isinstance(raw, msgspec.Raw):
+        return msgspec.json.decode(bytes(raw))
+    return raw
+
+
+class SequenceRecorder(QObject):
+    """Owns the diagram's model and keeps it fed; ``changed`` after every change."""
+
+    changed = Signal()
+
+    def __init__(self, directory: DeviceDirectory, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.model = SequenceModel(directory.name)
+
+    def watch_device(self, bridge: DeviceBridge) -> None:
+        """A lane for the device; its events from now on."""
+        self.model.add_lane(bridge.device_id, bridge.name)
+        device_id = bridge.device_id
+
+        def on_event(event: SyncEvent) -> None:
+            self.model.feed(event, time.monotonic())
+            self.changed.emit()
+
+        def on_status(status: ConnectionStatus) -> None:
+            self.model.set_online(device_id, status.state == "online", time.monotonic())
+            self.changed.emit()
+
+        bridge.syncEvent.connect(on_event)
+        bridge.statusChanged.connect(on_status)
+        on_status(bridge.status)
+
+    def watch_server(self, server: ServerBridge) -> None:
+        """Commits from the server's observer feed."""
+
+        baseline = [True]
+
+        def on_state(state: ServerState) -> None:
+            before = self.model.revision
+            self.model.server_writes(
+                (
+                    (
+                        entry.key,
+                        _decode(entry.value),
+                        entry.server_revision,
+                        entry.device_id or None,
+                        entry.local_revision or None,
+                    )
+                    for entry in state.values
+                ),
+                time.monotonic(),
+                baseline=baseline[0],
+            )
+            baseline[0] = False
+            if self.model.revision != before:
+                self.changed.emit()
+
+        server.stateChanged.connect(on_state)
+        if server.state is not None:
+            on_state(server.state)
