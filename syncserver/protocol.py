@@ -274,8 +274,9 @@ class DeviceInfo(msgspec.Struct, frozen=True):
 class ServerState(_Message, tag="server_state", frozen=True):
     """Observer feed: what the server holds and is doing right now.
 
-    ``values`` is capped so the frame stays under MAX_PAGE_BYTES (the newest
-    writes are kept, in key order); ``values_total`` is how many keys there are.
+    ``values`` and ``devices`` are capped so the frame stays under
+    MAX_PAGE_BYTES (the newest writes, in key order; the oldest connections);
+    ``values_total`` and ``devices_total`` are how many there are in all.
     """
 
     revision: int
@@ -285,6 +286,7 @@ class ServerState(_Message, tag="server_state", frozen=True):
     values: list[SnapshotEntry]
     chaos: ChaosSettings
     values_total: int = 0
+    devices_total: int = 0
 
 
 class Error(_Message, tag="error", frozen=True):

@@ -7,12 +7,13 @@ connection, with that connection's acks, in one transport write.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 
 from websockets.asyncio.server import ServerConnection
 from websockets.frames import Frame, Opcode
 from websockets.protocol import State
 
-__all__ = ["batch_frame", "text_frame", "write_frames"]
+__all__ = ["text_frame", "write_frames"]
 
 logger = logging.getLogger(__name__)
 
@@ -22,7 +23,7 @@ def text_frame(payload: bytes) -> bytes:
     return Frame(Opcode.TEXT, payload).serialize(mask=False, extensions=[])
 
 
-def write_frames(ws: ServerConnection, frames: list[bytes], serialized: bytes) -> int:
+def write_frames(ws: ServerConnection, frames: Sequence[bytes], serialized: bytes) -> int:
     """Send text frames on a connection in one transport write.
 
     ``frames`` are payloads, framed by websockets; ``serialized`` is frames
@@ -46,7 +47,3 @@ def write_frames(ws: ServerConnection, frames: list[bytes], serialized: bytes) -
     except Exception as exc:
         logger.debug("could not write to connection %s: %s", ws.id, exc)
         return 0
-
-
-def batch_frame(pushes: list[bytes]) -> bytes:
-    return b'{"type":"pushes","pushes":[' + b",".join(pushes) + b"]}"

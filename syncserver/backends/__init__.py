@@ -18,6 +18,8 @@ and the ordered stream of committed writes that the server fans out.
   this process' own writes come back as the objects that were submitted, so
   the server can tell whom to ack.
 * ``on_failure`` gets this process' writes that could not be made durable.
+* :attr:`Backend.epoch` names the database's history: a random id made with
+  the database, kept with it, and new whenever the registers start over.
 * Reads (:meth:`Backend.get`, :meth:`Backend.changed_since`,
   :attr:`Backend.revision`) answer from memory, from the state as of the
   newest write that went through ``on_commit``. That is what makes a
@@ -75,6 +77,12 @@ class Backend(Protocol):
         ...
 
     @property
+    def epoch(self) -> str:
+        """The database's epoch: a random id made when it was created, so a
+        revision from another database (or a wiped one) is never taken for ours."""
+        ...
+
+    @property
     def values(self) -> Mapping[str, Write]:
         """Every register: key → its newest write, as of :attr:`revision`."""
         ...
@@ -120,7 +128,8 @@ def create_backend(
     synchronous: str = "FULL",
 ) -> Backend:
     """The backend a ``--backend`` value names: ``None``/``"sqlite"`` for the
-    SQLite file at ``db_path``, or a ``redis://HOST:PORT/DB`` URL."""
+    SQLite file at ``db_path``, ``"memory"`` for registers kept in this process
+    only, or a ``redis://HOST:PORT/DB`` URL."""
     if spec is None or spec == "sqlite":
         from .sqlite import SQLiteBackend, Synchronous
 
@@ -128,8 +137,14 @@ def create_backend(
             raise ValueError(f"synchronous must be FULL or NORMAL, not {synchronous!r}")
         mode: Synchronous = "FULL" if synchronous == "FULL" else "NORMAL"
         return SQLiteBackend(db_path, on_commit, on_failure, synchronous=mode)
+    if spec == "memory":
+        from .memory import MemoryBackend
+
+        return MemoryBackend(on_commit, on_failure)
     if is_redis_url(spec):
         from .redis import RedisBackend
 
         return RedisBackend(spec, on_commit, on_failure)
-    raise ValueError(f"unknown backend {spec!r}: use 'sqlite' or a redis://HOST:PORT/DB URL")
+    raise ValueError(
+        f"unknown backend {spec!r}: use 'sqlite', 'memory' or a redis://HOST:PORT/DB URL"
+    )

@@ -37,6 +37,8 @@ for the full promise.
 
 Keys (all under ``optisync:`` in the URL's database):
 
+* ``optisync:epoch``: the database's epoch, set with SETNX by the first
+  process that finds none (a Redis that lost its data gets a new one);
 * ``optisync:revision``: the counter, the newest revision ever assigned;
 * ``optisync:registers``: hash, key → ``"REVISION ENTRY"``;
 * ``optisync:log``: stream, entry id ``REVISION-0``, field ``w`` = ENTRY,
@@ -69,7 +71,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from . import MAX_BATCH, CommitCallback, FailureCallback, Write
 
-__all__ = ["DEFAULT_LOG_RETENTION", "RedisBackend"]
+__all__ = ["DEFAULT_LOG_RETENTION", "LOST_LOG_INTERVAL", "RedisBackend"]
 
 logger = logging.getLogger(__name__)
 
@@ -84,6 +86,9 @@ CATCH_UP_PAGE: Final = 1000
 
 WATCHDOG_INTERVAL: Final = 0.25
 """Seconds without a message after which the process checks for missed writes."""
+
+LOST_LOG_INTERVAL: Final = 30.0
+"""Seconds between two "lost the Redis subscription" warnings while Redis stays down."""
 
 _PREFIX: Final = "optisync:"
 
@@ -105,9 +110,12 @@ redis.call('PUBLISH', ARGV[1], message)
 return first
 """
 
-# KEYS: counter, registers. The counter and every register, read atomically.
+# KEYS: counter, registers, epoch. ARGV: an epoch to use if there is none yet.
+# The epoch, the counter and every register, read atomically.
 _LOAD_SCRIPT: Final = """
-return {redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEYS[2])}
+redis.call('SETNX', KEYS[3], ARGV[1])
+return {redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEYS[2]),
+        redis.call('GET', KEYS[3])}
 """
 
 Entry = tuple[str, msgspec.Raw, int, int, int, int]
@@ -140,6 +148,7 @@ class RedisBackend:
             health_check_interval=10,
         )
         self._counter = _PREFIX + "revision"
+        self._epoch_key = _PREFIX + "epoch"
         self._registers = _PREFIX + "registers"
         self._log = _PREFIX + "log"
         self._channel = _PREFIX + "writes"
@@ -148,6 +157,7 @@ class RedisBackend:
         self._origin = secrets.randbits(62)
         self._sequence = itertools.count(1)
         self._revision = 0
+        self._epoch = ""
         self._values: dict[str, Write] = {}
         self._queue: list[Write] = []
         self._pending: dict[int, Write] = {}
@@ -167,6 +177,11 @@ class RedisBackend:
     def revision(self) -> int:
         """The newest revision this process has applied and handed to ``on_commit``."""
         return self._revision
+
+    @property
+    def epoch(self) -> str:
+        """The shared database's epoch, as of the last (re)load."""
+        return self._epoch
 
     @property
     def values(self) -> Mapping[str, Write]:
@@ -312,6 +327,8 @@ class RedisBackend:
 
     async def _follow_loop(self) -> None:
         delay = 0.05
+        lost_logged: float | None = None
+        lost_since_logged = 0
         while True:
             pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
             try:
@@ -324,6 +341,7 @@ class RedisBackend:
                     await self._catch_up()
                     logger.info("following Redis again at revision %d", self._revision)
                 delay = 0.05
+                lost_logged = None
                 while True:
                     message = await pubsub.get_message(timeout=WATCHDOG_INTERVAL)
                     if message is None:
@@ -335,7 +353,17 @@ class RedisBackend:
                     if isinstance(data, bytes):
                         await self._on_message(data)
             except (RedisError, OSError) as exc:
-                logger.warning("lost the Redis subscription (%s); retrying in %.2f s", exc, delay)
+                # While Redis is down this repeats every second: say it once
+                # per LOST_LOG_INTERVAL, with how often it happened meanwhile.
+                lost_since_logged += 1
+                now = asyncio.get_running_loop().time()
+                if lost_logged is None or now - lost_logged >= LOST_LOG_INTERVAL:
+                    logger.warning(
+                        "lost the Redis subscription (%s); retrying (%d times since last said)",
+                        exc,
+                        lost_since_logged,
+                    )
+                    lost_logged, lost_since_logged = now, 0
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except Exception:
@@ -417,7 +445,9 @@ class RedisBackend:
 
     async def _reload(self, *, report: bool) -> None:
         """Read the counter and every register at once; report the ones that changed."""
-        counter_raw, flat = await self._load_script(keys=[self._counter, self._registers])
+        counter_raw, flat, epoch = await self._load_script(
+            keys=[self._counter, self._registers, self._epoch_key], args=[secrets.token_hex(16)]
+        )
         counter = int(counter_raw)
         since = self._revision
         changed: list[Write] = []
@@ -445,8 +475,12 @@ class RedisBackend:
         changed.sort(key=lambda write: write.revision)
         self._values = values
         self._revision = counter
+        previous, self._epoch = self._epoch, _text(epoch)
         if report:
             logger.warning("reloaded every register from Redis at revision %d", counter)
+            if previous != self._epoch and not changed:
+                # Nothing to push, but the server must hear of the new history.
+                self._on_commit([])
             self._report(changed)
 
 

@@ -7,6 +7,9 @@ counter is never stored on its own: the newest write is always the row with
 the highest revision (a newer write to the same key only raises it), so
 ``MAX(revision)`` after a restart is exactly where the counter stopped.
 
+The database's epoch (a random id, see ``backends/__init__.py``) is kept in
+a ``meta`` table, made when the database is created.
+
 Writes are acknowledged only after their transaction has committed. A commit
 costs an fsync, so instead of one transaction per write, :class:`SQLiteBackend` keeps
 a queue: while one transaction is being committed (in a worker thread, so the
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import sqlite3
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -50,6 +54,7 @@ logger = logging.getLogger(__name__)
 
 Synchronous = Literal["FULL", "NORMAL"]
 
+_META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS registers (
     key TEXT PRIMARY KEY,
@@ -88,6 +93,7 @@ class SQLiteBackend:
     ) -> None:
         self.path = path
         self.revision = 0
+        self.epoch = ""
         self.values: dict[str, Write] = {}
         self._on_commit = on_commit
         self._on_failure = on_failure
@@ -117,6 +123,14 @@ class SQLiteBackend:
         db.execute("PRAGMA journal_mode=WAL")
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.execute(_SCHEMA)
+        db.execute(_META_SCHEMA)
+        # The epoch is made once, with the database (or on the first open of
+        # a database from before epochs); INSERT OR IGNORE keeps an existing one.
+        db.execute(
+            "INSERT OR IGNORE INTO meta (name, value) VALUES ('epoch', ?)",
+            (secrets.token_hex(16),),
+        )
+        (self.epoch,) = db.execute("SELECT value FROM meta WHERE name = 'epoch'").fetchone()
         columns = {row[1] for row in db.execute("PRAGMA table_info(registers)")}
         if "device_id" not in columns:
             for statement in _WRITER_COLUMNS:

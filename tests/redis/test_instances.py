@@ -71,8 +71,8 @@ async def test_pushes_arrive_in_revision_order_at_every_device(
     writers = devices[::2]
     per_writer = 150
     for seq in range(per_writer):
-        for n, writer in enumerate(writers):
-            await writer.set_nowait(f"like/item-{seq % 20}", seq % 2 == 0, seq, seq + 1, n + 1)
+        for writer in writers:
+            await writer.set_nowait(f"like/item-{seq % 20}", seq % 2 == 0, seq, seq + 1)
     total = per_writer * len(writers)
     for device in devices:
         revisions = [push["server_revision"] for push in await pushes(device, total)]

@@ -21,10 +21,17 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 class Client:
-    """A plain websockets client that speaks the protocol as dicts."""
+    """A plain websockets client that speaks the protocol as dicts.
+
+    ``set`` and ``get`` say hello first (as the set's device, or device 1)
+    when this client has not; tests of what happens before a hello send raw
+    frames with ``send``.
+    """
 
     def __init__(self, ws: ClientConnection) -> None:
         self.ws = ws
+        self.device_id: int | None = None
+        """The device of this client's last hello."""
         self.skipped: list[dict[str, Any]] = []
         """Messages recv_type passed over, handed out first by later calls."""
 
@@ -53,8 +60,20 @@ class Client:
             self.skipped.append(message)
 
     async def hello(self, device_id: int = 1, since: int = 0, **extra: Any) -> dict[str, Any]:
+        """Say hello; returns the snapshot (its pages joined into one)."""
+        self.device_id = device_id
         await self.send({"type": "hello", "device_id": device_id, "since": since, **extra})
-        return await self.recv_type("snapshot")
+        snapshot = await self.recv_type("snapshot")
+        while snapshot["more"]:
+            page = await self.recv_type("snapshot")
+            snapshot["values"].extend(page["values"])
+            snapshot["more"] = page["more"]
+        return snapshot
+
+    async def ensure_hello(self, device_id: int = 1) -> None:
+        """Say hello as ``device_id`` unless this client already did."""
+        if self.device_id is None:
+            await self.hello(device_id=device_id)
 
     async def set(
         self,
@@ -62,7 +81,7 @@ class Client:
         value: Any,
         request_id: Any = "r",
         local_revision: int = 1,
-        device_id: int = 1,
+        device_id: int | None = None,
     ) -> dict[str, Any]:
         """Send a set and return its ack (pushes received meanwhile are kept)."""
         await self.set_nowait(key, value, request_id, local_revision, device_id)
@@ -74,9 +93,13 @@ class Client:
         value: Any,
         request_id: Any = "r",
         local_revision: int = 1,
-        device_id: int = 1,
+        device_id: int | None = None,
     ) -> None:
-        """Send a set without waiting for anything."""
+        """Send a set without waiting for anything (but a first hello);
+        ``device_id`` defaults to this client's device (or 1)."""
+        if device_id is None:
+            device_id = self.device_id if self.device_id is not None else 1
+        await self.ensure_hello(device_id)
         await self.send(
             {
                 "type": "set",
@@ -89,6 +112,7 @@ class Client:
         )
 
     async def get(self, key: str, request_id: Any = "g") -> dict[str, Any]:
+        await self.ensure_hello()
         await self.send({"type": "get", "request_id": request_id, "key": key})
         return await self.recv_type("value")
 

@@ -51,7 +51,9 @@ async def assert_refused(
 
 @pytest.fixture
 async def client(server: SyncServer, clients: Clients) -> Client:
-    return await clients(server.url)
+    said_hello = await clients(server.url)
+    await said_hello.hello()
+    return said_hello
 
 
 async def test_text_that_is_not_json_is_bad_request(server: SyncServer, client: Client):
@@ -198,8 +200,9 @@ async def test_frame_over_1_mib_closes_only_that_connection(
 
 async def test_flood_is_rate_limited(db_path: Path, clients: Clients):
     """Messages beyond the per-connection rate get rate_limited errors and are not processed."""
-    async with serve(db_path=db_path, rate_limit=1, rate_burst=3) as limited:
+    async with serve(db_path=db_path, rate_limit=1, rate_burst=4) as limited:
         client = await clients(limited.url)
+        await client.hello()  # one of the four
         for i in range(5):
             await client.send({**SET, "request_id": i, "key": f"k{i}"})
         replies: list[dict[str, Any]] = []
@@ -223,15 +226,15 @@ async def test_connections_beyond_the_cap_are_refused_with_503(db_path: Path, cl
         assert (await first.set("k", 1))["server_revision"] == 1
 
 
-async def test_missing_token_closes_with_1008(db_path: Path, clients: Clients):
-    """On a server with a token, a set before hello closes the connection with 1008."""
+async def test_set_before_hello_on_a_token_server_is_hello_required(
+    db_path: Path, clients: Clients
+):
+    """On a server with a token, a set before hello is refused and writes nothing."""
     async with serve(db_path=db_path, token="s3cret") as guarded:
         client = await clients(guarded.url)
         await client.send(SET)
-        with pytest.raises(ConnectionClosed) as closed:
-            await client.recv()
-        assert closed.value.rcvd is not None
-        assert closed.value.rcvd.code == 1008
+        error = await client.recv_type("error")
+        assert (error["code"], error["request_id"]) == ("hello_required", "r")
         assert guarded.revision == 0
 
 

@@ -90,6 +90,7 @@ async def test_push_delay_with_jitter_still_delivers_every_push(
     """Delayed, jittered pushes all arrive (possibly out of order)."""
     chaos_server.chaos.set_push_delay(0.01, jitter=0.05)
     watcher = await clients(chaos_server.url)
+    await watcher.hello(device_id=2)
     writer = await clients(chaos_server.url)
     for i in range(10):
         await writer.set(f"k{i}", i)

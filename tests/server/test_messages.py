@@ -96,10 +96,10 @@ async def test_revisions_are_global_and_strictly_increasing(server: SyncServer, 
 
 async def test_snapshot_since_holds_only_newer_writes(server: SyncServer, clients: Clients):
     """hello with since=N returns each key written after N, at its newest value and writer."""
-    client = await clients(server.url)
+    client, other = await clients(server.url), await clients(server.url)
     await client.set("a", 1)
     await client.set("b", 2)
-    await client.set("a", 3, local_revision=2, device_id=7)
+    await other.set("a", 3, local_revision=2, device_id=7)
     await client.set("c", 4)
     snapshot = await client.hello(since=2)
     assert snapshot["revision"] == 4

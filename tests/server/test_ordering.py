@@ -14,6 +14,7 @@ async def write_many(
     client: Client, device_id: int, count: int, key: str | None = None
 ) -> list[int]:
     """Pipeline ``count`` sets and return their revisions in ack order."""
+    await client.ensure_hello(device_id)
     for i in range(count):
         await client.send(
             {
@@ -44,6 +45,8 @@ async def test_fifty_concurrent_writers_get_distinct_consecutive_revisions(
 async def test_pushes_arrive_in_revision_order(server: SyncServer, clients: Clients):
     """Under concurrent writers each connection receives every push, in revision order."""
     watchers = [await clients(server.url) for _ in range(3)]
+    for number, watcher in enumerate(watchers):
+        await watcher.hello(device_id=100 + number)
     writers = [await clients(server.url) for _ in range(5)]
     await asyncio.gather(*(write_many(w, n, 40) for n, w in enumerate(writers)))
 

@@ -1,0 +1,142 @@
+"""Registers kept in memory only: for tests, the simulation harness and demos.
+
+Nothing reaches a disk, so nothing survives the process. Writes submitted
+during one event-loop iteration commit together on the next (``call_soon``),
+like a group commit that costs nothing, and ``on_commit`` sees them in
+revision order. Two switches make the failure modes of real backends
+reproducible: :meth:`MemoryBackend.make_unavailable` fails every commit (the
+writers get ``unavailable``) until it is lifted or a deadline passes, and
+:meth:`MemoryBackend.reset_history` starts over with a new epoch and no
+registers, as if the database had been replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+
+from . import MAX_BATCH, CommitCallback, FailureCallback, Write
+
+__all__ = ["BackendUnavailableError", "MemoryBackend"]
+
+
+class BackendUnavailableError(ConnectionError):
+    """The backend was made unavailable on purpose."""
+
+
+class MemoryBackend:
+    """The :class:`~syncserver.backends.Backend` interface with no storage."""
+
+    def __init__(
+        self,
+        on_commit: CommitCallback,
+        on_failure: FailureCallback,
+        *,
+        epoch: str | None = None,
+    ) -> None:
+        self.epoch = epoch if epoch is not None else secrets.token_hex(16)
+        self.revision = 0
+        self.values: dict[str, Write] = {}
+        self._on_commit = on_commit
+        self._on_failure = on_failure
+        self._queue: list[Write] = []
+        self._scheduled = False
+        self._closing = False
+        self._unavailable = False
+        self._available_at: float | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def describe(self) -> str:
+        """Where the registers are, for the startup line."""
+        return "memory (not durable)"
+
+    @property
+    def queued(self) -> int:
+        """Writes waiting for the next commit."""
+        return len(self._queue)
+
+    async def open(self) -> None:
+        """Start accepting writes on the running loop."""
+        self._loop = asyncio.get_running_loop()
+        self._closing = False
+
+    async def close(self) -> None:
+        """Commit (or fail) whatever is queued."""
+        self._closing = True
+        self._commit()
+
+    # -- failure modes ------------------------------------------------------
+
+    def make_unavailable(self, seconds: float | None = None) -> None:
+        """Fail every commit from now on, for ``seconds`` or until :meth:`make_available`."""
+        self._unavailable = True
+        self._available_at = None if seconds is None else self._now() + seconds
+
+    def make_available(self) -> None:
+        """Commit normally again."""
+        self._unavailable = False
+        self._available_at = None
+
+    @property
+    def available(self) -> bool:
+        """Whether commits go through right now."""
+        if (
+            self._unavailable
+            and self._available_at is not None
+            and self._now() >= self._available_at
+        ):
+            self.make_available()
+        return not self._unavailable
+
+    def reset_history(self) -> None:
+        """Start over: a new epoch, no registers, revision 0 (queued writes stay
+        queued and land in the new history). ``on_commit`` is called with no
+        writes, so the server notices the new epoch at once."""
+        self.epoch = secrets.token_hex(16)
+        self.revision = 0
+        self.values = {}
+        self._on_commit([])
+
+    def _now(self) -> float:
+        loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+        return loop.time()
+
+    # -- writes -------------------------------------------------------------
+
+    def submit(self, write: Write) -> None:
+        """Queue a write; it commits on the next loop iteration."""
+        if self._closing:
+            raise RuntimeError("the backend is closing")
+        self._queue.append(write)
+        if not self._scheduled:
+            self._scheduled = True
+            loop = self._loop if self._loop is not None else asyncio.get_running_loop()
+            loop.call_soon(self._commit)
+
+    def _commit(self) -> None:
+        self._scheduled = False
+        while self._queue:
+            batch = self._queue[:MAX_BATCH]
+            del self._queue[:MAX_BATCH]
+            if not self.available:
+                self._on_failure(batch, BackendUnavailableError("the backend is unavailable"))
+                continue
+            first = self.revision + 1
+            values = self.values
+            for offset, write in enumerate(batch):
+                write.revision = first + offset
+                values[write.key] = write
+            self.revision = batch[-1].revision
+            self._on_commit(batch)
+
+    # -- reads --------------------------------------------------------------
+
+    def changed_since(self, since: int) -> list[Write]:
+        """Every register written after revision ``since``, oldest first."""
+        changed = [write for write in self.values.values() if write.revision > since]
+        changed.sort(key=_by_revision)
+        return changed
+
+
+def _by_revision(write: Write) -> int:
+    return write.revision

@@ -1,0 +1,648 @@
+"""The sync server without I/O: frames in, frames out, per connection.
+
+Theory of operation
+-------------------
+:class:`ServerCore` holds every connection's state, answers requests, and
+decides what each connection receives when writes commit. It never touches a
+socket or starts a task: the shell (``server.py`` for websockets, or a test
+harness) hands it frames with :meth:`ServerCore.receive` and reaches each
+connection through a :class:`Peer` it supplies (send frames, close with a
+code, abort). Timers (the demo delays, the observer feed) come from an
+injected :class:`Clock`, which an asyncio loop satisfies.
+
+The backend reports durable writes in revision order through
+:meth:`ServerCore.committed`; each writer gets its ack, then every
+connection that said hello gets the pushes, in that order, all frames of one
+commit in one :meth:`Peer.send` per connection (pushes encoded once, in a
+:class:`Shared` the shell serializes once). Sends are synchronous, so with
+default settings a connection sees pushes in revision order and a snapshot
+never misses a write that is not pushed to that connection after it.
+
+Rules a connection lives by (``PROTOCOL.md`` has the wire details):
+
+* a ``hello`` binds the connection to its ``device_id``; before it, ``set``
+  and ``get`` get ``hello_required`` and no pushes are sent; a ``set`` or a
+  second ``hello`` naming another device gets ``device_mismatch``;
+* every frame the server sends is at most MAX_PAGE_BYTES (snapshots and
+  ``pushes`` frames are split; the observer feed is capped);
+* :meth:`ServerCore.begin_shutdown` refuses new work with ``unavailable``
+  while the backend drains; :meth:`ServerCore.finish_shutdown` closes every
+  connection with 1001 once each committed write has been acked and pushed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import msgspec
+
+from .backends import Backend, CommitCallback, FailureCallback, Write
+from .chaos import ChaosControls
+from .config import ServerConfig
+from .feed import capped_state
+from .frames import batch_frame, batch_frames, push_payload, snapshot_pages
+from .limits import TokenBucket
+from .protocol import (
+    MAX_VALUE_BYTES,
+    PROTOCOL_VERSION,
+    Ack,
+    Chaos,
+    ChaosState,
+    Error,
+    ErrorCode,
+    Get,
+    Hello,
+    Observe,
+    ProtocolError,
+    RequestId,
+    ServerState,
+    Set,
+    Unobserve,
+    Value,
+    decode_client_message,
+    encode_bytes,
+    read_request_id,
+)
+
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_HISTORY_CHANGED",
+    "CLOSE_POLICY",
+    "BackendFactory",
+    "Cancellable",
+    "Clock",
+    "Connection",
+    "Peer",
+    "ServerCore",
+    "Shared",
+    "StateCallback",
+]
+
+logger = logging.getLogger(__name__)
+
+CLOSE_GOING_AWAY = 1001
+"""The server is shutting down."""
+CLOSE_POLICY = 1008
+"""A hello without the server's token."""
+CLOSE_HISTORY_CHANGED = 1012
+"""The database's epoch changed under a running server: reconnect and resync."""
+
+StateCallback = Callable[[ServerState], None]
+BackendFactory = Callable[[CommitCallback, FailureCallback], Backend]
+
+_encode_value = msgspec.json.Encoder().encode
+
+
+class Cancellable(Protocol):
+    """A timer that can be called off (an asyncio TimerHandle is one)."""
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Time and timers for the core; an asyncio event loop is one."""
+
+    def time(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Cancellable: ...
+
+
+class Shared:
+    """Frames that go to many connections: ``payloads`` are encoded once, and
+    the shell may keep their serialized form in ``wire`` for the next peer."""
+
+    __slots__ = ("payloads", "wire")
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self.payloads = payloads
+        self.wire: bytes | None = None
+
+
+class Peer(Protocol):
+    """How the core reaches one connection; the shell implements it."""
+
+    def send(self, frames: Sequence[bytes], shared: Shared | None = None) -> int:
+        """Queue text frames: ``frames``, then ``shared.payloads``, in that order,
+        in one write. Returns the bytes now queued and unread by the peer."""
+        ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake with this code."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the connection at once (it stopped reading)."""
+        ...
+
+
+class Connection:
+    """One client connection as the core sees it."""
+
+    __slots__ = (
+        "batch",
+        "bucket",
+        "closed",
+        "device_id",
+        "id",
+        "observing",
+        "peer",
+        "protocol",
+        "remote",
+        "requests",
+    )
+
+    def __init__(self, peer: Peer, connection_id: int, remote: str, bucket: TokenBucket) -> None:
+        self.peer = peer
+        self.id = connection_id
+        self.remote = remote
+        self.bucket = bucket
+        self.device_id: int | None = None
+        """Bound by the first hello; None until then."""
+        self.batch = False
+        self.observing = False
+        self.requests = 0
+        self.protocol = PROTOCOL_VERSION
+        self.closed = False
+
+
+@dataclass(slots=True)
+class _SetRequest(Write):
+    """A write this process accepted from one of its connections."""
+
+    connection: Connection | None = None
+    request_id: RequestId = 0
+
+
+class ServerCore:
+    """Request handling and fan-out decisions; see the module docstring.
+
+    ``make_backend(on_commit, on_failure)`` creates the backend (for instance
+    ``MemoryBackend``); the shell opens and closes it.
+    """
+
+    def __init__(
+        self,
+        make_backend: BackendFactory,
+        clock: Clock,
+        config: ServerConfig | None = None,
+    ) -> None:
+        self.config = config if config is not None else ServerConfig()
+        self.clock = clock
+        self.chaos = ChaosControls(on_change=self._changed)
+        self.backend: Backend = make_backend(self.committed, self.failed)
+        self.connections: dict[int, Connection] = {}
+        self.requests_received = 0
+        self.slow_connections_dropped = 0
+        self.closing = False
+        self._epoch: str | None = None
+        self._next_id = 1
+        # Who gets pushes (insertion-ordered sets): a frame per push, or batches.
+        self._plain: dict[Connection, None] = {}
+        self._batched: dict[Connection, None] = {}
+        self._observers: dict[Connection, None] = {}
+        self._callbacks: list[StateCallback] = []
+        self._notify_scheduled = False
+        self._outstanding: dict[int, _SetRequest] = {}
+        """Sets accepted and not yet answered (acked or refused)."""
+        self._delayed: dict[object, tuple[Cancellable, Callable[[], None]]] = {}
+        """Demo-delayed steps: their timer and what to do instead at shutdown."""
+
+    @property
+    def revision(self) -> int:
+        """The newest committed revision."""
+        return self.backend.revision
+
+    @property
+    def requests_in_flight(self) -> int:
+        """Sets accepted and not yet acked or refused."""
+        return len(self._outstanding)
+
+    # -- connections --------------------------------------------------------
+
+    def connect(self, peer: Peer, remote: str = "?") -> Connection:
+        """A new connection: it gets nothing until its hello (or observe)."""
+        config = self.config
+        conn = Connection(
+            peer,
+            self._next_id,
+            remote,
+            TokenBucket(config.rate_limit, config.rate_burst, self.clock.time()),
+        )
+        self._next_id += 1
+        self.connections[conn.id] = conn
+        self._changed()
+        return conn
+
+    def disconnect(self, conn: Connection) -> None:
+        """The connection is gone; its pending acks are dropped when they come."""
+        conn.closed = True
+        self.connections.pop(conn.id, None)
+        self._plain.pop(conn, None)
+        self._batched.pop(conn, None)
+        self._observers.pop(conn, None)
+        self._changed()
+
+    def close_all(self, code: int, reason: str) -> None:
+        """Close every connection with ``code``."""
+        for conn in list(self.connections.values()):
+            self._close(conn, code, reason)
+
+    def _close(self, conn: Connection, code: int, reason: str) -> None:
+        if conn.closed:
+            return
+        conn.closed = True
+        self._plain.pop(conn, None)
+        self._batched.pop(conn, None)
+        self._observers.pop(conn, None)
+        conn.peer.close(code, reason)
+
+    # -- requests -----------------------------------------------------------
+
+    def receive(self, conn: Connection, frame: str | bytes) -> None:
+        """Handle one frame from ``conn``; everything it causes is sent at once."""
+        if conn.closed:
+            return
+        if not conn.bucket.take(self.clock.time()):
+            self._error(conn, read_request_id(frame), "rate_limited", "too many messages")
+            return
+        try:
+            message = decode_client_message(frame)
+        except ProtocolError as exc:
+            request_id = exc.request_id if exc.request_id is not None else read_request_id(frame)
+            self._error(conn, request_id, exc.code, exc.message)
+            return
+        kind = type(message)
+        if kind is Set or kind is Get:
+            # Only reads and writes count as requests: a resync or the link's
+            # heartbeat must not show up in the coalescing figures.
+            conn.requests += 1
+            self.requests_received += 1
+            self._changed()
+            if kind is Set:
+                self._on_set(conn, message)  # type: ignore[arg-type]
+            else:
+                self._on_get(conn, message)  # type: ignore[arg-type]
+        elif kind is Hello:
+            self._on_hello(conn, message)  # type: ignore[arg-type]
+        else:
+            self._on_demo_control(conn, message)  # type: ignore[arg-type]
+
+    def _on_hello(self, conn: Connection, hello: Hello) -> None:
+        if self.closing:
+            return
+        token = self.config.token
+        if token is not None and hello.token != token:
+            self._close(conn, CLOSE_POLICY, "hello with the server's token first")
+            return
+        if conn.device_id is not None and hello.device_id != conn.device_id:
+            self._error(
+                conn,
+                None,
+                "device_mismatch",
+                f"this connection belongs to device {conn.device_id}",
+            )
+            return
+        self._check_epoch()
+        if conn.closed:
+            return
+        backend = self.backend
+        conn.device_id = hello.device_id
+        conn.protocol = min(hello.protocol, PROTOCOL_VERSION)
+        conn.batch = hello.batch_pushes
+        self._plain.pop(conn, None)
+        self._batched.pop(conn, None)
+        (self._batched if hello.batch_pushes else self._plain)[conn] = None
+        since = hello.since if hello.epoch is None or hello.epoch == backend.epoch else 0
+        pages = snapshot_pages(
+            backend.revision,
+            backend.changed_since(since),
+            epoch=backend.epoch,
+            since=since,
+            protocol=conn.protocol,
+        )
+        # A snapshot is as big as the database, not a sign of a stalled reader:
+        # it is not held against max_send_buffer.
+        conn.peer.send(pages)
+        self._changed()
+
+    def _refuse_before_hello(
+        self, conn: Connection, request_id: RequestId, device_id: int | None = None
+    ) -> bool:
+        if self.closing:
+            self._error(conn, request_id, "unavailable", "the server is shutting down")
+            return True
+        if conn.device_id is None:
+            self._error(conn, request_id, "hello_required", "send a hello first")
+            return True
+        if device_id is not None and device_id != conn.device_id:
+            self._error(
+                conn,
+                request_id,
+                "device_mismatch",
+                f"this connection belongs to device {conn.device_id}, not {device_id}",
+            )
+            return True
+        return False
+
+    def _on_get(self, conn: Connection, get: Get) -> None:
+        if self._refuse_before_hello(conn, get.request_id):
+            return
+        if self.chaos.take_failure():
+            self._error(conn, get.request_id, "injected_failure", "failed on purpose (demo)")
+            return
+        found = self.backend.values.get(get.key)
+        if found is None:
+            reply = Value(get.request_id, get.key, None, 0)
+        else:
+            reply = Value(get.request_id, get.key, msgspec.Raw(found.value), found.revision)
+        self._send(conn, encode_bytes(reply))
+
+    def _on_set(self, conn: Connection, set_: Set) -> None:
+        if self._refuse_before_hello(conn, set_.request_id, set_.device_id):
+            return
+        value = _encode_value(set_.value)
+        if len(value) > MAX_VALUE_BYTES:
+            self._error(
+                conn,
+                set_.request_id,
+                "too_large",
+                f"value is {len(value)} bytes of JSON; the limit is {MAX_VALUE_BYTES}",
+            )
+            return
+        if self.chaos.take_failure():
+            self._error(conn, set_.request_id, "injected_failure", "failed on purpose (demo)")
+            return
+        device_id = conn.device_id
+        assert device_id is not None
+        request = _SetRequest(
+            set_.key, value, 0, set_.local_revision, device_id, conn, set_.request_id
+        )
+        self._outstanding[id(request)] = request
+        delay = self.chaos.settings.write_delay
+        if delay:
+            self._later(
+                delay,
+                lambda: self._submit(request),
+                lambda: self._refuse(request, "the server is shutting down"),
+            )
+        else:
+            self._submit(request)
+
+    def _submit(self, request: _SetRequest) -> None:
+        try:
+            self.backend.submit(request)
+        except RuntimeError:
+            self._refuse(request, "the server is shutting down")
+
+    def _on_demo_control(self, conn: Connection, message: Chaos | Observe | Unobserve) -> None:
+        if self.closing:
+            return
+        if not self.config.allow_chaos:
+            self._error(
+                conn,
+                message.request_id,
+                "chaos_disabled",
+                "demo controls are off; start the server with --allow-chaos",
+            )
+            return
+        if isinstance(message, Chaos):
+            self.chaos.apply(message)
+            self._send(conn, encode_bytes(ChaosState(message.request_id, self.chaos.settings)))
+        elif isinstance(message, Observe):
+            self._observers[conn] = None
+            conn.observing = True
+            # The first state comes with the next tick of the shared timer, so
+            # an observer never gets two states closer than observe_interval.
+            self._changed()
+        else:
+            self._observers.pop(conn, None)
+            conn.observing = False
+
+    # -- commits and fan-out ------------------------------------------------
+
+    def committed(self, writes: Sequence[Write]) -> None:
+        """Writes are durable: ack each writer, push to everyone, in revision order."""
+        self._check_epoch()
+        if not writes:
+            return
+        settings = self.chaos.settings
+        if not self.closing and (
+            settings.ack_delay
+            or not settings.push_enabled
+            or settings.push_delay
+            or settings.push_jitter
+        ):
+            self._committed_with_chaos(writes)
+            return
+        if not settings.push_enabled:
+            self._committed_without_pushes(writes)
+            return
+        # Fast path: each push is encoded once; each connection gets its acks,
+        # then the pushes, in one send.
+        outgoing: dict[Connection, list[bytes]] = {}
+        pushes: list[bytes] = []
+        outstanding = self._outstanding
+        for write in writes:
+            raw = msgspec.Raw(write.value)
+            if type(write) is _SetRequest and write.connection is not None:
+                outstanding.pop(id(write), None)
+                ack = encode_bytes(Ack(write.request_id, write.key, raw, write.revision))
+                frames = outgoing.get(write.connection)
+                if frames is None:
+                    outgoing[write.connection] = [ack]
+                else:
+                    frames.append(ack)
+            pushes.append(push_payload(write))
+        slow: list[Connection] = []
+        limit = self.config.max_send_buffer
+        if self._plain:
+            shared = Shared(pushes)
+            for conn in self._plain:
+                if conn.peer.send(outgoing.pop(conn, ()), shared) > limit:
+                    slow.append(conn)
+        if self._batched:
+            shared = Shared(batch_frames(pushes))
+            for conn in self._batched:
+                if conn.peer.send(outgoing.pop(conn, ()), shared) > limit:
+                    slow.append(conn)
+        for conn, acks in outgoing.items():
+            if not conn.closed:
+                conn.peer.send(acks)
+        for conn in slow:
+            self._drop_slow(conn)
+        self._changed()
+
+    def _committed_without_pushes(self, writes: Sequence[Write]) -> None:
+        for write in writes:
+            if type(write) is _SetRequest:
+                self._ack(write)
+        self._changed()
+
+    def _committed_with_chaos(self, writes: Sequence[Write]) -> None:
+        """The same as the fast path, one frame at a time, with the demo delays."""
+        settings = self.chaos.settings
+        for write in writes:
+            if type(write) is _SetRequest:
+                if settings.ack_delay:
+                    self._later(settings.ack_delay, self._ack_action(write))
+                else:
+                    self._ack(write)
+            if not settings.push_enabled:
+                continue
+            push = push_payload(write)
+            for conn in (*self._plain, *self._batched):
+                frame = batch_frame([push]) if conn.batch else push
+                delay = self.chaos.push_delay()
+                if delay:
+                    self._later(delay, self._send_action(conn, frame))
+                else:
+                    self._send(conn, frame)
+        self._changed()
+
+    def _ack_action(self, write: _SetRequest) -> Callable[[], None]:
+        return lambda: self._ack(write)
+
+    def _send_action(self, conn: Connection, frame: bytes) -> Callable[[], None]:
+        return lambda: self._send(conn, frame)
+
+    def _ack(self, write: _SetRequest) -> None:
+        self._outstanding.pop(id(write), None)
+        conn = write.connection
+        if conn is not None and not conn.closed:
+            raw = msgspec.Raw(write.value)
+            self._send(conn, encode_bytes(Ack(write.request_id, write.key, raw, write.revision)))
+        self._changed()
+
+    def failed(self, writes: Sequence[Write], exc: BaseException) -> None:
+        """Writes that could not be made durable: their writers get ``unavailable``."""
+        logger.error("could not commit %d writes: %s", len(writes), exc)
+        for write in writes:
+            if isinstance(write, _SetRequest):
+                self._refuse(write, "not stored; try again later")
+
+    def _refuse(self, request: _SetRequest, message: str) -> None:
+        if self._outstanding.pop(id(request), None) is None:
+            return
+        conn = request.connection
+        if conn is not None and not conn.closed:
+            self._error(conn, request.request_id, "unavailable", message)
+        self._changed()
+
+    def _check_epoch(self) -> None:
+        epoch = self.backend.epoch
+        if self._epoch is None:
+            self._epoch = epoch
+        elif epoch != self._epoch:
+            logger.warning("the database's history changed (epoch %s); resyncing devices", epoch)
+            self._epoch = epoch
+            self.close_all(CLOSE_HISTORY_CHANGED, "the database's history changed; resync")
+
+    def _send(self, conn: Connection, frame: bytes) -> None:
+        if conn.closed:
+            return
+        if conn.peer.send((frame,)) > self.config.max_send_buffer:
+            self._drop_slow(conn)
+
+    def _drop_slow(self, conn: Connection) -> None:
+        """A device that stopped reading would make pushes pile up without bound:
+        drop it; when it reads again it reconnects and catches up."""
+        if conn.closed:
+            return
+        self.slow_connections_dropped += 1
+        logger.warning("dropping connection %d: it stopped reading its pushes", conn.id)
+        conn.closed = True
+        self._plain.pop(conn, None)
+        self._batched.pop(conn, None)
+        self._observers.pop(conn, None)
+        conn.peer.abort()
+
+    def _error(
+        self, conn: Connection, request_id: RequestId | None, code: ErrorCode | str, message: str
+    ) -> None:
+        self._send(conn, encode_bytes(Error(request_id, code, message)))
+
+    def _later(
+        self,
+        delay: float,
+        action: Callable[[], None],
+        at_shutdown: Callable[[], None] | None = None,
+    ) -> None:
+        token = object()
+
+        def fire() -> None:
+            if self._delayed.pop(token, None) is not None:
+                action()
+
+        handle = self.clock.call_later(delay, fire)
+        self._delayed[token] = (handle, at_shutdown if at_shutdown is not None else action)
+
+    # -- shutdown -----------------------------------------------------------
+
+    def begin_shutdown(self) -> None:
+        """Refuse new work; send delayed acks and pushes now; refuse delayed writes.
+
+        The shell then closes the backend (which commits or fails what is
+        queued, through :meth:`committed` and :meth:`failed`) and calls
+        :meth:`finish_shutdown`.
+        """
+        self.closing = True
+        delayed, self._delayed = self._delayed, {}
+        for handle, at_shutdown in delayed.values():
+            handle.cancel()
+            at_shutdown()
+
+    def finish_shutdown(self) -> None:
+        """Refuse whatever the backend neither committed nor failed, then close
+        every connection with 1001."""
+        for request in list(self._outstanding.values()):
+            self._refuse(request, "the server is shutting down")
+        self.close_all(CLOSE_GOING_AWAY, "the server is shutting down")
+
+    # -- observer feed ------------------------------------------------------
+
+    def state(self) -> ServerState:
+        """What the server holds and is doing right now (capped to one page)."""
+        return capped_state(
+            self.backend,
+            self.connections.values(),
+            requests_received=self.requests_received,
+            requests_in_flight=len(self._outstanding),
+            chaos=self.chaos.settings,
+        )
+
+    def observe(self, callback: StateCallback) -> Callable[[], None]:
+        """Call ``callback`` with a state now and after changes (at most every
+        ``observe_interval`` seconds). Returns an unsubscribe function."""
+        self._callbacks.append(callback)
+        callback(self.state())
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def _changed(self) -> None:
+        if self._notify_scheduled or not (self._observers or self._callbacks):
+            return
+        self._notify_scheduled = True
+        self.clock.call_later(self.config.observe_interval, self._notify)
+
+    def _notify(self) -> None:
+        self._notify_scheduled = False
+        if not (self._observers or self._callbacks):
+            return
+        state = self.state()
+        if self._observers:
+            shared = Shared([encode_bytes(state)])
+            for conn in self._observers:
+                conn.peer.send((), shared)
+        for callback in list(self._callbacks):
+            try:
+                callback(state)
+            except Exception:
+                logger.exception("observer callback failed")

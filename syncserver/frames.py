@@ -1,0 +1,97 @@
+"""Frames the server builds from raw JSON pieces, capped at MAX_PAGE_BYTES.
+
+Values are stored as their JSON encoding, so snapshot pages and ``pushes``
+frames are assembled from already encoded entries instead of re-encoding
+every value; each piece is encoded once however many connections get it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Final
+
+import msgspec
+
+from .backends import Write
+from .protocol import MAX_PAGE_BYTES, Push, SnapshotEntry, encode_bytes
+
+__all__ = [
+    "batch_frame",
+    "batch_frames",
+    "push_payload",
+    "snapshot_entry",
+    "snapshot_pages",
+]
+
+_BATCH_HEAD: Final = b'{"type":"pushes","pushes":['
+_BATCH_TAIL: Final = b"]}"
+_encode_text = msgspec.json.Encoder().encode
+
+
+def snapshot_entry(write: Write) -> SnapshotEntry:
+    """A register as snapshots and the observer feed show it."""
+    return SnapshotEntry(
+        write.key, msgspec.Raw(write.value), write.revision, write.local_revision, write.device_id
+    )
+
+
+def push_payload(write: Write) -> bytes:
+    """The encoded ``push`` of one committed write."""
+    return encode_bytes(
+        Push(
+            write.key,
+            msgspec.Raw(write.value),
+            write.revision,
+            write.local_revision,
+            write.device_id,
+        )
+    )
+
+
+def batch_frame(pushes: list[bytes]) -> bytes:
+    """One ``pushes`` frame holding every encoded push given (no size check)."""
+    return _BATCH_HEAD + b",".join(pushes) + _BATCH_TAIL
+
+
+def _pages(items: list[bytes], budget: int) -> list[list[bytes]]:
+    """``items`` in order, grouped so each group's joined size stays within ``budget``."""
+    if sum(map(len, items)) + len(items) <= budget:
+        return [items]
+    pages: list[list[bytes]] = []
+    page: list[bytes] = []
+    size = 0
+    for item in items:
+        if page and size + len(item) + 1 > budget:
+            pages.append(page)
+            page, size = [], 0
+        page.append(item)
+        size += len(item) + 1
+    pages.append(page)
+    return pages
+
+
+def batch_frames(pushes: list[bytes]) -> list[bytes]:
+    """``pushes`` frames in revision order, each at most MAX_PAGE_BYTES."""
+    budget = MAX_PAGE_BYTES - len(_BATCH_HEAD) - len(_BATCH_TAIL)
+    return [batch_frame(page) for page in _pages(pushes, budget)]
+
+
+def snapshot_pages(
+    revision: int, writes: Iterable[Write], *, epoch: str, since: int, protocol: int
+) -> list[bytes]:
+    """The ``snapshot`` answering a hello, as pages of at most MAX_PAGE_BYTES;
+    every page but the last says ``more``."""
+    entries = [encode_bytes(snapshot_entry(write)) for write in writes]
+    head = b'{"type":"snapshot","revision":%d,"values":[' % revision
+    tail = b'],"protocol":%d,"epoch":%s,"since":%d,"more":' % (
+        protocol,
+        _encode_text(epoch),
+        since,
+    )
+    budget = MAX_PAGE_BYTES - len(head) - len(tail) - len(b"false}")
+    pages = _pages(entries, budget)
+    last = len(pages) - 1
+    return [
+        head + b",".join(page) + tail + (b"false}" if index == last else b"true}")
+        for index, page in enumerate(pages)
+    ]
