@@ -1,14 +1,27 @@
-"""Ceilings and load for the server benchmark.
+"""The ceiling of the server benchmarks: a bare relay doing the sync server's work.
 
-``python -m tests.perf._bare echo|broadcast`` runs a bare websockets server
-(compression off, like the sync server) that echoes each message to its
-sender, or broadcasts it to every connection with ``broadcast()``. It prints
-its ``ws://`` URL like ``python -m syncserver`` does. Nothing else happens in
-it, so it is what this machine and this stack can do at best.
+``python -m tests.perf._bare [--synchronous FULL|NORMAL] [--write-delay S]``
+runs a bare websockets server (compression off, like the sync server) and
+prints its ``ws://`` URL like ``python -m syncserver`` does. It does what the
+sync server does with a write, and nothing else:
 
-:class:`RawClient` is a minimal websocket client on a bare asyncio protocol:
-it only splits frames and counts, so in the benchmark the load generator
-spends as little CPU as possible and the server is what gets measured.
+* a ``hello`` is answered with an empty ``snapshot``; from then on the
+  connection receives pushes, as one ``pushes`` frame per batch when the
+  hello said ``"batch_pushes":true``, else a frame per push;
+* a ``set`` is queued (after ``--write-delay`` seconds, as the sync server's
+  demo control does); queued sets are handled in batches like the sync
+  server's group commit: while one batch is being made durable in a worker
+  thread (appended to a file, then ``fdatasync`` under ``FULL``; ``NORMAL``
+  only appends), the next one piles up;
+* once a batch is durable, each push is serialized once, and every
+  connection gets its acks and the batch's pushes in one transport write.
+
+So framing, batching and durability match the sync server's; what is left
+out is what makes it a sync server (JSON validation, revisions, registers,
+limits). An ack and a push are the set's own bytes with another ``type``.
+
+:class:`RawClient` is a minimal websocket client on a bare asyncio protocol
+for benchmarks that time each frame (``tests.perf.scale``).
 """
 
 from __future__ import annotations
@@ -19,12 +32,16 @@ import base64
 import contextlib
 import os
 import signal
-from collections.abc import AsyncIterator, Awaitable, Callable
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
-from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
+from websockets.protocol import State
 
-__all__ = ["RawClient", "connect_raw", "main"]
+__all__ = ["RawClient", "Relay", "connect_raw", "main", "relay_running", "text_frame"]
 
 
 class RawClient(asyncio.Protocol):
@@ -125,54 +142,168 @@ async def connect_raw(url: str, on_payload: Callable[[bytes], None]) -> RawClien
     return client
 
 
-async def _echo(ws: ServerConnection) -> None:
-    with contextlib.suppress(ConnectionClosed):
-        async for message in ws:
-            await ws.send(message)
+SET_PREFIX = b'{"type":"set",'
+ACK_PREFIX = b'{"type":"ack",'
+PUSH_PREFIX = b'{"type":"push",'
+SNAPSHOT = b'{"type":"snapshot","revision":0,"values":[]}'
+MAX_BATCH = 2000
+"""Sets per batch at most, as the sync server's group commit."""
 
 
-def _relay_to_all() -> Callable[[ServerConnection], Awaitable[None]]:
-    """A handler that sends every frame it receives to every connection."""
-    connections: set[ServerConnection] = set()
+def text_frame(payload: bytes) -> bytes:
+    """One unmasked text frame, as a server sends it."""
+    length = len(payload)
+    if length < 126:
+        return bytes((0x81, length)) + payload
+    if length < 65536:
+        return b"\x81\x7e" + length.to_bytes(2, "big") + payload
+    return b"\x81\x7f" + length.to_bytes(8, "big") + payload
 
-    async def relay(ws: ServerConnection) -> None:
-        connections.add(ws)
+
+class Relay:
+    """The relay's state: connections that said hello, the queue, the durable file."""
+
+    def __init__(self, path: Path, synchronous: str, write_delay: float) -> None:
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._sync = synchronous == "FULL"
+        self._write_delay = write_delay
+        self._plain: dict[ServerConnection, None] = {}
+        self._batched: dict[ServerConnection, None] = {}
+        self._queue: list[tuple[ServerConnection, bytes]] = []
+        self._revision = 0
+        self._wakeup = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="relay-disk")
+        self._committer = asyncio.get_running_loop().create_task(self._commit_loop())
+
+    async def close(self) -> None:
+        self._committer.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await self._committer
+        self._executor.shutdown()
+        os.close(self._fd)
+
+    async def handle(self, ws: ServerConnection) -> None:
+        loop = asyncio.get_running_loop()
         try:
-            async for message in ws:
-                broadcast(connections, message)
+            while True:
+                payload = await ws.recv(decode=False)
+                if payload.startswith(SET_PREFIX):
+                    if self._write_delay:
+                        loop.call_later(self._write_delay, self._submit, ws, payload)
+                    else:
+                        self._submit(ws, payload)
+                elif payload.startswith(b'{"type":"hello"'):
+                    await ws.send(SNAPSHOT, text=True)
+                    batched = b'"batch_pushes":true' in payload
+                    (self._batched if batched else self._plain)[ws] = None
         except ConnectionClosed:
             pass
         finally:
-            connections.discard(ws)
+            self._plain.pop(ws, None)
+            self._batched.pop(ws, None)
 
-    return relay
+    def _submit(self, ws: ServerConnection, payload: bytes) -> None:
+        self._queue.append((ws, payload))
+        self._wakeup.set()
+
+    async def _commit_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._wakeup.wait()
+            self._wakeup.clear()
+            while self._queue:
+                batch = self._queue[:MAX_BATCH]
+                del self._queue[:MAX_BATCH]
+                data = b"\n".join(payload for _, payload in batch)
+                await loop.run_in_executor(self._executor, self._persist, data)
+                self._fan_out(batch)
+
+    def _persist(self, data: bytes) -> None:
+        os.write(self._fd, data)
+        if self._sync:
+            os.fdatasync(self._fd)
+
+    def _fan_out(self, batch: list[tuple[ServerConnection, bytes]]) -> None:
+        acks: dict[ServerConnection, list[bytes]] = {}
+        pushes = []
+        for ws, payload in batch:
+            self._revision += 1
+            ack, push = _ack_and_push(payload, self._revision)
+            frames = acks.get(ws)
+            if frames is None:
+                acks[ws] = frames = []
+            frames.append(text_frame(ack))
+            pushes.append(push)
+        if self._plain:
+            _write_all(self._plain, acks, b"".join(text_frame(push) for push in pushes))
+        if self._batched:
+            frame = text_frame(b'{"type":"pushes","pushes":[' + b",".join(pushes) + b"]}")
+            _write_all(self._batched, acks, frame)
+        for ws, frames in acks.items():
+            _write(ws, b"".join(frames))
+
+
+def _ack_and_push(payload: bytes, revision: int) -> tuple[bytes, bytes]:
+    """The ack and the push of a set, cut from its bytes (fields in the link's order:
+    request_id, key, value, local_revision, device_id)."""
+    body = payload[len(SET_PREFIX) :]
+    split = body.rfind(b',"local_revision":')
+    head, writer = body[:split], body[split:]
+    stamp = b'"server_revision":%d,' % revision
+    ack = ACK_PREFIX + stamp + head + b"}"
+    push = PUSH_PREFIX + stamp + head[head.find(b",") + 1 :] + writer
+    return ack, push
+
+
+def _write_all(
+    connections: dict[ServerConnection, None],
+    acks: dict[ServerConnection, list[bytes]],
+    pushes: bytes,
+) -> None:
+    for ws in connections:
+        frames = acks.pop(ws, None)
+        _write(ws, b"".join(frames) + pushes if frames else pushes)
+
+
+def _write(ws: ServerConnection, data: bytes) -> None:
+    if ws.protocol.state is State.OPEN:
+        ws.transport.write(data)
 
 
 @contextlib.asynccontextmanager
-async def bare_running(kind: str, host: str = "127.0.0.1", port: int = 0) -> AsyncIterator[str]:
-    """A bare ``echo`` or ``broadcast`` server on this loop; yields its ``ws://`` URL."""
-    handler = _echo if kind == "echo" else _relay_to_all()
-    async with serve(handler, host, port, compression=None) as server:
-        yield f"ws://{host}:{server.sockets[0].getsockname()[1]}"
+async def relay_running(
+    synchronous: str = "FULL", write_delay: float = 0.0, host: str = "127.0.0.1", port: int = 0
+) -> AsyncIterator[str]:
+    """A bare relay on this loop; yields its ``ws://`` URL."""
+    with tempfile.TemporaryDirectory(prefix="optisync-relay-") as tmp:
+        relay = Relay(Path(tmp) / "relay.log", synchronous, write_delay)
+        try:
+            async with serve(relay.handle, host, port, compression=None) as server:
+                yield f"ws://{host}:{server.sockets[0].getsockname()[1]}"
+        finally:
+            await relay.close()
 
 
-async def _serve(kind: str, host: str, port: int) -> None:
+async def _serve(args: argparse.Namespace) -> None:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    async with bare_running(kind, host, port) as url:
-        print(f"bare {kind} server listening on {url}", flush=True)
+    async with relay_running(args.synchronous, args.write_delay, args.host, args.port) as url:
+        print(f"bare relay listening on {url} (synchronous={args.synchronous})", flush=True)
         await stop.wait()
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=["echo", "broadcast"])
+    parser = argparse.ArgumentParser(prog="python -m tests.perf._bare", description=__doc__)
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
+    parser.add_argument("--write-delay", type=float, default=0.0, metavar="SECONDS")
     args = parser.parse_args()
-    asyncio.run(_serve(args.kind, args.host, args.port))
+    if args.write_delay < 0:
+        parser.error("--write-delay must not be negative")
+    asyncio.run(_serve(args))
 
 
 if __name__ == "__main__":

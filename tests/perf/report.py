@@ -1,7 +1,10 @@
 """Benchmark rows and the markdown table they print as.
 
 Every figure stands beside its ceiling measured in the same run, because a
-shared 2-core machine is noisy: the ratio is what carries between runs.
+shared 2-core machine is noisy: the ratio is what carries between runs. Rows
+of the server benchmarks also carry the server's CPU time per operation for
+the figure and for its ceiling, and warnings (a load generator that was busy
+enough to be the bottleneck) that print under the table.
 """
 
 from __future__ import annotations
@@ -15,7 +18,12 @@ __all__ = ["Row", "format_table", "print_table"]
 
 @dataclass(frozen=True)
 class Row:
-    """One figure, its ceiling from the same run, and the target for their ratio."""
+    """One figure, its ceiling from the same run, and the target for their ratio.
+
+    ``cpu_us`` and ``ceiling_cpu_us`` are the server process's CPU time per
+    operation (µs) while the figure and its ceiling were measured; ``warnings``
+    say why a figure may not measure what its name says.
+    """
 
     name: str
     value: float
@@ -23,6 +31,9 @@ class Row:
     ceiling: float | None
     target: float | None
     lower_is_better: bool = False
+    cpu_us: float | None = None
+    ceiling_cpu_us: float | None = None
+    warnings: tuple[str, ...] = ()
 
     @property
     def ratio(self) -> float | None:
@@ -46,21 +57,37 @@ def _number(value: float | None) -> str:
 
 
 def format_table(title: str, rows: Iterable[Row]) -> str:
+    rows = list(rows)
+    with_cpu = any(row.cpu_us is not None for row in rows)
+    cpu_header = " server CPU/op, µs (ceiling) |" if with_cpu else ""
     lines = [
         f"### {title} ({os.cpu_count()} cores)",
         "",
-        "| figure | value | unit | ceiling (same run) | ratio | target | met |",
-        "|---|---:|---|---:|---:|---:|:-:|",
+        f"| figure | value | unit | ceiling (same run) | ratio | target | met |{cpu_header}",
+        "|---|---:|---|---:|---:|---:|:-:|" + ("---:|" if with_cpu else ""),
     ]
+    warnings: list[str] = []
     for row in rows:
         target = None if row.target is None else ("≤ " if row.lower_is_better else "≥ ")
         target_text = "–" if target is None else target + _number(row.target)
         met = {True: "yes", False: "**no**", None: "–"}[row.met]
         ratio = "–" if row.ratio is None else f"{row.ratio:.2f}"
-        lines.append(
+        line = (
             f"| {row.name} | {_number(row.value)} | {row.unit} | {_number(row.ceiling)} "
             f"| {ratio} | {target_text} | {met} |"
         )
+        if with_cpu:
+            cpu = (
+                "–"
+                if row.cpu_us is None
+                else f"{_number(row.cpu_us)} ({_number(row.ceiling_cpu_us)})"
+            )
+            line += f" {cpu} |"
+        lines.append(line)
+        warnings.extend(f"{row.name}: {warning}" for warning in row.warnings)
+    if warnings:
+        lines.append("")
+        lines.extend(f"> warning: {warning}  " for warning in dict.fromkeys(warnings))
     return "\n".join(lines)
 
 

@@ -16,8 +16,10 @@ until every device has the push, and does it again. Figures:
 * server memory per connected device: RSS growth over the ramp divided by the
   devices added.
 
-The ceiling of each is the same ramp against a bare websockets ``broadcast()``
-server (``python -m tests.perf._bare broadcast``) relaying a push-sized frame.
+The ceiling of each is the same ramp against the bare relay
+(``python -m tests.perf._bare``, same ``synchronous=FULL`` durability): it
+acks and pushes each set as the sync server does (one fsync'd batch, the push
+serialized once and written to every device) without a sync server's own work.
 The core's memory per tracked key is measured by ``tests.perf.core``.
 """
 
@@ -34,7 +36,7 @@ from pathlib import Path
 from tests.perf._bare import RawClient, connect_raw
 from tests.perf.devices import percentile
 from tests.perf.report import Row, print_table
-from tests.perf.server import Server, bare_server, subprocess_server
+from tests.perf.server import Server, relay_server, subprocess_server
 
 __all__ = ["run"]
 
@@ -59,7 +61,6 @@ class Step:
 class Fleet:
     """Connected devices and the write whose push they are waiting for."""
 
-    sync: bool
     clients: list[RawClient] = field(default_factory=list)
     stamps: list[float] = field(default_factory=list)
     waiting: bool = False
@@ -70,7 +71,7 @@ class Fleet:
         snapshot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
 
         def on_payload(payload: bytes) -> None:
-            if self.sync and not snapshot.done() and payload.startswith(b'{"type":"snapshot"'):
+            if not snapshot.done() and payload.startswith(b'{"type":"snapshot"'):
                 snapshot.set_result(None)
                 return
             if not self.waiting or self.stamps[index] or b'"type":"push"' not in payload:
@@ -89,9 +90,8 @@ class Fleet:
         async def one(index: int) -> RawClient:
             on_payload = self.listener(index)
             client = await connect_raw(url, on_payload)
-            if self.sync:
-                client.send_text(b'{"type":"hello","device_id":%d,"since":0}' % (index + 1))
-                await asyncio.wait_for(on_payload.snapshot, 30)  # type: ignore[attr-defined]
+            client.send_text(b'{"type":"hello","device_id":%d,"since":0}' % (index + 1))
+            await asyncio.wait_for(on_payload.snapshot, 30)  # type: ignore[attr-defined]
             return client
 
         while len(self.clients) < count:
@@ -119,23 +119,17 @@ class Fleet:
             client.close()
 
 
-def _frame(sync: bool, n: int) -> bytes:
-    if sync:
-        return (
-            b'{"type":"set","request_id":%d,"key":"like/item-0001","value":%s,'
-            b'"local_revision":%d,"device_id":999999}' % (n, b"true" if n % 2 else b"false", n)
-        )
+def _frame(n: int) -> bytes:
     return (
-        b'{"type":"push","key":"like/item-0001","value":true,"server_revision":%d,'
-        b'"local_revision":%d,"device_id":999999}' % (100000 + n, n)
+        b'{"type":"set","request_id":%d,"key":"like/item-0001","value":%s,'
+        b'"local_revision":%d,"device_id":999999}' % (n, b"true" if n % 2 else b"false", n)
     )
 
 
-async def _ramp(server: Server, sync: bool, steps: tuple[int, ...], writes: int) -> list[Step]:
-    fleet = Fleet(sync)
+async def _ramp(server: Server, steps: tuple[int, ...], writes: int) -> list[Step]:
+    fleet = Fleet()
     writer = await connect_raw(server.url, lambda payload: None)
-    if sync:
-        writer.send_text(b'{"type":"hello","device_id":999999,"since":0}')
+    writer.send_text(b'{"type":"hello","device_id":999999,"since":0}')
     started = time.perf_counter()
     results: list[Step] = []
     seq = 0
@@ -146,7 +140,7 @@ async def _ramp(server: Server, sync: bool, steps: tuple[int, ...], writes: int)
             samples: list[float] = []
             for _ in range(writes):
                 seq += 1
-                samples.extend(await fleet.deliver(writer, _frame(sync, seq)))
+                samples.extend(await fleet.deliver(writer, _frame(seq)))
                 await asyncio.sleep(0.005)
             results.append(Step(devices, percentile(samples, 99) * 1000, server.rss_kib()))
             if results[-1].p99_ms > LIMIT_MS or time.perf_counter() - started > BUDGET:
@@ -171,13 +165,13 @@ async def _measure(quick: bool) -> list[Row]:
     steps = QUICK_STEPS if quick else STEPS
     writes = 15 if quick else 40
     # Unpinned: thousands of clients need more than one core to read their pushes.
-    async with bare_server("broadcast", pin=False) as bare:
-        ceiling = await _ramp(bare, False, steps, writes)
+    async with relay_server(pin=False) as bare:
+        ceiling = await _ramp(bare, steps, writes)
     with tempfile.TemporaryDirectory(prefix="optisync-perf-") as tmp:
         args = ["--port", "0", "--db", str(Path(tmp) / "scale.sqlite3")]
         args += ["--max-connections", str(MAX_CONNECTIONS)]
         async with subprocess_server("-m", "syncserver", *args, pin=False) as server:
-            ours = await _ramp(server, True, steps, writes)
+            ours = await _ramp(server, steps, writes)
     rows: list[Row] = []
     for step, bare_step in zip(ours, ceiling, strict=False):
         rows.append(
@@ -215,7 +209,7 @@ async def _measure(quick: bool) -> list[Row]:
 
 
 def run(quick: bool = False) -> list[Row]:
-    """Ramp devices on the sync server and on a bare broadcast server."""
+    """Ramp devices on the sync server and on the bare relay."""
     return asyncio.run(_measure(quick))
 
 

@@ -10,7 +10,8 @@ Each row's ceiling column is the same figure for one SQLite process with the
 default ``synchronous=FULL``, measured in the same run: the ratio says what the
 Redis backend costs or gains. On a 2-core machine the Redis server, both
 syncserver processes and the load share two cores, so expect the ratio to be
-lower here than on a machine with a core for each.
+lower here than on a machine with a core for each. The server CPU column
+adds up both syncserver processes (not Redis).
 
 ``run(quick)`` returns the rows for ``python -m tests.perf`` to aggregate.
 """
@@ -26,7 +27,15 @@ import tempfile
 from collections.abc import AsyncIterator
 
 from tests.perf.report import Row, print_table
-from tests.perf.server import fan_out, round_trips, subprocess_server, sync_server
+from tests.perf.server import (
+    Measured,
+    Server,
+    fan_out,
+    load_processes,
+    round_trips,
+    subprocess_server,
+    sync_server,
+)
 
 __all__ = ["main", "run"]
 
@@ -67,16 +76,28 @@ async def redis_server() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def redis_instances() -> AsyncIterator[list[str]]:
-    """Two syncserver processes on a fresh Redis; yields their URLs."""
+async def redis_instances() -> AsyncIterator[list[Server]]:
+    """Two syncserver processes on a fresh Redis."""
     async with redis_server() as backend, contextlib.AsyncExitStack() as stack:
-        urls = []
+        servers = []
         for _ in range(INSTANCES):
             args = ("-m", "syncserver", "--port", "0", "--backend", backend)
             # Unpinned, like the SQLite process beside it: Redis needs a core too.
-            server = await stack.enter_async_context(subprocess_server(*args, pin=False))
-            urls.append(server.url)
-        yield urls
+            servers.append(await stack.enter_async_context(subprocess_server(*args, pin=False)))
+        yield servers
+
+
+def _row(name: str, ours: Measured, ceiling: Measured, unit: str) -> Row:
+    return Row(
+        name,
+        ours.rate,
+        unit,
+        ceiling.rate,
+        None,
+        cpu_us=ours.cpu_us,
+        ceiling_cpu_us=ceiling.cpu_us,
+        warnings=ours.warnings("Redis") + ceiling.warnings("SQLite"),
+    )
 
 
 async def _run(quick: bool) -> list[Row]:
@@ -85,26 +106,28 @@ async def _run(quick: bool) -> list[Row]:
     rows: list[Row] = []
     suffix = f", Redis backend, {INSTANCES} processes"
 
-    for writers in (1, 50):
-        for batched in (False, True) if writers > 1 else (False,):
-            async with sync_server(pin=False) as sqlite:
-                ceiling = await round_trips(sqlite.url, writers, seconds, True, batched)
-            async with redis_instances() as urls:
-                value = await round_trips(urls, writers, seconds, True, batched)
-            name = f"set→ack, {writers} writer{'s' if writers > 1 else ''}"
-            if writers > 1:
-                name += ", batched pushes" if batched else ", push per write"
-            rows.append(Row(name + suffix, value, "round trips/s", ceiling, None))
+    # Unpinned: Redis and two server processes need every core, so the load shares them.
+    async with load_processes() as load:
+        for writers in (1, 50):
+            for batched in (False, True) if writers > 1 else (False,):
+                async with sync_server(pin=False) as sqlite:
+                    ceiling = await round_trips(load, sqlite, writers, seconds, batched)
+                async with redis_instances() as servers:
+                    value = await round_trips(load, servers, writers, seconds, batched)
+                name = f"set→ack, {writers} writer{'s' if writers > 1 else ''}"
+                if writers > 1:
+                    name += ", batched pushes" if batched else ", push per write"
+                rows.append(_row(name + suffix, value, ceiling, "round trips/s"))
 
-    for clients in (10, 100, 1000):
-        for batched in (False, True):
-            total = deliveries * (3 if batched else 1)
-            async with sync_server(pin=False) as sqlite:
-                ceiling = await fan_out(sqlite.url, clients, total, True, batched)
-            async with redis_instances() as urls:
-                value = await fan_out(urls, clients, total, True, batched)
-            name = f"push fan-out, {clients} clients" + (", batched" if batched else "")
-            rows.append(Row(name + suffix, value, "deliveries/s", ceiling, None))
+        for clients in (10, 100, 1000):
+            for batched in (False, True):
+                total = deliveries * (3 if batched else 1)
+                async with sync_server(pin=False) as sqlite:
+                    ceiling = await fan_out(load, sqlite, clients, total, batched)
+                async with redis_instances() as servers:
+                    value = await fan_out(load, servers, clients, total, batched)
+                name = f"push fan-out, {clients} clients" + (", batched" if batched else "")
+                rows.append(_row(name + suffix, value, ceiling, "deliveries/s"))
     return rows
 
 
