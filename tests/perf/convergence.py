@@ -2,34 +2,49 @@
 
     python -m tests.perf.convergence [--quick]
 
-2, 10 and 100 headless devices (link + cubit, no widgets, no disk) share one
-in-process sync server with a fixed 50 ms latency (the write-delay demo
-control). A burst of 20 taps on random devices and random items (each device
-taps an item at most once, so no tap waits behind its own device's request)
-is fired in one go; the figure is the time from the burst until every device
-shows the server's value for every item (the last time any device's values
-changed, once all of them match the server and nothing is in flight), the
-median over several bursts.
+2, 10 and 100 headless devices (the real link and cubit, no widgets, no disk)
+run in worker processes (:mod:`tests.perf.fleet`; up to 4, as real devices
+each run in their own) against a sync server in its own process
+(``python -m syncserver``, default ``synchronous=FULL``) with a fixed 50 ms
+latency (the write-delay demo control). A burst of 20 taps on random devices
+and random items (each device taps an item at most once, so no tap waits
+behind its own device's request) is fired in one go; the figure is the time
+from the burst until every device shows the same values with nothing in
+flight (the last time any device's state changed), the median over several
+bursts. After each burst the benchmark checks that nothing changes for 100 ms
+more and that the server holds what the devices show (a fresh hello's
+snapshot).
 
-The ideal is the server latency plus one push delivery to that many clients,
-measured in the same run on a bare websockets broadcast server on the same
-loop (``tests.perf.bare``). Target: within 1.5x the ideal.
+The ideal is the same writes relayed by a bare websockets server to the same
+number of devices in the same number of processes, devices that only decode:
+the bare relay (``python -m tests.perf._bare``, same 50 ms write delay, same
+``synchronous=FULL`` durability, one ``pushes`` frame per batch as the link
+asks) and devices that decode every frame with the protocol's decoder and do
+nothing else. So the ideal counts the sets' trip, the latency, the commit, the
+fan-out and the decode; the gap to it is the server's and the devices' own
+work (revision rules, state updates, status badges). Target: within 1.5x.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
-from app.link import CatalogueItem, Item, LikesState, load_catalogue
-from syncserver import SyncServer
-from tests.perf.bare import push_delivery
-from tests.perf.devices import Headless, in_process_server, open_headless, wait_until
+from websockets.asyncio.client import connect
+
+from app.link import CatalogueItem, load_catalogue
+from syncserver.protocol import Snapshot, decode_server_message
+from tests.perf.fleet import Fleet
 from tests.perf.report import Row, print_table
+from tests.perf.server import relay_server, subprocess_server
 
 __all__ = ["run"]
 
@@ -39,85 +54,112 @@ TAPS = 20
 """Taps per burst."""
 SETTLE = 0.1
 """After convergence, how long nothing may change any more (checked, not assumed)."""
+POLL = 0.02
+"""How often the device processes are asked how far they are."""
+PROCESSES = 4
+"""Device processes at most."""
+LIMIT = 30.0
+"""Seconds a burst may take before the benchmark gives up."""
 
 
-def _server_values(server: SyncServer) -> dict[str, bool]:
-    return {entry.key: bytes(entry.value) == b"true" for entry in server.state().values}
+def _taps(rng: random.Random, devices: int, items: list[CatalogueItem]) -> list[tuple[int, str]]:
+    pairs = rng.sample(range(devices * len(items)), TAPS)
+    return [(pair // len(items), items[pair % len(items)].id) for pair in pairs]
 
 
-def _agrees(
-    devices: Sequence[Headless], items: Sequence[CatalogueItem], server: SyncServer
-) -> bool:
-    if server.requests_in_flight:
-        return False
-    values = _server_values(server)
-    for device in devices:
-        if device.cubit.device.in_flight_keys():
-            return False
-        state = device.cubit.state
-        for item in items:
-            if state.liked(item.id) != values.get(f"like/{item.id}", False):
-                return False
-    return True
+def _agreed(statuses: list[dict[str, Any]]) -> tuple[str, ...] | None:
+    """The one view every device shows with nothing in flight, else None."""
+    if not all(status["quiet"] for status in statuses):
+        return None
+    views = {tuple(view) for status in statuses for view in status["views"]}
+    return next(iter(views)) if len(views) == 1 else None
 
 
-async def _burst(
-    server: SyncServer,
-    devices: Sequence[Headless],
-    items: Sequence[CatalogueItem],
-    rng: random.Random,
+async def _server_likes(url: str, items: list[CatalogueItem]) -> tuple[str, ...]:
+    """The liked items as the server holds them (a fresh hello's snapshot)."""
+    async with connect(url, compression=None) as ws:
+        await ws.send(json.dumps({"type": "hello", "device_id": 1, "since": 0}))
+        async with asyncio.timeout(10):
+            while not isinstance(message := decode_server_message(await ws.recv()), Snapshot):
+                pass
+    liked = {entry.key for entry in message.values if entry.value is True}
+    return tuple(item.id for item in items if f"like/{item.id}" in liked)
+
+
+async def _poll(fleet: Fleet, done: Callable[[list[dict[str, Any]]], bool]) -> list[dict[str, Any]]:
+    """Ask the device processes how far they are until ``done`` says enough."""
+    async with asyncio.timeout(LIMIT):
+        while True:
+            statuses = await fleet.status()
+            if done(statuses):
+                return statuses
+            await asyncio.sleep(POLL)
+
+
+def _last_change(statuses: list[dict[str, Any]]) -> float:
+    return max(float(status["last_change"]) for status in statuses)
+
+
+async def _sync_burst(
+    fleet: Fleet, url: str, taps: list[tuple[int, str]], items: list[CatalogueItem]
 ) -> float:
-    """Seconds from a burst of taps until every device shows the server's values."""
-    last_change = 0.0
-    unsubscribes = []
-    for device in devices:
-        shown = [device.cubit.state.items]
-
-        def on_state(state: LikesState, shown: list[tuple[Item, ...]] = shown) -> None:
-            nonlocal last_change
-            if state.items is not shown[0]:
-                shown[0] = state.items
-                last_change = time.perf_counter()
-
-        unsubscribes.append(device.cubit.subscribe(on_state))
-    pairs = rng.sample(range(len(devices) * len(items)), TAPS)
     started = time.perf_counter()
-    for pair in pairs:
-        tapper, item = divmod(pair, len(items))
-        devices[tapper].cubit.toggle_like(items[item].id)
-    try:
-        # The figure is the last change a subscriber saw, not when this poll noticed,
-        # so a slow poll costs no precision and steals no time from the devices.
-        await wait_until(lambda: _agrees(devices, items, server), limit=30, poll=0.05)
-        settled_at = last_change
-        await asyncio.sleep(SETTLE)
-        if last_change != settled_at or not _agrees(devices, items, server):
-            raise AssertionError("a device changed after it agreed with the server")
-    finally:
-        for unsubscribe in unsubscribes:
-            unsubscribe()
-    return settled_at - started
+    await fleet.tap(taps)
+    statuses = await _poll(fleet, lambda statuses: _agreed(statuses) is not None)
+    view, settled = _agreed(statuses), _last_change(statuses)
+    await asyncio.sleep(SETTLE)
+    again = await fleet.status()
+    if _agreed(again) != view or _last_change(again) != settled:
+        raise AssertionError("a device changed after every device agreed")
+    if await _server_likes(url, items) != view:
+        raise AssertionError("the devices agree on values the server does not hold")
+    return settled - started
+
+
+async def _ideal_burst(fleet: Fleet, taps: list[tuple[int, str]]) -> float:
+    started = time.perf_counter()
+    await fleet.tap(taps)
+    statuses = await _poll(
+        fleet, lambda statuses: min(int(status["received"]) for status in statuses) >= TAPS
+    )
+    return _last_change(statuses) - started
+
+
+async def _set_latency(url: str) -> None:
+    async with connect(url, compression=None) as ws:
+        await ws.send(json.dumps({"type": "hello", "device_id": 2, "since": 0}))
+        await ws.send(json.dumps({"type": "chaos", "request_id": 1, "write_delay": LATENCY}))
+        async with asyncio.timeout(10):
+            while b'"chaos_state"' not in await ws.recv(decode=False):
+                pass
 
 
 async def _measure(quick: bool) -> list[Row]:
     rounds = 3 if quick else 7
-    items = load_catalogue()
-    rng = random.Random(7)
+    items = list(load_catalogue())
     rows: list[Row] = []
     for count in (2, 10, 100):
-        ideal = LATENCY + await push_delivery(count, rounds=max(rounds, 5))
-        async with in_process_server(LATENCY) as server:
-            devices = await open_headless(server.url, items, count)
-            try:
-                samples = [await _burst(server, devices, items, rng) for _ in range(rounds)]
-            finally:
-                await asyncio.gather(*(d.close() for d in devices))
+        processes = min(count, PROCESSES)
+        bursts = [_taps(random.Random(7 + n), count, items) for n in range(rounds)]
+        async with (
+            relay_server(pin=False, write_delay=LATENCY) as relay,
+            Fleet("decode", relay.url, count, processes) as fleet,
+        ):
+            ideal = [await _ideal_burst(fleet, taps) for taps in bursts]
+        with tempfile.TemporaryDirectory(prefix="optisync-perf-") as tmp:
+            args = ["-m", "syncserver", "--port", "0", "--allow-chaos"]
+            args += ["--db", str(Path(tmp) / "server.sqlite3")]
+            async with subprocess_server(*args, pin=False) as server:
+                await _set_latency(server.url)
+                async with Fleet("sync", server.url, count, processes) as fleet:
+                    ours = [await _sync_burst(fleet, server.url, taps, items) for taps in bursts]
         rows.append(
             Row(
-                f"convergence: {count} devices, {TAPS} taps, {LATENCY * 1000:.0f} ms latency",
-                statistics.median(samples) * 1000,
+                f"convergence: {count} devices in {processes} processes, {TAPS} taps, "
+                f"{LATENCY * 1000:.0f} ms latency",
+                statistics.median(ours) * 1000,
                 "ms",
-                ideal * 1000,
+                statistics.median(ideal) * 1000,
                 1.5,
                 lower_is_better=True,
             )
