@@ -18,7 +18,16 @@ from pathlib import Path
 from tests.perf.chart import draw_chart
 from tests.perf.report import Row, format_table
 
-SUITES = ("core", "server", "server_redis", "coalescing", "convergence", "repaint", "scale")
+SUITES = (
+    "core",
+    "devices",
+    "server",
+    "server_redis",
+    "coalescing",
+    "convergence",
+    "repaint",
+    "scale",
+)
 """Benchmark modules under tests.perf, each with ``run(quick) -> list[Row]``."""
 
 
