@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.cases.conftest import StartDevice, StartServer, honest, registers
-
-pytestmark = pytest.mark.xfail(strict=True, reason="fails on the shipped code until its fix lands")
 
 
 async def test_device_that_knew_a_newer_history_shows_the_fresh_servers_values(

@@ -6,11 +6,7 @@ import sqlite3
 from collections.abc import Mapping
 from pathlib import Path
 
-import pytest
-
 from tests.cases.conftest import RawClient, StartDevice, StartServer, raw_client, registers
-
-pytestmark = pytest.mark.xfail(strict=True, reason="fails on the shipped code until its fix lands")
 
 FRAME_LIMIT = 1024 * 1024
 """The link's websocket max_size (MAX_FRAME_BYTES)."""

@@ -4,11 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pytest
-
 from tests.cases.conftest import StartDevice, StartServer, honest, raw_client, registers
-
-pytestmark = pytest.mark.xfail(strict=True, reason="fails on the shipped code until its fix lands")
 
 
 async def test_write_with_another_devices_id_is_refused_and_the_victim_stays_honest(
