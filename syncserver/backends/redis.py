@@ -170,6 +170,8 @@ class RedisBackend:
         self._committer: asyncio.Task[None] | None = None
         self._follower: asyncio.Task[None] | None = None
         self._closing = False
+        self.subscription_failures = 0
+        """How often following the write channel failed (Redis down, say)."""
 
     # -- what the server reads ---------------------------------------------
 
@@ -356,6 +358,7 @@ class RedisBackend:
                 # While Redis is down this repeats every second: say it once
                 # per LOST_LOG_INTERVAL, with how often it happened meanwhile.
                 lost_since_logged += 1
+                self.subscription_failures += 1
                 now = asyncio.get_running_loop().time()
                 if lost_logged is None or now - lost_logged >= LOST_LOG_INTERVAL:
                     logger.warning(

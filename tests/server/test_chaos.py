@@ -114,7 +114,7 @@ async def test_fail_next_refuses_one_request_and_writes_nothing(
 async def test_wire_observer_feed_shows_devices_requests_and_values(
     chaos_server: SyncServer, clients: Clients
 ):
-    """observe sends a server_state now and again after changes."""
+    """observe sends a server_state (at the next tick of the feed) and again after changes."""
     panel = await clients(chaos_server.url)
     await panel.send({"type": "observe", "request_id": 1})
     initial = await panel.recv_type("server_state")

@@ -85,3 +85,21 @@ async def test_last_write_wins_between_two_concurrent_writers(server: SyncServer
     assert last_a["server_revision"] == 100
     stored = await a.get("like/x")
     assert (stored["value"], stored["server_revision"]) == (last_a["value"], 100)
+
+
+async def test_the_writer_gets_its_ack_before_its_push(server: SyncServer, clients: Clients):
+    """With default settings each write's ack reaches the writer before that write's push."""
+    client = await clients(server.url)
+    await client.hello(device_id=1)
+    for index in range(30):
+        await client.set_nowait(f"k{index % 4}", index, request_id=index)
+    acked: set[int] = set()
+    pushed = 0
+    while pushed < 30:
+        message = await client.recv()
+        if message["type"] == "ack":
+            acked.add(message["server_revision"])
+        else:
+            assert message["type"] == "push", message
+            assert message["server_revision"] in acked, "a push came before its ack"
+            pushed += 1
