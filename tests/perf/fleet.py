@@ -14,9 +14,9 @@ reply line each on stdout):
 
 Commands: ``{"op": "burst", "taps": [[device_index, item_id], ...]}`` forgets
 the last burst's timings, then taps; ``{"op": "status"}`` answers what the
-devices show (``sync``) or how many pushes each has decoded (``decode``), with
-the time (``perf_counter``, the same clock in every process on Linux) of the
-last change; end of input closes the devices.
+devices show (``sync``) or how many pushes each has decoded (``decode``), the
+process's CPU time so far, and the time of the last change (``perf_counter``,
+the same clock in every process on Linux); end of input closes the devices.
 
 :class:`Fleet` starts workers and spreads devices over them.
 """
@@ -27,6 +27,7 @@ import asyncio
 import contextlib
 import json
 import os
+import resource
 import sys
 import time
 from collections.abc import Sequence
@@ -82,11 +83,13 @@ class _SyncDevices:
             self.devices[index].cubit.toggle_like(item)
 
     def status(self) -> dict[str, Any]:
-        views = {
-            tuple(item.id for item in self.catalogue if device.cubit.state.liked(item.id))
-            for device in self.devices
-        }
         quiet = not any(device.cubit.device.in_flight_keys() for device in self.devices)
+        views = set()
+        if quiet:  # only then can the devices agree: spare the CPU they are using
+            views = {
+                tuple(item.id for item in self.catalogue if device.cubit.state.liked(item.id))
+                for device in self.devices
+            }
         return {"quiet": quiet, "views": sorted(views), "last_change": self.last_change}
 
     async def close(self) -> None:
@@ -154,6 +157,11 @@ class _DecodeDevices:
         await asyncio.gather(*self.readers, return_exceptions=True)
 
 
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 async def _serve(kind: str, url: str, first: int, count: int) -> None:
     devices = (
         _SyncDevices(url, first, count) if kind == "sync" else _DecodeDevices(url, first, count)
@@ -170,7 +178,7 @@ async def _serve(kind: str, url: str, first: int, count: int) -> None:
                 devices.burst([(index, item) for index, item in command["taps"]])
                 reply: dict[str, Any] = {"ok": True}
             elif command["op"] == "status":
-                reply = devices.status()
+                reply = {**devices.status(), "cpu": _cpu()}
             else:
                 reply = {"error": f"unknown op {command['op']!r}"}
             print(json.dumps(reply), flush=True)
