@@ -11,8 +11,8 @@ sync server does with a write, and nothing else:
 * a ``set`` is queued (after ``--write-delay`` seconds, as the sync server's
   demo control does); queued sets are handled in batches like the sync
   server's group commit: while one batch is being made durable in a worker
-  thread (appended to a file, then ``fdatasync`` under ``FULL``; ``NORMAL``
-  only appends), the next one piles up;
+  thread (written to a log file, then ``fdatasync`` under ``FULL``; ``NORMAL``
+  only writes), the next one piles up;
 * once a batch is durable, each push is serialized once, and every
   connection gets its acks and the batch's pushes in one transport write.
 
@@ -148,6 +148,8 @@ PUSH_PREFIX = b'{"type":"push",'
 SNAPSHOT = b'{"type":"snapshot","revision":0,"values":[]}'
 MAX_BATCH = 2000
 """Sets per batch at most, as the sync server's group commit."""
+LOG_BYTES = 4 * 1024 * 1024
+"""Size of the relay's durable log, written in a ring."""
 
 
 def text_frame(payload: bytes) -> bytes:
@@ -164,7 +166,12 @@ class Relay:
     """The relay's state: connections that said hello, the queue, the durable file."""
 
     def __init__(self, path: Path, synchronous: str, write_delay: float) -> None:
-        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        # Written in a ring over a file whose blocks already exist, as SQLite reuses
+        # its WAL: a commit's fdatasync then flushes data, not a growing file's metadata.
+        os.write(self._fd, bytes(LOG_BYTES))
+        os.fsync(self._fd)
+        self._offset = 0
         self._sync = synchronous == "FULL"
         self._write_delay = write_delay
         self._plain: dict[ServerConnection, None] = {}
@@ -219,7 +226,10 @@ class Relay:
                 self._fan_out(batch)
 
     def _persist(self, data: bytes) -> None:
-        os.write(self._fd, data)
+        if self._offset + len(data) > LOG_BYTES:
+            self._offset = 0
+        os.pwrite(self._fd, data[:LOG_BYTES], self._offset)
+        self._offset += len(data)
         if self._sync:
             os.fdatasync(self._fd)
 

@@ -1,22 +1,22 @@
 """The load generator of the server benchmarks, spread over worker processes.
 
 :class:`Load` starts ``processes`` workers (``python -m tests.perf._load``),
-each pinned to the cores it is given, and drives them with one JSON line per
+pinned to the cores it is given, and drives them with one JSON line per
 command on their stdin; each answers with one JSON line. Connections are dealt
 round-robin to the workers (and, with several server URLs, round-robin to the
 servers), so reading the pushes of 1,000 clients is shared between processes.
 
-A worker's connection (:class:`CountingClient`) does not split frames: after
-the handshake it counts ``"type":"ack"``, ``"type":"push"`` and
-``"type":"error"`` in the bytes as they arrive (``bytes.count``, in C, with the
-few bytes of one read carried over so a marker split between two reads still
-counts once). Server frames are unmasked, so their JSON is in the stream as
-is; counting costs nanoseconds per push, so one worker can read far more
-pushes than a server sends. Every operation reports its wall-clock span and
-the workers' CPU time over it (``getrusage``), so a benchmark can say when
-the load generator, not the server, was the limit. Connections live for one
-measurement (seconds), well inside the servers' 20 s ping interval, so the
-workers never answer pings.
+A worker spends as little CPU per read as Python allows: no asyncio, one
+``epoll`` loop over plain non-blocking sockets, and no frame splitting. After
+the handshake a connection (:class:`Counter`) counts ``"type":"ack"``,
+``"type":"push"`` and ``"type":"error"`` in the bytes as they arrive
+(``bytes.count``, in C, with the few bytes of one read carried over so a
+marker split between two reads still counts once). Server frames are
+unmasked, so their JSON is in the stream as is. Every operation reports its
+wall-clock span and the workers' CPU time over it (``getrusage``), so a
+benchmark can say when the load generator, not the server, was the limit.
+Connections live for one measurement (seconds), well inside the servers'
+20 s ping interval, so the workers never answer pings.
 """
 
 from __future__ import annotations
@@ -26,18 +26,28 @@ import base64
 import json
 import os
 import resource
+import select
+import socket
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["CountingClient", "Load", "LoadResult", "main", "set_frame"]
+__all__ = ["Counter", "Load", "LoadResult", "main", "set_frame"]
 
 ROOT = Path(__file__).resolve().parents[2]
-MARKERS = (b'"type":"ack"', b'"type":"push"', b'"type":"error"', b'"type":"snapshot"')
-CARRY = max(len(marker) for marker in MARKERS) - 1
+ACK, PUSH, ERROR, SNAPSHOT = (
+    b'"type":"ack"',
+    b'"type":"push"',
+    b'"type":"error"',
+    b'"type":"snapshot"',
+)
+CARRY = max(len(marker) for marker in (ACK, PUSH, ERROR, SNAPSHOT)) - 1
+READ_SIZE = 256 * 1024
+LIMIT = 300.0
+"""Seconds an operation may take before the worker gives up."""
 
 
 def set_frame(device: int, seq: int) -> bytes:
@@ -60,86 +70,81 @@ def _masked_text(data: bytes) -> bytes:
     return header + b"\0\0\0\0" + data
 
 
-class CountingClient(asyncio.Protocol):
-    """A websocket connection that counts acks, pushes, errors and snapshots."""
+class Counter:
+    """One connection after its handshake: counts acks, pushes and errors."""
 
-    def __init__(self, host: str, device: int) -> None:
+    __slots__ = ("acks", "carry", "device", "errors", "pushes", "seq", "sock", "writes_left")
+
+    def __init__(self, sock: socket.socket, device: int, rest: bytes) -> None:
+        self.sock = sock
         self.device = device
-        self._host = host
-        self._handshaken = False
-        self._head = b""
-        self._carry = b""
-        self.acks = self.pushes = self.errors = self.snapshots = 0
-        self.on_acks: Callable[[CountingClient, int], None] | None = None
-        self.on_pushes: Callable[[CountingClient], None] | None = None
-        self.opened: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self.snapshot = asyncio.Event()
-        self.transport: asyncio.Transport | None = None
-        self.seq = 0
+        self.acks = self.pushes = self.errors = self.seq = self.writes_left = 0
+        self.carry = b""
+        if rest:
+            self.count(rest)
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
-        key = base64.b64encode(os.urandom(16)).decode()
-        transport.write(
-            (
-                f"GET / HTTP/1.1\r\nHost: {self._host}\r\nUpgrade: websocket\r\n"
-                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
-                "Sec-WebSocket-Version: 13\r\n\r\n"
-            ).encode()
-        )
-
-    def connection_lost(self, exc: Exception | None) -> None:
-        if not self.opened.done():
-            self.opened.set_exception(ConnectionError("connection lost during handshake"))
-
-    def data_received(self, data: bytes) -> None:
-        if not self._handshaken:
-            self._head += data
-            end = self._head.find(b"\r\n\r\n")
-            if end < 0:
-                return
-            if not self._head.startswith(b"HTTP/1.1 101"):
-                self.opened.set_exception(ConnectionError(self._head[:end].decode()))
-                return
-            data = self._head[end + 4 :]
-            self._handshaken = True
-            self.opened.set_result(None)
+    def count(self, data: bytes) -> int:
+        """Count the markers in newly read bytes; returns the acks among them."""
         # Markers wholly inside this read, plus those split across the last one and this.
-        edge = self._carry + data[:CARRY]
-        acks = data.count(MARKERS[0]) + edge.count(MARKERS[0])
-        pushes = data.count(MARKERS[1]) + edge.count(MARKERS[1])
-        errors = data.count(MARKERS[2]) + edge.count(MARKERS[2])
-        snapshots = data.count(MARKERS[3]) + edge.count(MARKERS[3])
-        self._carry = (self._carry + data)[-CARRY:] if len(data) < CARRY else data[-CARRY:]
-        self.errors += errors
-        if snapshots:
-            self.snapshots += snapshots
-            self.snapshot.set()
-        if acks:
-            self.acks += acks
-            if self.on_acks is not None:
-                self.on_acks(self, acks)
-        if pushes:
-            self.pushes += pushes
-            if self.on_pushes is not None:
-                self.on_pushes(self)
+        edge = self.carry + data[:CARRY]
+        self.carry = (self.carry + data)[-CARRY:] if len(data) < CARRY else data[-CARRY:]
+        acks = data.count(ACK) + edge.count(ACK)
+        self.acks += acks
+        self.pushes += data.count(PUSH) + edge.count(PUSH)
+        self.errors += data.count(ERROR) + edge.count(ERROR)
+        return acks
+
+    def send(self, data: bytes) -> None:
+        try:
+            sent = self.sock.send(data)
+        except BlockingIOError:
+            sent = 0
+        if sent < len(data):  # a full socket buffer: rare with a few sets in flight
+            self.sock.setblocking(True)
+            self.sock.sendall(data[sent:])
+            self.sock.setblocking(False)
 
     def send_set(self) -> None:
-        assert self.transport is not None
         self.seq += 1
-        self.transport.write(_masked_text(set_frame(self.device, self.seq)))
-
-    def send_text(self, data: bytes) -> None:
-        assert self.transport is not None
-        self.transport.write(_masked_text(data))
-
-    def close(self) -> None:
-        if self.transport is not None:
-            self.transport.close()
+        self.send(_masked_text(set_frame(self.device, self.seq)))
 
 
-# -- the worker ---------------------------------------------------------------
+def _handshake(url: str, device: int, batched: bool) -> socket.socket:
+    """Open a connection, upgrade it and say hello; returns it before the snapshot."""
+    host, port = url.removeprefix("ws://").rsplit(":", 1)
+    sock = socket.create_connection((host, int(port)), timeout=30)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    key = base64.b64encode(os.urandom(16)).decode()
+    sock.sendall(
+        (
+            f"GET / HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+    )
+    return sock
+
+
+def _read_until_snapshot(sock: socket.socket, device: int, batched: bool) -> bytes:
+    """Finish the upgrade, send the hello, read up to the snapshot; returns what follows."""
+    buffer = b""
+    while b"\r\n\r\n" not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed during the handshake")
+        buffer += chunk
+    head, _, buffer = buffer.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.1 101"):
+        raise ConnectionError(head.decode(errors="replace"))
+    flag = b',"batch_pushes":true' if batched else b""
+    sock.sendall(_masked_text(b'{"type":"hello","device_id":%d,"since":0%s}' % (device, flag)))
+    while SNAPSHOT not in buffer:
+        chunk = sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("connection closed before the snapshot")
+        buffer += chunk
+    # Whatever came after the snapshot frame is counted (pushes may follow it).
+    return buffer[buffer.index(SNAPSHOT) + len(SNAPSHOT) :]
 
 
 def _cpu() -> float:
@@ -149,100 +154,91 @@ def _cpu() -> float:
 
 class _Worker:
     def __init__(self) -> None:
-        self.clients: list[CountingClient] = []
+        self.poller = select.epoll()
+        self.counters: dict[int, Counter] = {}
 
-    async def connect(self, urls: list[str], devices: list[int], batched: bool) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
-
-        async def open_one(index: int, device: int) -> CountingClient:
-            host, port = urls[index % len(urls)].removeprefix("ws://").rsplit(":", 1)
-            _, client = await loop.create_connection(
-                lambda: CountingClient(f"{host}:{port}", device), host, int(port)
-            )
-            await client.opened
-            flag = b',"batch_pushes":true' if batched else b""
-            client.send_text(b'{"type":"hello","device_id":%d,"since":0%s}' % (device, flag))
-            return client
-
-        opened = []
+    def connect(self, urls: list[str], devices: list[int], batched: bool) -> dict[str, Any]:
         for start in range(0, len(devices), 100):
-            batch = list(enumerate(devices))[start : start + 100]
-            opened.extend(await asyncio.gather(*(open_one(i, d) for i, d in batch)))
-        self.clients.extend(opened)
-        async with asyncio.timeout(60):
-            await asyncio.gather(*(client.snapshot.wait() for client in opened))
-        return {"connected": len(opened)}
+            batch = list(zip(urls[start : start + 100], devices[start : start + 100], strict=True))
+            socks = [_handshake(url, device, batched) for url, device in batch]
+            for sock, (_, device) in zip(socks, batch, strict=True):
+                rest = _read_until_snapshot(sock, device, batched)
+                sock.setblocking(False)
+                self.counters[sock.fileno()] = Counter(sock, device, rest)
+                self.poller.register(sock.fileno(), select.EPOLLIN)
+        return {"connected": len(devices)}
 
-    async def fan_out(
+    def _read(self, on_acks: Any, until: Any, deadline: float) -> None:
+        """Read every connection until ``until()``; ``on_acks(counter, n)`` per read with acks."""
+        poll, counters = self.poller.poll, self.counters
+        while not until():
+            if time.perf_counter() > deadline:
+                raise TimeoutError("the server did not deliver in time")
+            for fd, _ in poll(0.05):
+                counter = counters[fd]
+                try:
+                    data = counter.sock.recv(READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    raise ConnectionError(f"the server closed device {counter.device}'s connection")
+                acks = counter.count(data)
+                if acks:
+                    on_acks(counter, acks)
+
+    def fan_out(
         self, writers: list[int], per_writer: int, expected: int, window: int
     ) -> dict[str, Any]:
         """Writers keep ``window`` sets in flight until every client has ``expected`` pushes."""
-        loop = asyncio.get_running_loop()
-        done = loop.create_future()
-        waiting = 0
-        left = dict.fromkeys(writers, per_writer)
+        counters = list(self.counters.values())
+        for counter in counters:
+            counter.acks = counter.pushes = counter.errors = 0
+            counter.writes_left = per_writer if counter.device in writers else 0
 
-        def on_pushes(client: CountingClient) -> None:
-            nonlocal waiting
-            if client.pushes >= expected and client.on_pushes is not None:
-                client.on_pushes = None
-                waiting -= 1
-                if waiting == 0 and not done.done():
-                    done.set_result(None)
-
-        def on_acks(client: CountingClient, count: int) -> None:
-            for _ in range(min(count, left[client.device])):
-                left[client.device] -= 1
-                client.send_set()
+        def on_acks(counter: Counter, acks: int) -> None:
+            for _ in range(min(acks, counter.writes_left)):
+                counter.writes_left -= 1
+                counter.send_set()
 
         cpu, start = _cpu(), time.perf_counter()
-        for client in self.clients:
-            client.pushes = client.acks = client.errors = 0
-            client.on_pushes = on_pushes
-            if client.device in left:
-                client.on_acks = on_acks
-                for _ in range(min(window, per_writer)):
-                    left[client.device] -= 1
-                    client.send_set()
-        waiting = len(self.clients)
-        if waiting:
-            await asyncio.wait_for(done, 300)
-        end = time.perf_counter()
-        return self._result(start, end, cpu, sum(per_writer - n for n in left.values()))
+        for counter in counters:
+            for _ in range(min(window, counter.writes_left)):
+                counter.writes_left -= 1
+                counter.send_set()
+        pending = list(counters)
 
-    async def round_trips(self, writers: list[int], seconds: float) -> dict[str, Any]:
+        def until() -> bool:
+            while pending and pending[-1].pushes >= expected:
+                pending.pop()
+            return not pending
+
+        self._read(on_acks, until, start + LIMIT)
+        end = time.perf_counter()
+        return self._result(start, end, cpu, per_writer * len(writers))
+
+    def round_trips(self, writers: list[int], seconds: float) -> dict[str, Any]:
         """Each writer one set at a time for ``seconds``; counts acks."""
-        loop = asyncio.get_running_loop()
-        finished = loop.create_future()
+        counters = list(self.counters.values())
+        mine = [counter for counter in counters if counter.device in set(writers)]
+        for counter in counters:
+            counter.acks = counter.pushes = counter.errors = 0
         running = True
-        outstanding = 0
-        completed = 0
 
-        def on_acks(client: CountingClient, count: int) -> None:
-            nonlocal outstanding, completed
-            completed += count
+        def on_acks(counter: Counter, acks: int) -> None:
             if running:
-                client.send_set()
-                return
-            outstanding -= count
-            if outstanding <= 0 and not finished.done():
-                finished.set_result(None)
+                counter.send_set()
 
-        mine = [client for client in self.clients if client.device in set(writers)]
+        base = sum(counter.seq for counter in mine)
         cpu, start = _cpu(), time.perf_counter()
-        for client in self.clients:
-            client.pushes = client.acks = client.errors = 0
-            client.on_pushes = None
-            client.on_acks = None
-        for client in mine:
-            client.on_acks = on_acks
-            client.send_set()
-        await asyncio.sleep(seconds)  # the measurement window, not a wait for a condition
+        for counter in mine:
+            counter.send_set()
+        stop = start + seconds
+        self._read(on_acks, lambda: time.perf_counter() >= stop, stop + LIMIT)
         running = False
-        outstanding = len(mine)
-        if mine:
-            await asyncio.wait_for(finished, 30)
+        sent = sum(counter.seq for counter in mine) - base
+        self._read(on_acks, lambda: sum(c.acks for c in mine) >= sent, stop + 30)
         end = time.perf_counter()
+        completed = sum(counter.acks for counter in mine)
         return {**self._result(start, end, cpu, completed), "ops": completed}
 
     def _result(self, start: float, end: float, cpu: float, ops: int) -> dict[str, Any]:
@@ -251,31 +247,29 @@ class _Worker:
             "end": end,
             "cpu": _cpu() - cpu,
             "ops": ops,
-            "errors": sum(client.errors for client in self.clients),
+            "errors": sum(counter.errors for counter in self.counters.values()),
         }
 
     def close(self) -> dict[str, Any]:
-        for client in self.clients:
-            client.close()
-        self.clients.clear()
+        for fd, counter in self.counters.items():
+            self.poller.unregister(fd)
+            counter.sock.close()
+        self.counters.clear()
         return {"closed": True}
 
 
-async def _serve() -> None:
-    loop = asyncio.get_running_loop()
-    reader = asyncio.StreamReader()
-    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
+def _serve() -> None:
     worker = _Worker()
-    while line := await reader.readline():
+    for line in sys.stdin:
         command = json.loads(line)
         op = command.pop("op")
         try:
             if op == "connect":
-                reply = await worker.connect(**command)
+                reply = worker.connect(**command)
             elif op == "fan_out":
-                reply = await worker.fan_out(**command)
+                reply = worker.fan_out(**command)
             elif op == "round_trips":
-                reply = await worker.round_trips(**command)
+                reply = worker.round_trips(**command)
             elif op == "close":
                 reply = worker.close()
             else:
@@ -289,7 +283,7 @@ async def _serve() -> None:
 
 def main() -> None:
     """Entry point of a worker process (driven by :class:`Load` on stdin)."""
-    asyncio.run(_serve())
+    _serve()
 
 
 # -- the driver ---------------------------------------------------------------
