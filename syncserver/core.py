@@ -32,18 +32,26 @@ Rules a connection lives by (``PROTOCOL.md`` has the wire details):
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
 import msgspec
 
 from .backends import Backend, CommitCallback, FailureCallback, Write
 from .chaos import ChaosControls
 from .config import ServerConfig
-from .feed import capped_state
+from .connection import (
+    CLOSE_GOING_AWAY,
+    CLOSE_HISTORY_CHANGED,
+    CLOSE_POLICY,
+    Cancellable,
+    Clock,
+    Connection,
+    Peer,
+    Shared,
+)
+from .feed import ObserverFeed, StateCallback, capped_state
 from .frames import batch_frame, batch_frames, push_payload, snapshot_pages
 from .limits import TokenBucket
 from .protocol import (
@@ -84,89 +92,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-CLOSE_GOING_AWAY = 1001
-"""The server is shutting down."""
-CLOSE_POLICY = 1008
-"""A hello without the server's token."""
-CLOSE_HISTORY_CHANGED = 1012
-"""The database's epoch changed under a running server: reconnect and resync."""
-
-StateCallback = Callable[[ServerState], None]
 BackendFactory = Callable[[CommitCallback, FailureCallback], Backend]
 
 _encode_value = msgspec.json.Encoder().encode
-
-
-class Cancellable(Protocol):
-    """A timer that can be called off (an asyncio TimerHandle is one)."""
-
-    def cancel(self) -> None: ...
-
-
-class Clock(Protocol):
-    """Time and timers for the core; an asyncio event loop is one."""
-
-    def time(self) -> float: ...
-
-    def call_later(self, delay: float, callback: Callable[[], object]) -> Cancellable: ...
-
-
-class Shared:
-    """Frames that go to many connections: ``payloads`` are encoded once, and
-    the shell may keep their serialized form in ``wire`` for the next peer."""
-
-    __slots__ = ("payloads", "wire")
-
-    def __init__(self, payloads: list[bytes]) -> None:
-        self.payloads = payloads
-        self.wire: bytes | None = None
-
-
-class Peer(Protocol):
-    """How the core reaches one connection; the shell implements it."""
-
-    def send(self, frames: Sequence[bytes], shared: Shared | None = None) -> int:
-        """Queue text frames: ``frames``, then ``shared.payloads``, in that order,
-        in one write. Returns the bytes now queued and unread by the peer."""
-        ...
-
-    def close(self, code: int, reason: str) -> None:
-        """Start the closing handshake with this code."""
-        ...
-
-    def abort(self) -> None:
-        """Drop the connection at once (it stopped reading)."""
-        ...
-
-
-class Connection:
-    """One client connection as the core sees it."""
-
-    __slots__ = (
-        "batch",
-        "bucket",
-        "closed",
-        "device_id",
-        "id",
-        "observing",
-        "peer",
-        "protocol",
-        "remote",
-        "requests",
-    )
-
-    def __init__(self, peer: Peer, connection_id: int, remote: str, bucket: TokenBucket) -> None:
-        self.peer = peer
-        self.id = connection_id
-        self.remote = remote
-        self.bucket = bucket
-        self.device_id: int | None = None
-        """Bound by the first hello; None until then."""
-        self.batch = False
-        self.observing = False
-        self.requests = 0
-        self.protocol = PROTOCOL_VERSION
-        self.closed = False
 
 
 @dataclass(slots=True)
@@ -203,9 +131,7 @@ class ServerCore:
         # Who gets pushes (insertion-ordered sets): a frame per push, or batches.
         self._plain: dict[Connection, None] = {}
         self._batched: dict[Connection, None] = {}
-        self._observers: dict[Connection, None] = {}
-        self._callbacks: list[StateCallback] = []
-        self._notify_scheduled = False
+        self.feed = ObserverFeed(self.clock, self.config.observe_interval, self.state)
         self._outstanding: dict[int, _SetRequest] = {}
         """Sets accepted and not yet answered (acked or refused)."""
         self._delayed: dict[object, tuple[Cancellable, Callable[[], None]]] = {}
@@ -243,7 +169,7 @@ class ServerCore:
         self.connections.pop(conn.id, None)
         self._plain.pop(conn, None)
         self._batched.pop(conn, None)
-        self._observers.pop(conn, None)
+        self.feed.unwatch(conn)
         self._changed()
 
     def close_all(self, code: int, reason: str) -> None:
@@ -257,7 +183,7 @@ class ServerCore:
         conn.closed = True
         self._plain.pop(conn, None)
         self._batched.pop(conn, None)
-        self._observers.pop(conn, None)
+        self.feed.unwatch(conn)
         conn.peer.close(code, reason)
 
     # -- requests -----------------------------------------------------------
@@ -413,13 +339,10 @@ class ServerCore:
             self.chaos.apply(message)
             self._send(conn, encode_bytes(ChaosState(message.request_id, self.chaos.settings)))
         elif isinstance(message, Observe):
-            self._observers[conn] = None
             conn.observing = True
-            # The first state comes with the next tick of the shared timer, so
-            # an observer never gets two states closer than observe_interval.
-            self._changed()
+            self.feed.watch(conn)
         else:
-            self._observers.pop(conn, None)
+            self.feed.unwatch(conn)
             conn.observing = False
 
     # -- commits and fan-out ------------------------------------------------
@@ -557,7 +480,7 @@ class ServerCore:
         conn.closed = True
         self._plain.pop(conn, None)
         self._batched.pop(conn, None)
-        self._observers.pop(conn, None)
+        self.feed.unwatch(conn)
         conn.peer.abort()
 
     def _error(
@@ -617,32 +540,7 @@ class ServerCore:
     def observe(self, callback: StateCallback) -> Callable[[], None]:
         """Call ``callback`` with a state now and after changes (at most every
         ``observe_interval`` seconds). Returns an unsubscribe function."""
-        self._callbacks.append(callback)
-        callback(self.state())
-
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._callbacks.remove(callback)
-
-        return unsubscribe
+        return self.feed.subscribe(callback)
 
     def _changed(self) -> None:
-        if self._notify_scheduled or not (self._observers or self._callbacks):
-            return
-        self._notify_scheduled = True
-        self.clock.call_later(self.config.observe_interval, self._notify)
-
-    def _notify(self) -> None:
-        self._notify_scheduled = False
-        if not (self._observers or self._callbacks):
-            return
-        state = self.state()
-        if self._observers:
-            shared = Shared([encode_bytes(state)])
-            for conn in self._observers:
-                conn.peer.send((), shared)
-        for callback in list(self._callbacks):
-            try:
-                callback(state)
-            except Exception:
-                logger.exception("observer callback failed")
+        self.feed.changed()

@@ -1,4 +1,8 @@
-"""The observer feed's ``server_state``, kept under MAX_PAGE_BYTES.
+"""The observer feed: ``server_state`` at most every interval, kept under MAX_PAGE_BYTES.
+
+Every change asks for a state; one shared timer coalesces them, so a state
+goes out at most once per ``observe_interval`` to every observer at once (a
+new observer's first state included) and to in-process subscribers.
 
 A big database or thousands of connections would make a full state frame
 exceed what a client accepts, so the lists are capped: at most half a page
@@ -9,17 +13,24 @@ many there are in all. Sizes are upper estimates, so nothing is encoded twice.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+import contextlib
+import logging
+from collections.abc import Callable, Collection
 from typing import TYPE_CHECKING, Final
 
 from .backends import Backend, Write
+from .connection import Shared
 from .frames import snapshot_entry
-from .protocol import MAX_PAGE_BYTES, ChaosSettings, DeviceInfo, ServerState
+from .protocol import MAX_PAGE_BYTES, ChaosSettings, DeviceInfo, ServerState, encode_bytes
 
 if TYPE_CHECKING:
-    from .core import Connection
+    from .connection import Clock, Connection
 
-__all__ = ["capped_state"]
+__all__ = ["ObserverFeed", "StateCallback", "capped_state"]
+
+logger = logging.getLogger(__name__)
+
+StateCallback = Callable[[ServerState], None]
 
 _ENTRY_OVERHEAD: Final = 160
 """Upper bound of an entry's JSON besides its key and value (field names, numbers)."""
@@ -80,3 +91,58 @@ def _by_revision(write: Write) -> int:
 
 def _by_key(write: Write) -> str:
     return write.key
+
+
+class ObserverFeed:
+    """Who watches the server, and the one timer that sends them states."""
+
+    def __init__(self, clock: Clock, interval: float, state: Callable[[], ServerState]) -> None:
+        self._clock = clock
+        self._interval = interval
+        self._state = state
+        self._observers: dict[Connection, None] = {}
+        self._callbacks: list[StateCallback] = []
+        self._scheduled = False
+
+    def watch(self, conn: Connection) -> None:
+        """Send ``conn`` states; the first comes with the next tick, so an
+        observer never gets two states closer than the interval."""
+        self._observers[conn] = None
+        self.changed()
+
+    def unwatch(self, conn: Connection) -> None:
+        """Stop sending ``conn`` states."""
+        self._observers.pop(conn, None)
+
+    def subscribe(self, callback: StateCallback) -> Callable[[], None]:
+        """Call ``callback`` with a state now and at every tick; returns an unsubscribe."""
+        self._callbacks.append(callback)
+        callback(self._state())
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unsubscribe
+
+    def changed(self) -> None:
+        """Something observers see changed: a state goes out at the next tick."""
+        if self._scheduled or not (self._observers or self._callbacks):
+            return
+        self._scheduled = True
+        self._clock.call_later(self._interval, self._tick)
+
+    def _tick(self) -> None:
+        self._scheduled = False
+        if not (self._observers or self._callbacks):
+            return
+        state = self._state()
+        if self._observers:
+            shared = Shared([encode_bytes(state)])
+            for conn in self._observers:
+                conn.peer.send((), shared)
+        for callback in list(self._callbacks):
+            try:
+                callback(state)
+            except Exception:
+                logger.exception("observer callback failed")

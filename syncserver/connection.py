@@ -1,0 +1,104 @@
+"""What the server core knows of one connection, and how it reaches it.
+
+The shell implements :class:`Peer` (send frames, close, abort) for each
+connection and gives the core a :class:`Clock`; the core keeps a
+:class:`Connection` per peer. Nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from .limits import TokenBucket
+from .protocol import PROTOCOL_VERSION
+
+__all__ = [
+    "CLOSE_GOING_AWAY",
+    "CLOSE_HISTORY_CHANGED",
+    "CLOSE_POLICY",
+    "Cancellable",
+    "Clock",
+    "Connection",
+    "Peer",
+    "Shared",
+]
+
+CLOSE_GOING_AWAY = 1001
+"""The server is shutting down."""
+CLOSE_POLICY = 1008
+"""A hello without the server's token."""
+CLOSE_HISTORY_CHANGED = 1012
+"""The database's epoch changed under a running server: reconnect and resync."""
+
+
+class Cancellable(Protocol):
+    """A timer that can be called off (an asyncio TimerHandle is one)."""
+
+    def cancel(self) -> None: ...
+
+
+class Clock(Protocol):
+    """Time and timers for the core; an asyncio event loop is one."""
+
+    def time(self) -> float: ...
+
+    def call_later(self, delay: float, callback: Callable[[], object]) -> Cancellable: ...
+
+
+class Shared:
+    """Frames that go to many connections: ``payloads`` are encoded once, and
+    the shell may keep their serialized form in ``wire`` for the next peer."""
+
+    __slots__ = ("payloads", "wire")
+
+    def __init__(self, payloads: list[bytes]) -> None:
+        self.payloads = payloads
+        self.wire: bytes | None = None
+
+
+class Peer(Protocol):
+    """How the core reaches one connection; the shell implements it."""
+
+    def send(self, frames: Sequence[bytes], shared: Shared | None = None) -> int:
+        """Queue text frames: ``frames``, then ``shared.payloads``, in that order,
+        in one write. Returns the bytes now queued and unread by the peer."""
+        ...
+
+    def close(self, code: int, reason: str) -> None:
+        """Start the closing handshake with this code."""
+        ...
+
+    def abort(self) -> None:
+        """Drop the connection at once (it stopped reading)."""
+        ...
+
+
+class Connection:
+    """One client connection as the core sees it."""
+
+    __slots__ = (
+        "batch",
+        "bucket",
+        "closed",
+        "device_id",
+        "id",
+        "observing",
+        "peer",
+        "protocol",
+        "remote",
+        "requests",
+    )
+
+    def __init__(self, peer: Peer, connection_id: int, remote: str, bucket: TokenBucket) -> None:
+        self.peer = peer
+        self.id = connection_id
+        self.remote = remote
+        self.bucket = bucket
+        self.device_id: int | None = None
+        """Bound by the first hello; None until then."""
+        self.batch = False
+        self.observing = False
+        self.requests = 0
+        self.protocol = PROTOCOL_VERSION
+        self.closed = False
