@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
+from typing import Any
+
 import pytest
 
 from app.sync import Cubit, DeviceContext
+from tests.timeouts import TIMEOUT
 
 
 def test_device_id_defaults_to_a_random_62_bit_int_fixed_for_life() -> None:
@@ -61,3 +65,63 @@ def test_cubit_gets_its_own_device_unless_given_one() -> None:
     shared = DeviceContext()
     assert Cubit(0).device is not Cubit(0).device
     assert Cubit(0, device=shared).device is shared
+
+
+def test_a_batch_emits_once_at_its_end() -> None:
+    """Inside cubit.batch() the state changes at once and subscribers hear of it once;
+    a batch that changes nothing emits nothing."""
+    cubit: Cubit[int] = Cubit(0)
+    heard: list[int] = []
+    cubit.subscribe(heard.append)
+    with cubit.batch():
+        cubit.emit(1)
+        with cubit.batch():
+            cubit.emit(2)
+        assert cubit.state == 2
+        assert heard == []
+        cubit.emit(3)
+    assert heard == [3]
+    with cubit.batch():
+        pass
+    assert heard == [3]
+
+
+def test_forgetting_server_revisions_keeps_local_ones() -> None:
+    """A new server history: every known server revision goes back to -1 (unknown),
+    local revisions stay."""
+    device = DeviceContext(1)
+    device.restore("k", local_revision=4, server_revision=9)
+    device.learn_server_revision("j", 3)
+    device.forget_server_revisions()
+    assert (device.server_revision("k"), device.server_revision("j")) == (-1, -1)
+    assert device.local_revision("k") == 4
+    assert device.learn_server_revision("k", 1) == 1
+
+
+async def test_apply_optimistic_sees_the_changes_own_local_revision() -> None:
+    """While apply_optimistic_value_to_state runs, device.local_revision(key) is
+    already this change's revision (the one its request carries)."""
+    cubit: Cubit[int] = Cubit(0)
+    seen: list[int] = []
+    sent: list[int] = []
+
+    def apply(state: int, value: int) -> int:
+        seen.append(cubit.device.local_revision("k"))
+        return value
+
+    async def send(value: int, local_revision: int, device_id: int, inform: Any) -> int:
+        sent.append(local_revision)
+        inform(1)
+        return value
+
+    completion = cubit.optimistic_sync_with_push(
+        key="k",
+        value_to_apply=lambda: 5,
+        apply_optimistic_value_to_state=apply,
+        get_value_from_state=lambda state: state,
+        get_server_revision_from_state=lambda state: -1,
+        send_value_to_server=send,
+    )
+    await asyncio.wait_for(completion, TIMEOUT)
+    assert seen == [1]
+    assert sent == [1]

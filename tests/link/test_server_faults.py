@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -13,6 +12,8 @@ import pytest
 from app.link import DeviceStore, SyncPhase, Transport
 from app.link.client import connect_websocket
 from syncserver import SyncServer, start_server
+from syncserver.backends import Write
+from syncserver.backends.memory import MemoryBackend
 from tests.timeouts import TIMEOUT
 
 from .helpers import OpenDevice, eventually
@@ -72,33 +73,35 @@ async def test_frames_the_link_cannot_decode_are_dropped_and_the_connection_live
 
 
 async def test_unavailable_keeps_the_intent_resends_it_and_says_saving_with_a_retry_time(
-    server: SyncServer, open_device: OpenDevice
+    open_device: OpenDevice,
 ) -> None:
-    """While the server's database cannot commit, a set is answered 'unavailable':
-    the intent stays, the badge says saving with a retry time (never failed), and
-    the write lands once the database is back."""
-    a = await open_device("A", [server.url])
-    await eventually(lambda: a.status.state == "online", a)
-    phases: list[SyncPhase] = []
-    a.cubit.subscribe(lambda state: phases.append(state.status("tea").phase))
-    blocker = sqlite3.connect(server.db_path, isolation_level=None, timeout=0)
+    """While the server's backend is down, a set is answered 'unavailable': the
+    intent stays, the badge says saving with a retry time (never failed), and the
+    write lands once the backend is back."""
+    server = await start_server(port=0, backend="memory")
     try:
-        blocker.execute("BEGIN IMMEDIATE")  # the server's commits now fail as busy
+        a = await open_device("A", [server.url])
+        await eventually(lambda: a.status.state == "online", a)
+        phases: list[SyncPhase] = []
+        a.cubit.subscribe(lambda state: phases.append(state.status("tea").phase))
+        backend = server.core.backend
+        assert isinstance(backend, MemoryBackend)
+        backend.make_unavailable()
         completion = a.toggle_like("tea")
         await eventually(lambda: a.state.status("tea").retry_at is not None, a)
         assert a.state.status("tea").phase is SyncPhase.SAVING
         assert "tea" in a.state.intents
         assert a.state.liked("tea")
+        backend.make_available()
+        await asyncio.wait_for(completion, TIMEOUT)
+        assert a.state.status("tea").phase is SyncPhase.SYNCED
+        assert a.state.status("tea").retry_at is None
+        assert SyncPhase.FAILED not in phases
+        assert not a.state.intents
+        value = await a.client.get("like/tea")
+        assert (value.value, value.server_revision) == (True, 1)
     finally:
-        blocker.execute("ROLLBACK")
-        blocker.close()
-    await asyncio.wait_for(completion, TIMEOUT)
-    assert a.state.status("tea").phase is SyncPhase.SYNCED
-    assert a.state.status("tea").retry_at is None
-    assert SyncPhase.FAILED not in phases
-    assert not a.state.intents
-    value = await a.client.get("like/tea")
-    assert (value.value, value.server_revision) == (True, 1)
+        await server.close()
 
 
 async def test_a_device_meets_a_fresh_database_at_the_same_url_and_converges(
@@ -206,3 +209,38 @@ async def test_a_new_epoch_makes_the_device_forget_the_old_history(
         assert stored.revisions == {"like/tea": 0, "like/jam": 0, "like/fig": 1}
     finally:
         await fresh.close()
+
+
+async def test_a_device_with_a_hundred_thousand_keys_to_catch_up_comes_online(
+    open_device: OpenDevice,
+) -> None:
+    """100,000 keys written while the device was away reach it as a paged snapshot;
+    it comes online once, after the last page, with its catalogue's keys applied."""
+    server = await start_server(port=0, backend="memory")
+    try:
+        # Written through the backend interface, as the server's own writes are:
+        # 100,000 sets over a socket would take this test's whole budget.
+        backend = server.core.backend
+        for n in range(99_999):
+            backend.submit(Write(f"note/{n:06}", b"true", local_revision=1, device_id=99))
+        backend.submit(Write("like/tea", b"true", local_revision=1, device_id=99))
+        committed = asyncio.Event()
+        unsubscribe = server.observe(lambda _state: committed.set())
+        try:
+            async with asyncio.timeout(TIMEOUT):
+                while server.revision < 100_000:
+                    await committed.wait()
+                    committed.clear()
+        finally:
+            unsubscribe()
+        statuses: list[str] = []
+        a = await open_device("A", [server.url])
+        a.subscribe_status(lambda status: statuses.append(status.state))
+        await eventually(lambda: a.status.state == "online", a)
+        assert statuses.count("online") == 1
+        assert a.client.snapshots_applied == 1
+        assert a.client.newest_seen.value == 100_000
+        assert a.state.liked("tea")
+        assert a.cubit.server_revision("tea") == 100_000
+    finally:
+        await server.close()

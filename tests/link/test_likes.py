@@ -1,0 +1,144 @@
+"""The likes cubit and the session's seams, driven without a network."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from app.link import (
+    DeviceInUseError,
+    DeviceSession,
+    Intent,
+    LikesCubit,
+    LikesState,
+    MemoryStore,
+    Transport,
+    like_key,
+)
+from app.link.store import StoredState
+from app.sync import DeviceContext
+from syncserver.protocol import Ack, Push, Value
+from tests.timeouts import TIMEOUT
+
+from .helpers import CATALOGUE, eventually
+
+
+class HeldBackend:
+    """Answers nothing until told: records every set it is asked for."""
+
+    def __init__(self) -> None:
+        self.sets: list[tuple[str, Any, int]] = []
+        self.replies: list[asyncio.Future[Ack]] = []
+        self.arrived = asyncio.Event()
+
+    async def set(self, key: str, value: Any, local_revision: int) -> Ack:
+        self.sets.append((key, value, local_revision))
+        reply: asyncio.Future[Ack] = asyncio.get_running_loop().create_future()
+        self.replies.append(reply)
+        self.arrived.set()
+        return await reply
+
+    async def get(self, key: str) -> Value:
+        raise AssertionError("no reload expected")
+
+
+def _push(item_id: str, revision: int, liked: bool = True) -> Push:
+    return Push(like_key(item_id), liked, revision, 1, 42)
+
+
+async def test_a_pushes_frame_is_one_state_change_and_one_emit() -> None:
+    """Three pushes applied together reach subscribers as one new state."""
+    cubit = LikesCubit(CATALOGUE, HeldBackend(), device=DeviceContext(7))
+    emitted: list[LikesState] = []
+    cubit.subscribe(emitted.append)
+    cubit.apply_pushes([_push("tea", 1), _push("jam", 2), _push("fig", 3)])
+    assert len(emitted) == 1
+    assert [emitted[0].liked(i) for i in ("tea", "jam", "fig")] == [True, True, True]
+    assert [cubit.server_revision(i) for i in ("tea", "jam", "fig")] == [1, 2, 3]
+
+
+async def test_the_device_context_is_the_one_owner_of_server_revisions() -> None:
+    """Statuses show the revision the core recorded; the state keeps no copy of it."""
+    cubit = LikesCubit(CATALOGUE, HeldBackend(), device=DeviceContext(7), revisions={"like/tea": 4})
+    assert not hasattr(cubit.state, "revisions")
+    assert cubit.device.server_revision(like_key("tea")) == 4
+    assert cubit.state.status("tea").server_revision == 4
+    cubit.apply_push(_push("tea", 9, liked=False))
+    assert cubit.device.server_revision(like_key("tea")) == 9
+    assert cubit.state.status("tea").server_revision == 9
+
+
+async def test_an_intent_carries_the_local_revision_its_request_carries() -> None:
+    """The intent recorded for a tap has the core's local revision, also after a
+    restart restored a higher one: no guessing."""
+    backend = HeldBackend()
+    restored = {"tea": Intent(True, 5, 2)}
+    cubit = LikesCubit(CATALOGUE, backend, device=DeviceContext(7), intents=restored)
+    completion = cubit.toggle_like("tea")
+    await asyncio.wait_for(backend.arrived.wait(), TIMEOUT)
+    assert cubit.state.intents["tea"].local_revision == 6
+    assert backend.sets == [("like/tea", False, 6)]
+    backend.replies[0].set_result(Ack(1, "like/tea", False, 3))
+    await asyncio.wait_for(completion, TIMEOUT)
+    assert not cubit.state.intents
+
+
+async def test_a_memory_store_keeps_only_what_was_flushed_across_a_crash() -> None:
+    """MemoryStore: puts survive flush and close, not a crash; a second load while
+    open raises DeviceInUseError."""
+    store = MemoryStore("A")
+    assert await store.load() == StoredState()
+    with pytest.raises(DeviceInUseError):
+        await store.load()
+    store.put_device_id(11)
+    store.put_intent("like/tea", Intent(True, 1, -1))
+    await store.flush()
+    store.put_value("like/jam", True, 3)
+    store.crash()
+    stored = await store.load()
+    assert stored.device_id == 11
+    assert stored.intents == {"like/tea": Intent(True, 1, -1)}
+    assert stored.values == {}
+    store.put_epoch("e1")
+    store.put_newest_seen(3)
+    await store.close()
+    stored = await store.load()
+    assert (stored.epoch, stored.newest_seen) == ("e1", 3)
+
+
+class NoServer:
+    """A transport factory for a network that is down."""
+
+    def __init__(self) -> None:
+        self.attempts = 0
+
+    async def __call__(self, url: str) -> Transport:
+        self.attempts += 1
+        raise ConnectionRefusedError(f"nothing listens at {url}")
+
+
+async def test_a_session_runs_on_a_memory_store_and_a_given_transport() -> None:
+    """DeviceSession.open(store=, connect=): the id is flushed to the store before
+    any connection, the link dials through the given transport, and a reopen from
+    the store restores the unsent tap."""
+    store = MemoryStore("A")
+    network = NoServer()
+    session = await DeviceSession.open(
+        "A", ["mem://server"], store=store, connect=network, catalogue=CATALOGUE
+    )
+    assert store.durable.device_id == session.device_id
+    session.toggle_like("tea")
+    await eventually(lambda: session.status.attempt >= 1, session)
+    assert network.attempts >= 1
+    await session.close()
+    again = await DeviceSession.open(
+        "A", ["mem://server"], store=store, connect=network, catalogue=CATALOGUE
+    )
+    try:
+        assert again.device_id == session.device_id
+        assert again.state.liked("tea")
+        assert "tea" in again.state.intents
+    finally:
+        await again.close()
