@@ -8,8 +8,9 @@ is waiting to be sent, the last sync did not fail, and the value shown is the
 newest the server is known to hold. Everything else is one of:
 
 * ``saving`` - a request is in flight, or an intent waits for the link
-  (it will be sent on reconnect, also after a restart). ``retry_at`` is set
-  while the server said ``unavailable`` and the write waits to be sent again.
+  (it will be sent on reconnect, also after a restart).
+* ``unavailable`` - still saving: the server answered ``unavailable`` (not
+  stored, try later), and the write is sent again at ``retry_at``.
 * ``follow_up_queued`` - a request is in flight and the user changed the value
   again since it left: one more request will follow when it answers.
 * ``failed`` - the last sync failed and the server's value was reloaded (or
@@ -34,6 +35,7 @@ UNKNOWN_DEVICE = -1
 class SyncPhase(Enum):
     SYNCED = "synced"
     SAVING = "saving"
+    UNAVAILABLE = "unavailable"
     FOLLOW_UP_QUEUED = "follow_up_queued"
     FAILED = "failed"
     OVERRIDDEN = "overridden"
@@ -47,8 +49,8 @@ class KeyStatus:
     None when it is unknown (the write was learned from a catch-up snapshot).
     ``server_revision`` is the newest server revision known for the key (0 if
     the key was never written), read from the device's context when derived.
-    ``retry_at`` (``saving`` only): the server was unavailable and the write is
-    sent again at this time (the link's clock, :func:`time.monotonic` by default).
+    ``retry_at`` (``unavailable`` only): when the write is sent again (the
+    link's clock, :func:`time.monotonic` by default).
     """
 
     phase: SyncPhase = SyncPhase.SYNCED
@@ -77,8 +79,10 @@ def derive_status(
     """
     revision = max(server_revision, 0)
     if in_flight:
+        if retry_at is not None:
+            return KeyStatus(SyncPhase.UNAVAILABLE, None, revision, retry_at)
         phase = SyncPhase.FOLLOW_UP_QUEUED if value_moved_since_send else SyncPhase.SAVING
-        return KeyStatus(phase, None, revision, retry_at)
+        return KeyStatus(phase, None, revision)
     if failed:
         return KeyStatus(SyncPhase.FAILED, None, revision)
     if intent_pending:

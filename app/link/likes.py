@@ -10,7 +10,7 @@ A key's server revision has one owner, the core's :class:`DeviceContext`:
 the state shows values, intents and statuses, and statuses read the revision
 from the context when they are derived. A ``set`` the server answers with
 ``unavailable`` stays in flight and is sent again after a backoff delay; its
-badge says *saving* with the retry time.
+badge says so (``SyncPhase.UNAVAILABLE`` with the retry time).
 """
 
 from __future__ import annotations

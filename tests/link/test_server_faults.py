@@ -72,12 +72,12 @@ async def test_frames_the_link_cannot_decode_are_dropped_and_the_connection_live
     assert any("cannot decode" in r.getMessage() for r in caplog.records)
 
 
-async def test_unavailable_keeps_the_intent_resends_it_and_says_saving_with_a_retry_time(
+async def test_unavailable_keeps_the_intent_resends_it_and_says_so_with_a_retry_time(
     open_device: OpenDevice,
 ) -> None:
     """While the server's backend is down, a set is answered 'unavailable': the
-    intent stays, the badge says saving with a retry time (never failed), and the
-    write lands once the backend is back."""
+    intent stays, the badge says unavailable with a retry time (never failed), and
+    the write lands once the backend is back."""
     server = await start_server(port=0, backend="memory")
     try:
         a = await open_device("A", [server.url])
@@ -89,7 +89,7 @@ async def test_unavailable_keeps_the_intent_resends_it_and_says_saving_with_a_re
         backend.make_unavailable()
         completion = a.toggle_like("tea")
         await eventually(lambda: a.state.status("tea").retry_at is not None, a)
-        assert a.state.status("tea").phase is SyncPhase.SAVING
+        assert a.state.status("tea").phase is SyncPhase.UNAVAILABLE
         assert "tea" in a.state.intents
         assert a.state.liked("tea")
         backend.make_available()
