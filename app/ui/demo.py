@@ -142,13 +142,13 @@ class Demo(QObject):
             window.closeRequested.disconnect(self._on_close_requested)
             window.close()
         await asyncio.gather(*(window.bridge.close() for window in windows))
-        if self.server_window is not None:
-            self.server_window.close()
-            self.server_window = None
-        for extra in (self.sequence_window, self.help_dialog):
-            if extra is not None:
-                extra.close()
-        self.sequence_window = self.help_dialog = None
+        others = [*self._extra_windows(), *([self.server_window] if self.server_window else [])]
+        for other in others:
+            other.close()
+        self.server_window = self.sequence_window = self.help_dialog = None
+        # Destroyed on the GUI thread with their menus and popups, not left for the collector.
+        for widget in [*windows, *others]:
+            widget.deleteLater()
         if self.server is not None:
             await self.server.close()
         del windows

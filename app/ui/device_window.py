@@ -104,8 +104,8 @@ class DeviceWindow(QWidget):
         self.liked_tile.setToolTip("How many items this device shows as liked")
         self.taps_tile = StatTile("taps")
         self.taps_tile.setToolTip("Heart clicks (and Space presses) since the last reset")
-        self.requests_tile = StatTile("requests sent")
-        self.ratio_tile = StatTile("taps per request")
+        self.requests_tile = StatTile("requests")
+        self.ratio_tile = StatTile("per request")
         self.ratio_tile.setToolTip(
             "Taps per request that carried them: rapid taps on one item share a request "
             "(10 quick taps: 2 requests, 5.0×). Reset to measure one burst."

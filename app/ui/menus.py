@@ -44,7 +44,7 @@ class WindowMenu(QObject):
             window,
             "add",
             "&Add device",
-            QKeySequence.StandardKey.New,
+            QKeySequence("Ctrl+N"),
             self.addDeviceRequested.emit,
             "Open another device window (a new device, or a closed one with its state)",
         )
@@ -53,7 +53,7 @@ class WindowMenu(QObject):
             window,
             "close",
             close_label,
-            QKeySequence.StandardKey.Close,
+            QKeySequence("Ctrl+W"),
             window.close,
             "Close this window; a device's state stays saved for next time",
         )
@@ -63,7 +63,7 @@ class WindowMenu(QObject):
             window,
             "quit",
             "&Quit",
-            QKeySequence.StandardKey.Quit,
+            QKeySequence("Ctrl+Q"),
             self.quitRequested.emit,
             "Close every window and stop the demo",
         )
@@ -118,7 +118,7 @@ class WindowMenu(QObject):
             window,
             "help",
             "&Legend and help",
-            QKeySequence.StandardKey.HelpContents,
+            QKeySequence("F1"),
             self.helpRequested.emit,
             "What the badges, revisions and diagram mean (F1)",
         )
@@ -135,8 +135,6 @@ class WindowMenu(QObject):
     ) -> QAction:
         action = QAction(text, window)
         action.setShortcut(QKeySequence(shortcut))
-        if name == "help":
-            action.setShortcuts([QKeySequence("F1"), QKeySequence(shortcut)])
         action.setToolTip(tip)
         action.setStatusTip(tip)
         if slot is not None:

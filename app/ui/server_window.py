@@ -186,6 +186,7 @@ class ServerWindow(QWidget):
         self.add_button = QPushButton("Add device")
         self.add_button.setObjectName("primaryButton")
         self.add_button.setToolTip("Open another device window (Ctrl+N)")
+        header.addWidget(self.add_button, 0, Qt.AlignmentFlag.AlignVCenter)
 
         controls = QGridLayout()
         controls.setHorizontalSpacing(10)
@@ -203,17 +204,21 @@ class ServerWindow(QWidget):
         buttons.addWidget(self.fail_button)
         buttons.addWidget(self.restart_button)
         buttons.addStretch(1)
-        buttons.addWidget(self.add_button)
 
         # -- change from another device ---------------------------------------------------
         self.external_item = QComboBox()
         self.external_item.setAccessibleName("Item to change from another device")
         self.external_item.setToolTip("The item a device outside this app will write")
+        self.external_item.setMinimumContentsLength(8)
+        self.external_item.setSizeAdjustPolicy(
+            QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
+        )
         for item in catalogue:
             self.external_item.addItem(QIcon(icon_pixmap(item.icon, 20)), item.title, item.id)
         self.like_button = QPushButton("♥ Like")
         self.unlike_button = QPushButton("♡ Unlike")
         for button, verb in ((self.like_button, "like"), (self.unlike_button, "unlike")):
+            button.setObjectName("smallButton")
             button.setToolTip(
                 f"Write {verb} as a device that has no window here: every window gets a push"
             )

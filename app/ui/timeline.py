@@ -126,6 +126,12 @@ def _words(
     event: SyncEvent, device_name: Callable[[int], str], own: int | None, online: bool
 ) -> tuple[str, str]:
     match event:
+        case OptimisticApplied(value=value) if not online:
+            return (
+                "waiting",
+                f"You tapped: showing {_value(value)} now; offline, so it waits and is sent "
+                "when the connection is back",
+            )
         case OptimisticApplied(value=value, coalesced=True):
             return (
                 "tap",

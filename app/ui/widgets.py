@@ -26,7 +26,7 @@ class StatTile(QFrame):
         self.caption = QLabel(caption)
         self.caption.setObjectName("statCaption")
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 8, 12, 8)
+        layout.setContentsMargins(9, 7, 9, 7)
         layout.setSpacing(0)
         layout.addWidget(self.value)
         layout.addWidget(self.caption)

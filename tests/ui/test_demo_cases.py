@@ -1,0 +1,240 @@
+"""The README's demo cases as a newcomer tries them: what each window shows, and when."""
+
+from __future__ import annotations
+
+import time
+
+from PySide6.QtCore import QRect, Qt
+from PySide6.QtTest import QTest
+
+from app.ui.device_window import DeviceWindow
+from app.ui.item_model import FAILED_BADGE_SECONDS, ItemRole
+from tests.ui.conftest import Harness
+
+
+def _badge(window: DeviceWindow, item_id: str) -> str:
+    status = window.model.index(window.model.row_of(item_id)).data(ItemRole.STATUS)
+    return "synced" if status is None else str(status.phase.value)
+
+
+def test_an_injected_failure_answers_after_the_round_trip(harness: Harness) -> None:
+    """Case 5: with 1 s latency the heart stays flipped for about that long, then flips back."""
+    demo = harness.start(devices=1, latency_ms=1000)
+    window = demo.windows[0]
+    assert demo.server_window is not None
+    QTest.mouseClick(demo.server_window.fail_button, Qt.MouseButton.LeftButton)
+
+    tapped = time.monotonic()
+    harness.click_heart(window, "coffee")
+    assert window.bridge.state.liked("coffee") is True
+    harness.wait(lambda: _badge(window, "coffee") == "failed")
+    assert time.monotonic() - tapped >= 0.9  # the failure took the round trip too
+    harness.wait(lambda: window.bridge.state.liked("coffee") is False)
+
+
+def test_the_failed_badge_clears_after_a_while_and_on_reconnect(harness: Harness) -> None:
+    """A failure shown once reads as synced after a few seconds (or a reconnect)."""
+    demo = harness.start(devices=1)
+    window = demo.windows[0]
+    assert demo.server is not None
+    demo.server.fail_next_request()
+    harness.click_heart(window, "book")
+    harness.wait(lambda: _badge(window, "book") == "failed")
+    harness.wait(lambda: "book" not in window.bridge.state.intents)  # reloaded
+
+    assert window.model.expire_failures(time.monotonic() + FAILED_BADGE_SECONDS + 0.1) == 1
+    assert _badge(window, "book") == "synced"
+
+    demo.server.fail_next_request()
+    harness.click_heart(window, "moon")
+    harness.wait(lambda: _badge(window, "moon") == "failed")
+    harness.run(demo.server.restart(pause=0.2))
+    harness.wait_online()
+    harness.wait(lambda: _badge(window, "moon") == "synced")
+
+
+def test_offline_counts_down_and_an_offline_tap_is_logged_when_it_leaves(
+    harness: Harness,
+) -> None:
+    """Case 6: the pill counts down to the retry; a tap made offline says it waits, then goes."""
+    demo = harness.start(devices=1)
+    window = demo.windows[0]
+    assert demo.server is not None
+    harness.run(demo.server.stop())
+    harness.wait(lambda: "retry in" in window.connection.text())
+
+    harness.click_heart(window, "rocket")
+    entries = window.timeline_model.entries()
+    waiting = [e for e in entries if e.item_id == "rocket" and e.kind == "waiting"]
+    assert waiting, [e.text for e in entries]
+    assert "sent when the connection is back" in waiting[0].text
+    assert not [e for e in entries if e.item_id == "rocket" and e.kind == "sent"]
+
+    harness.run(demo.server.start())
+    harness.wait_online()
+    harness.wait(
+        lambda: any(
+            e.item_id == "rocket" and e.kind == "sent" for e in window.timeline_model.entries()
+        )
+    )
+    harness.wait(lambda: harness.server_value("rocket") is not None)
+
+
+def test_stats_count_since_a_reset_and_resends_apart(harness: Harness) -> None:
+    """Reset stats starts from zero; a request that carries no tap never reads 0.0x."""
+    demo = harness.start(devices=1, latency_ms=400)
+    window = demo.windows[0]
+    harness.click_heart(window, "plant")
+    harness.wait_synced()
+    assert window.ratio_tile.value.text() == "1.0×"
+
+    QTest.mouseClick(window.reset_button, Qt.MouseButton.LeftButton)
+    assert (window.taps_tile.value.text(), window.ratio_tile.value.text()) == ("0", "–")
+    for _ in range(10):
+        harness.click_heart(window, "music")
+    harness.wait_synced()
+    assert window.ratio_tile.value.text() == "5.0×"
+
+    window.bridge.reset_stats()
+    window.bridge._session.cubit.resume_intents()  # nothing pending: no request
+    harness.click_heart(window, "guitar")
+    harness.wait_synced()
+    # A re-sent saved choice: counted as a request, not in the ratio.
+    from app.link import like_key
+    from app.sync import RequestSent
+
+    window.bridge._on_event(
+        RequestSent(
+            key=like_key("guitar"),
+            device_id=window.bridge.device_id,
+            local_revision=99,
+            server_revision=0,
+            value=True,
+            follow_up=False,
+        )
+    )
+    assert window.bridge.stats.resends == 1
+    assert window.ratio_tile.value.text() == "1.0×"
+    assert "re-sent" in window.requests_tile.toolTip()
+
+
+def test_the_timeline_filter_shows_the_newest_entries(harness: Harness) -> None:
+    """Changing the filter scrolls to the top, where the newest entries are."""
+    demo = harness.start(devices=1, latency_ms=0)
+    window = demo.windows[0]
+    for _ in range(12):
+        harness.click_heart(window, "coffee")
+        harness.wait_synced()
+    window.resize(440, 500)
+    bar = window.timeline.list.verticalScrollBar()
+    harness.wait(lambda: bar.maximum() > 0)
+    bar.setValue(bar.maximum())
+    window.timeline.filter_to("coffee")
+    assert bar.value() == 0
+
+
+def test_own_writes_and_other_writers_read_plainly(harness: Harness) -> None:
+    """A device's own write is "your write"; another window's is named; the server says titles."""
+    demo = harness.start(devices=2)
+    a, b = demo.windows
+    harness.click_heart(a, "camera")
+    harness.wait_synced()
+    harness.wait(lambda: b.bridge.state.liked("camera"))
+    own = [e.text for e in a.timeline_model.entries() if e.item_id == "camera"]
+    assert any("Your write, confirmed at rev" in text for text in own)
+    assert not any("Device A wrote" in text for text in own)
+    other = [e.text for e in b.timeline_model.entries() if e.item_id == "camera"]
+    assert any(text.startswith("Device A wrote this at rev") for text in other)
+
+    server_window = demo.server_window
+    assert server_window is not None
+    server_window.external_item.setCurrentIndex(server_window.external_item.findData("pizza"))
+    QTest.mouseClick(server_window.like_button, Qt.MouseButton.LeftButton)
+    harness.wait(lambda: "revision" in server_window.external_result.text())
+    assert "like/" not in server_window.external_result.text()
+    assert "Pizza" in server_window.external_result.text()
+    harness.wait(lambda: b.bridge.state.liked("pizza"))
+    pushed = [e.text for e in b.timeline_model.entries() if e.item_id == "pizza"]
+    assert any(text.startswith("Another device wrote") for text in pushed)
+    assert not any("#" in text for text in pushed)
+
+
+def test_the_server_window_keeps_its_width_and_snaps_its_sliders(harness: Harness) -> None:
+    """ "Fail next request (1)" does not widen the window; latency lands on 50 ms steps."""
+    demo = harness.start(devices=1)
+    server_window = demo.server_window
+    assert server_window is not None
+    server_window.show()
+    before = server_window.minimumSizeHint().width()
+    QTest.mouseClick(server_window.fail_button, Qt.MouseButton.LeftButton)
+    harness.wait(lambda: "(1)" in server_window.fail_button.text())
+    assert server_window.minimumSizeHint().width() == before
+
+    server_window.latency.setValue(1234)
+    assert server_window.latency.value() == 1250
+    assert demo.server is not None
+    assert demo.server.latency_ms == 1250
+
+
+def test_values_and_devices_tables_each_get_a_whole_tab(harness: Harness) -> None:
+    """The diagram, the values and the connections are tabs, none squeezed under another."""
+    demo = harness.start(devices=2)
+    server_window = demo.server_window
+    assert server_window is not None
+    tabs = server_window.tabs
+    names = [tabs.tabText(i) for i in range(tabs.count())]
+    assert names[0] == "Sequence diagram"
+    assert "Authoritative values" in names
+    harness.wait(lambda: tabs.tabText(2) == "Connected devices (2)")
+
+
+def test_a_reopened_device_opens_where_it_was(harness: Harness) -> None:
+    """Closing Device A and adding it back puts its window at its old place, not at a corner."""
+    demo = harness.start(devices=1)
+    window = demo.windows[0]
+    window.show()
+    window.setGeometry(QRect(300, 120, 420, 600))
+    place = window.geometry()
+    window.close()
+    harness.wait(lambda: not demo.windows)
+    with harness.qtbot.waitSignal(demo.deviceOpened, timeout=10_000):
+        demo.request_new_device()
+    reopened = demo.windows[0]
+    harness.wait(reopened.isVisible)
+    assert reopened.geometry() == place
+
+
+def test_the_windows_fit_a_1366_by_768_screen_without_overlap(harness: Harness) -> None:
+    """Two devices and the server side by side within 1366×768, none overlapping another."""
+    demo = harness.start(devices=2)
+    area = QRect(0, 0, 1366, 768)
+    demo.arrange(area=area)
+    windows = demo._all_windows()
+    for window in windows:
+        window.show()
+    rects = [window.geometry() for window in windows]
+    for window, rect in zip(windows, rects, strict=True):
+        assert area.contains(rect), (window.objectName(), rect)
+        hint = window.minimumSizeHint()
+        assert rect.width() >= hint.width(), (window.objectName(), rect, hint)
+        assert rect.height() >= hint.height(), (window.objectName(), rect, hint)
+    for i, first in enumerate(rects):
+        for second in rects[i + 1 :]:
+            assert not first.intersects(second)
+
+
+def test_the_item_filter_box_narrows_a_big_list(harness: Harness) -> None:
+    """In a 1,000-item list, typing in the filter box leaves only the matching rows."""
+    demo = harness.start(devices=1, items=1000)
+    window = demo.windows[0]
+    QTest.keyClicks(window.search, "coffee #1")
+    shown = window.visible_items()
+    assert 0 < shown < 1000
+    assert all(
+        "coffee #1" in str(window.model.index(row).data()).casefold()
+        for row in range(1000)
+        if not window.list.isRowHidden(row)
+    )
+    assert "of 1000 items" in window.items_hint.text()
+    window.search.clear()
+    assert window.visible_items() == 1000

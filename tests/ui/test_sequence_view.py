@@ -1,0 +1,152 @@
+"""The live sequence diagram in the running demo: fed, painted, paused, filtered, exported."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtTest import QTest
+
+from app.ui.demo import Demo
+from app.ui.sequence import Arrow, Commit, Dot
+from app.ui.sequence_view import SequencePanel
+from tests.ui.conftest import Harness
+
+
+def _panel(demo: Demo) -> SequencePanel:
+    assert demo.server_window is not None
+    assert demo.server_window.diagram is not None
+    return demo.server_window.diagram
+
+
+def _burst(harness: Harness, demo: Demo, item_id: str = "coffee", taps: int = 4) -> None:
+    window = demo.windows[0]
+    for _ in range(taps):
+        harness.click_heart(window, item_id)
+    harness.wait_synced()
+
+
+def test_a_coalesced_burst_is_drawn_as_dots_grouped_under_two_requests(harness: Harness) -> None:
+    """Four quick taps: four dots, a request and a follow-up carrying the other three."""
+    demo = harness.start(devices=2, latency_ms=400)
+    panel = _panel(demo)
+    model = panel.view.model
+    model.clear()
+    _burst(harness, demo)
+    harness.wait(lambda: len(model.dots("like/coffee")) == 4)
+    device_a = demo.windows[0].bridge.device_id
+    requests = [
+        a
+        for a in model.arrows("like/coffee")
+        if a.kind in ("set", "follow-up") and a.device_id == device_a
+    ]
+    assert [r.kind for r in requests] == ["set", "follow-up"]
+    assert [len(r.dots) for r in requests] == [1, 3]
+    assert requests[1].follows is not None
+    harness.wait(lambda: any(a.kind == "push" for a in model.arrows("like/coffee")))
+
+    panel.view.grab()  # paints with the real painter
+    drawn = {panel.view.model.elements[s.element_id].__class__ for s in panel.view.painter.shapes}
+    assert drawn == {Arrow, Commit, Dot}
+
+
+def test_selecting_an_arrow_highlights_the_same_write_on_every_lane(harness: Harness) -> None:
+    """A click on a push lights up the request, its commit and its ack on the other lanes."""
+    demo = harness.start(devices=2, latency_ms=200)
+    panel = _panel(demo)
+    view = panel.view
+    view.model.clear()
+    demo.show_sequence().hide()
+    harness.click_heart(demo.windows[0], "moon")
+    harness.wait_synced()
+    harness.wait(lambda: any(a.kind == "push" for a in view.model.arrows()))
+    view.resize(600, 500)
+    view.refresh()
+    view.grab()
+    push = next(a for a in view.model.arrows() if a.kind == "push")
+    shape = next(s for s in view.painter.shapes if s.element_id == push.id)
+    assert shape.b is not None
+    middle = QPointF((shape.a.x() + shape.b.x()) / 2, (shape.a.y() + shape.b.y()) / 2)
+    offset = view.verticalScrollBar().value()
+    point = QPoint(round(middle.x()), round(middle.y() - offset))
+
+    assert "Device A wrote rev" in view.explain_at(QPointF(point))
+    QTest.mouseClick(view.viewport(), Qt.MouseButton.LeftButton, pos=point)
+
+    kinds = {
+        getattr(view.model.elements[i], "kind", type(view.model.elements[i]).__name__)
+        for i in view.painter.selected
+    }
+    assert {"set", "push", "Commit", "Dot"} <= kinds
+    assert "Device A wrote rev" in panel.status.text()
+
+
+def test_pause_freezes_the_picture_and_resume_shows_what_happened(harness: Harness) -> None:
+    """Paused, new events are recorded but not drawn; on resume they appear."""
+    demo = harness.start(devices=1, latency_ms=100)
+    panel = _panel(demo)
+    model = panel.view.model
+    QTest.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert panel.view.paused
+    assert panel.pause_button.text() == "Resume"
+    harness.click_heart(demo.windows[0], "plant")
+    harness.wait(lambda: bool(model.dots("like/plant")))
+    dot = model.dots("like/plant")[0]
+    panel.view.grab()
+    assert dot.id not in {s.element_id for s in panel.view.painter.shapes}
+
+    QTest.mouseClick(panel.pause_button, Qt.MouseButton.LeftButton)
+    assert not panel.view.paused
+    panel.view.grab()
+    assert dot.id in {s.element_id for s in panel.view.painter.shapes}
+
+
+def test_filter_to_one_item_draws_only_its_writes(harness: Harness) -> None:
+    """The item filter leaves one key's dots and arrows; clear forgets everything."""
+    demo = harness.start(devices=1, latency_ms=0)
+    panel = _panel(demo)
+    model = panel.view.model
+    harness.click_heart(demo.windows[0], "book")
+    harness.click_heart(demo.windows[0], "pizza")
+    harness.wait_synced()
+    harness.wait(lambda: {"like/book", "like/pizza"} <= set(model.keys()))
+    panel.changed()
+    panel.filter_to("like/book")
+    assert panel.filter.currentText() == "Good book"
+    panel.view.grab()
+    keys = {model.elements[s.element_id].key for s in panel.view.painter.shapes}
+    assert keys == {"like/book"}
+
+    QTest.mouseClick(panel.clear_button, Qt.MouseButton.LeftButton)
+    assert not list(model.items())
+
+
+def test_the_diagram_exports_as_svg_and_png(harness: Harness, tmp_path: Path) -> None:
+    """Export writes the whole diagram: an SVG document and a PNG image."""
+    demo = harness.start(devices=2, latency_ms=0)
+    panel = _panel(demo)
+    harness.click_heart(demo.windows[0], "camera")
+    harness.wait_synced()
+    svg, png = tmp_path / "diagram.svg", tmp_path / "diagram.png"
+    panel.export(svg)
+    panel.export(png)
+    text = svg.read_text(encoding="utf-8")
+    assert "<svg" in text
+    assert "Device A" in text
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_a_request_made_offline_is_drawn_waiting(harness: Harness) -> None:
+    """A tap made offline is a dot; its request is drawn when it actually leaves."""
+    demo = harness.start(devices=1, latency_ms=0)
+    panel = _panel(demo)
+    model = panel.view.model
+    assert demo.server is not None
+    harness.run(demo.server.stop())
+    harness.wait(lambda: demo.windows[0].bridge.status.state != "online")
+    harness.click_heart(demo.windows[0], "lighthouse")
+    assert model.dots("like/lighthouse")
+    assert not [a for a in model.arrows("like/lighthouse") if a.kind == "set" and not a.queued]
+    harness.run(demo.server.start())
+    harness.wait_synced()
+    harness.wait(lambda: any(a.kind == "ack" for a in model.arrows("like/lighthouse")))
