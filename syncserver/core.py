@@ -274,11 +274,22 @@ class ServerCore:
             return True
         return False
 
+    def _refuse_injected(self, conn: Connection, request_id: RequestId) -> None:
+        """An injected failure answers after the demo's round trip, as a real answer
+        would, so a device shows its optimistic value for that long first."""
+        settings = self.chaos.settings
+        delay = settings.write_delay + settings.ack_delay
+        message = "failed on purpose (demo)"
+        if delay:
+            self._later(delay, lambda: self._error(conn, request_id, "injected_failure", message))
+        else:
+            self._error(conn, request_id, "injected_failure", message)
+
     def _on_get(self, conn: Connection, get: Get) -> None:
         if self._refuse_before_hello(conn, get.request_id):
             return
         if self.chaos.take_failure():
-            self._error(conn, get.request_id, "injected_failure", "failed on purpose (demo)")
+            self._refuse_injected(conn, get.request_id)
             return
         found = self.backend.values.get(get.key)
         if found is None:
@@ -300,7 +311,7 @@ class ServerCore:
             )
             return
         if self.chaos.take_failure():
-            self._error(conn, set_.request_id, "injected_failure", "failed on purpose (demo)")
+            self._refuse_injected(conn, set_.request_id)
             return
         device_id = conn.device_id
         assert device_id is not None
