@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 
 from app.sync.testing import Schedule, Simulation
@@ -15,8 +16,11 @@ class Tally:
     writes: int = 0
     pushes_dropped: int = 0
     gap_resyncs: int = 0
-    restarts: int = 0
+    taps_lost_to_kills: int = 0
+    second_opens_refused: int = 0
     virtual_seconds: float = 0.0
+    faults: Counter[str] = field(default_factory=Counter)
+    closes: Counter[int] = field(default_factory=Counter)
     started: float = field(default_factory=time.perf_counter)
 
 
@@ -35,6 +39,9 @@ def play(devices: int, keys: int, schedule: Schedule, **options: object) -> Simu
     TALLY.writes += stats.writes
     TALLY.pushes_dropped += stats.pushes_dropped
     TALLY.gap_resyncs += stats.gap_resyncs
-    TALLY.restarts += stats.restarts
+    TALLY.taps_lost_to_kills += stats.taps_lost_to_kills
+    TALLY.second_opens_refused += stats.second_opens_refused
     TALLY.virtual_seconds += stats.virtual_seconds
+    TALLY.faults.update(stats.faults)
+    TALLY.closes.update(stats.closes)
     return simulation

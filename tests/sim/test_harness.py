@@ -4,66 +4,86 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Hashable
-from typing import Any
 
 import pytest
 
 import app.sync.testing as testing
-from app.sync import Cubit, PushMetadata
 from app.sync.testing import (
     Action,
     Advance,
+    Disconnect,
     DropPush,
     InvariantViolation,
+    KillDevice,
     Latency,
-    LikeToggle,
+    RestartServer,
     Schedule,
     Simulation,
     Tap,
     VirtualDeadlock,
     run_virtual,
 )
+from tests.sim.flows import DeafLikes, PlainToggle
+from tests.sim.tally import play
 
 BUSY = Schedule(
     11,
-    [Latency(0.0, 0.2), Tap(0, 0), Tap(1, 0), DropPush(2), Tap(2, 1), Advance(0.05), Tap(0, 0)],
+    [
+        Latency(0.0, 0.2),
+        Tap(0, 0),
+        Tap(1, 0),
+        DropPush(2),
+        Tap(2, 1),
+        Advance(0.05),
+        Tap(0, 0),
+        RestartServer(0.3),
+        KillDevice(1, 0.01, 0.2),
+        Tap(2, 0),
+    ],
 )
 
 
-class DeafToPushes(LikeToggle):
-    """A broken flow for the self-test: it never applies a server push."""
-
-    def __repr__(self) -> str:
-        return "DeafToPushes()"
-
-    def push(self, cubit: Cubit[Any], key: Hashable, value: Any, metadata: PushMetadata) -> None:
-        pass
-
-
 def test_same_schedule_replays_identically() -> None:
-    """Two runs of one schedule produce the same history, events and virtual duration."""
+    """Two runs of one schedule produce the same history, device ids, events and stats."""
     first = Simulation(3, 2).run(BUSY)
     second = Simulation(3, 2).run(BUSY)
     assert first.server is not None
     assert second.server is not None
-    assert first.server.history == second.server.history
+    assert list(first.server.history.values()) == list(second.server.history.values())
     assert first.stats == second.stats
     assert first.monitor.event_counts == second.monitor.event_counts
+    assert [d.device_id for d in first.devices if d] == [d.device_id for d in second.devices if d]
+
+
+def test_a_users_own_cubit_runs_through_the_real_link() -> None:
+    """A Flow around a plain Cubit and its own SyncClient converges under lost pushes,
+    disconnects and a server restart."""
+    actions: list[Action] = [
+        Tap(0, 0),
+        DropPush(1),
+        Tap(1, 1),
+        Advance(0.2),
+        Disconnect(2, 0.5),
+        Tap(0, 1),
+        RestartServer(0.3),
+        Tap(2, 0),
+    ]
+    simulation = play(3, 2, Schedule(3, actions), flow=PlainToggle())
+    assert simulation.server is not None
+    assert simulation.server.register("toggle/0")[1] > 0
 
 
 def test_a_flow_that_ignores_pushes_is_caught() -> None:
-    """A custom flow plugs in through Simulation(flow=...); divergence is reported."""
-    simulation = Simulation(3, 2, flow=DeafToPushes()).run(BUSY)
-    with pytest.raises(InvariantViolation, match="shows \\(value, revision\\)") as caught:
+    """A broken flow plugs in through Simulation(flow=...); its divergence is reported."""
+    simulation = Simulation(3, 2, flow=DeafLikes()).run(BUSY)
+    with pytest.raises(InvariantViolation, match=r"shows \(value, revision\)") as caught:
         simulation.check_invariants()
-    assert "flow=DeafToPushes()" in caught.value.script
+    assert "flow=DeafLikes()" in caught.value.script
 
 
 def test_violation_message_ends_with_a_script_that_reproduces_it() -> None:
     """exec() of the printed script fails again with the same problems."""
-    actions: list[Action] = [Tap(0, 0), Tap(1, 1), DropPush(1), DropPush(1), Tap(0, 1), Tap(1, 1)]
-    simulation = Simulation(3, 2, snapshot_writer=False).run(Schedule(1, actions))
+    simulation = Simulation(3, 2, flow=DeafLikes()).run(BUSY)
     with pytest.raises(InvariantViolation) as caught:
         simulation.check_invariants()
     assert str(caught.value).endswith(caught.value.script)
@@ -102,13 +122,15 @@ def test_schedule_naming_a_missing_device_or_key_is_refused() -> None:
         Simulation(2, 1).run(Schedule(0, [Tap(2, 0)]))
     with pytest.raises(ValueError, match=r"keys are 0\.\.0"):
         Simulation(2, 1).run(Schedule(0, [Tap(0, 1)]))
+    with pytest.raises(ValueError, match="must not be negative"):
+        Simulation(2, 1).run(Schedule(0, [KillDevice(0, -1.0)]))
 
 
 def test_exported_members_are_the_documented_api() -> None:
     """__all__ lists exactly the public names, each documented in the package docstring."""
     public = {name for name in dir(testing) if not name.startswith("_")}
-    modules = {"flows", "invariants", "link", "loop", "messages", "network", "schedule"}
-    modules |= {"server", "simulation"}
+    modules = {"flows", "invariants", "loop", "network", "processes", "schedule", "server"}
+    modules |= {"simulation"}
     assert set(testing.__all__) == public - modules
     assert testing.__doc__ is not None
     for name in testing.__all__:

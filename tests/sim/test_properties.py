@@ -9,35 +9,45 @@ from tests.sim.strategies import runs
 from tests.sim.tally import play
 
 
-@given(runs(faults=("latency", "duplicate")))
-def test_devices_converge_when_acks_and_pushes_overtake_and_repeat(
+@given(runs(faults=("latency", "duplicate", "drop")))
+def test_devices_converge_when_frames_are_late_lost_and_repeated(
     run: tuple[int, int, Schedule],
 ) -> None:
-    """Random per-frame latency and duplicated pushes: all devices end on the server's value."""
+    """Per-frame latency, lost and doubled push frames: all devices end on the server's value."""
     play(*run)
 
 
-@given(runs(faults=("latency", "drop")))
-def test_dropped_pushes_are_recovered_by_gap_detection(run: tuple[int, int, Schedule]) -> None:
-    """A lost push opens a gap in the global revisions; the catch-up closes it."""
-    play(*run)
-
-
-@given(runs(faults=("latency", "disconnect", "restart")))
-def test_disconnects_and_restarts_lose_no_acknowledged_write(
+@given(runs(faults=("latency", "disconnect", "restart", "shutdown")))
+def test_disconnects_restarts_and_shutdowns_lose_no_acknowledged_write(
     run: tuple[int, int, Schedule],
 ) -> None:
-    """Cut connections and a crashing server: acked writes survive, devices catch up."""
+    """Cut devices, SIGKILLed and SIGTERMed servers with writes queued: acked writes stay."""
     play(*run)
 
 
-@given(runs(faults=("latency", "fail")))
-def test_refused_writes_reload_and_converge(run: tuple[int, int, Schedule]) -> None:
-    """A refused write runs on_finish, which reloads the key; nothing diverges."""
+@given(runs(faults=("latency", "reset", "outage", "fail")))
+def test_history_resets_outages_and_refusals_end_on_the_servers_values(
+    run: tuple[int, int, Schedule],
+) -> None:
+    """A fresh database, a backend that fails commits, a refused request: devices follow."""
+    play(*run)
+
+
+@given(runs(faults=("latency", "kill", "second_open", "stolen")))
+def test_killed_doubled_and_impersonated_devices_stay_honest(
+    run: tuple[int, int, Schedule],
+) -> None:
+    """Kills after taps, second processes on one identity, sets with a stolen id."""
+    play(*run)
+
+
+@given(runs(faults=("latency", "big", "nested", "disconnect")))
+def test_big_and_deep_data_never_cost_a_connection(run: tuple[int, int, Schedule]) -> None:
+    """Commits and snapshots bigger than a frame are paged; too-deep values are refused."""
     play(*run)
 
 
 @given(runs())
-def test_any_mix_of_faults_keeps_every_promise(run: tuple[int, int, Schedule]) -> None:
-    """Every fault kind at once: convergence, acked writes, intents, one request in flight."""
+def test_every_fault_mixed_keeps_every_promise(run: tuple[int, int, Schedule]) -> None:
+    """Every fault kind in one schedule."""
     play(*run)

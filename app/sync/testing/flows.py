@@ -1,141 +1,154 @@
-"""Flows: how a simulated device's cubit maps taps, pushes and keys.
+"""Flows: how the harness opens a device, taps a key and reads what it shows.
 
-The simulator drives every device through a :class:`Flow`. The default,
-:class:`LikeToggle`, is the reference example: one like per key, toggled by a
-tap, synced with ``optimistic_sync_with_push`` and fed pushes through
-``server_push``. To check your own flow, write a class with the same five
-methods around your own cubit and pass it as ``Simulation(flow=...)``.
+A device in the simulation is the user's own code: a cubit talking to the
+server through the real :class:`~app.link.SyncClient`, which the harness
+connects to its in-memory network (``io.connect``) and gives an in-memory
+store (``io.store``, a :class:`~app.link.store.MemoryStore`). :class:`Likes`,
+the default, is the demo's :class:`~app.link.DeviceSession` with its
+:class:`~app.link.LikesCubit`; write a class with the same methods around your
+own cubit and pass it as ``Simulation(flow=...)``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Mapping
-from dataclasses import dataclass, field, replace
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any, Protocol
 
-from app.sync import Cubit, DeviceContext, PushMetadata
+from app.link import Backoff, CatalogueItem, DeviceSession, SyncClient, SyncPhase
+from app.link.client import Connect
+from app.link.likes import item_id_of, like_key
+from app.link.store import MemoryStore
+from app.sync import Cubit
 
-from .link import Link
+__all__ = ["DeviceIO", "Flow", "FlowDevice", "Likes"]
 
-__all__ = ["Flow", "LikeToggle", "LikesState"]
+
+@dataclass(frozen=True, slots=True)
+class DeviceIO:
+    """Everything a flow needs to open one device inside the simulation.
+
+    Pass ``connect``, ``rng`` and ``clock`` to your ``SyncClient`` (or to
+    ``DeviceSession.open``) and keep your state in ``store``: then the run is
+    deterministic, and a killed device reopens from what ``store`` had flushed.
+    """
+
+    name: str
+    urls: tuple[str, ...]
+    keys: tuple[str, ...]
+    """The keys the schedule taps (``flow.key(index)`` for each index)."""
+    connect: Connect
+    store: MemoryStore
+    rng: random.Random
+    clock: Callable[[], float]
+    backoff: Backoff
+    heartbeat: float
+    request_timeout: float
+
+
+class FlowDevice(Protocol):
+    """One open device: ``DeviceSession`` is one."""
+
+    @property
+    def device_id(self) -> int: ...
+
+    @property
+    def client(self) -> SyncClient: ...
+
+    @property
+    def cubit(self) -> Cubit[Any]: ...
+
+    async def close(self) -> None: ...
 
 
 class Flow(Protocol):
-    """What the simulator needs to know about the cubit under test.
+    """What the simulator needs to know about the code under test.
 
     ``repr(flow)`` should be Python that rebuilds it: it goes into repro scripts.
     """
 
-    def key(self, index: int) -> Hashable:
-        """The key that ``Tap(device, key=index)`` acts on."""
+    def key(self, index: int) -> str:
+        """The wire key that ``Tap(device, key=index)`` acts on."""
         ...
 
-    def initial_value(self, key: Hashable) -> Any:
-        """The value of a key nobody has written yet (device and server agree on it)."""
+    async def open(self, io: DeviceIO) -> FlowDevice:
+        """Open (or reopen, after a kill) one device; raise if its identity is in use."""
         ...
 
-    def create(self, device: DeviceContext, link: Link) -> Cubit[Any]:
-        """A fresh cubit for one device, syncing through ``link``."""
+    def tap(self, device: FlowDevice, key: str) -> None:
+        """The user acts on ``key`` (an ``optimistic_sync_with_push`` starts)."""
         ...
 
-    def tap(self, cubit: Cubit[Any], key: Hashable) -> None:
-        """The user acts on ``key``: start an ``optimistic_sync_with_push``."""
+    def read(self, device: FlowDevice, key: str) -> tuple[Any, int]:
+        """The value shown for ``key`` and the server revision the device knows (0 if none)."""
         ...
 
-    def push(self, cubit: Cubit[Any], key: Hashable, value: Any, metadata: PushMetadata) -> None:
-        """A server push (or a catch-up snapshot entry) arrived: call ``server_push``."""
+    def expected(self, value: Any, revision: int) -> tuple[Any, int]:
+        """What :meth:`read` must give when the server's register holds ``value`` (decoded
+        JSON, None if never written) at ``revision`` (0 if never written)."""
         ...
 
-    def read(self, cubit: Cubit[Any], key: Hashable) -> tuple[Any, int]:
-        """The value and server revision the cubit's state holds for ``key``."""
+    def synced(self, device: FlowDevice, key: str) -> bool:
+        """Whether the device shows ``key`` as synced (nothing pending, server's value)."""
+        ...
+
+    def pending(self, device: FlowDevice) -> bool:
+        """Whether the device still holds choices the server has not confirmed."""
         ...
 
 
-@dataclass(frozen=True, slots=True)
-class LikesState:
-    """Each key's like and the server revision it came with."""
-
-    liked: Mapping[Hashable, bool] = field(default_factory=dict)
-    revisions: Mapping[Hashable, int] = field(default_factory=dict)
-
-    def with_like(self, key: Hashable, liked: bool, revision: int | None = None) -> LikesState:
-        revisions = self.revisions
-        if revision is not None:
-            revisions = {**revisions, key: revision}
-        return replace(self, liked={**self.liked, key: liked}, revisions=revisions)
-
-
-class LikesCubit(Cubit[LikesState]):
-    def __init__(self, device: DeviceContext, link: Link) -> None:
-        super().__init__(LikesState(), device=device)
-        self.link = link
-
-
-class LikeToggle:
-    """One like per key: a tap toggles it; a failed sync reloads it from the server."""
+class Likes:
+    """The demo's likes: a ``DeviceSession`` whose ``LikesCubit`` toggles one like per key."""
 
     def __repr__(self) -> str:
-        return "LikeToggle()"
+        return "Likes()"
 
-    def key(self, index: int) -> Hashable:
-        return f"item-{index}"
+    def key(self, index: int) -> str:
+        return like_key(f"item-{index}")
 
-    def initial_value(self, key: Hashable) -> bool:
-        return False
-
-    def create(self, device: DeviceContext, link: Link) -> LikesCubit:
-        return LikesCubit(device, link)
-
-    def tap(self, cubit: Cubit[Any], key: Hashable) -> None:
-        assert isinstance(cubit, LikesCubit)
-        link = cubit.link
-
-        async def send(
-            liked: bool, local_revision: int, device_id: int, inform: Callable[[int], None]
-        ) -> Any:
-            ack = await link.write(key, liked, local_revision)
-            inform(ack.server_revision)
-            return ack
-
-        cubit.optimistic_sync_with_push(
-            key=key,
-            value_to_apply=lambda: not cubit.state.liked.get(key, False),
-            apply_optimistic_value_to_state=lambda state, liked: state.with_like(key, liked),
-            get_value_from_state=lambda state: state.liked.get(key, False),
-            get_server_revision_from_state=lambda state: state.revisions.get(key, -1),
-            send_value_to_server=send,
-            apply_server_response_to_state=lambda state, ack: state.with_like(
-                key, ack.value, ack.server_revision
-            ),
-            on_finish=self._reload_on_error(cubit, key),
+    async def open(self, io: DeviceIO) -> DeviceSession:
+        catalogue = [
+            CatalogueItem(item, item.title(), "heart.svg")
+            for key in io.keys
+            if (item := item_id_of(key)) is not None
+        ]
+        return await DeviceSession.open(
+            io.name,
+            io.urls,
+            catalogue=catalogue,
+            request_timeout=io.request_timeout,
+            backoff=io.backoff,
+            heartbeat=io.heartbeat,
+            store=io.store,
+            connect=io.connect,
+            rng=io.rng,
+            clock=io.clock,
         )
 
-    @staticmethod
-    def _reload_on_error(cubit: LikesCubit, key: Hashable) -> Callable[[BaseException | None], Any]:
-        async def on_finish(error: BaseException | None) -> LikesState | None:
-            if error is None:
-                return None
-            tapped = cubit.device.local_revision(key)
-            fresh = await cubit.link.read(key)
-            state = cubit.state
-            if cubit.device.local_revision(key) != tapped:
-                return None  # the user acted again meanwhile: that sync decides the value
-            if fresh.server_revision < state.revisions.get(key, -1):
-                return None  # a newer push already landed
-            return state.with_like(key, fresh.value, fresh.server_revision)
+    def tap(self, device: FlowDevice, key: str) -> None:
+        assert isinstance(device, DeviceSession)
+        device.toggle_like(_item(key))
 
-        return on_finish
+    def read(self, device: FlowDevice, key: str) -> tuple[Any, int]:
+        assert isinstance(device, DeviceSession)
+        item = _item(key)
+        return device.state.liked(item), max(device.cubit.server_revision(item), 0)
 
-    def push(self, cubit: Cubit[Any], key: Hashable, value: Any, metadata: PushMetadata) -> None:
-        cubit.server_push(
-            key=key,
-            push_metadata=metadata,
-            get_server_revision_from_state=lambda state: state.revisions.get(key, -1),
-            apply_server_push_to_state=lambda state, revision: state.with_like(
-                key, value, revision
-            ),
-        )
+    def expected(self, value: Any, revision: int) -> tuple[Any, int]:
+        return (False if value is None else value), revision
 
-    def read(self, cubit: Cubit[Any], key: Hashable) -> tuple[Any, int]:
-        state = cubit.state
-        return state.liked.get(key, False), state.revisions.get(key, 0)
+    def synced(self, device: FlowDevice, key: str) -> bool:
+        assert isinstance(device, DeviceSession)
+        return device.state.status(_item(key)).phase is SyncPhase.SYNCED
+
+    def pending(self, device: FlowDevice) -> bool:
+        assert isinstance(device, DeviceSession)
+        return bool(device.state.intents)
+
+
+def _item(key: str) -> str:
+    item = item_id_of(key)
+    if item is None:
+        raise ValueError(f"{key!r} is not a like key")
+    return item

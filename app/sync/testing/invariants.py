@@ -1,25 +1,31 @@
-"""The promises a run must keep, checked from the core's events and the server's history.
+"""The promises a run must keep, checked from the core's events, the wire and
+the server's history.
 
-Continuously, from every device's :class:`~app.sync.SyncEvent` stream:
+Throughout the run, from every device's :class:`~app.sync.SyncEvent` stream:
 
-* at most one request in flight per (device, key), seen both as the core's
-  ``RequestSent`` … end-of-request events and as writes on the link;
-* requests sent for a key never outnumber the taps on it.
+* at most one request in flight per (device, key);
+* requests sent for a key never outnumber the taps on it (``RequestSent`` never
+  outnumbers ``OptimisticApplied``; resends after ``unavailable`` are one request).
 
-At quiescence, from the model server's durable history:
+At quiescence (every device connected, caught up and idle, nothing on the wire):
 
-* every device shows the server's value and revision for every key;
-* no acknowledged write is lost: the history holds each acked write at its
-  revision, revisions run 1, 2, 3… and each register is its key's last write;
-* each device's last intent per key is on the server (its own last write to
-  that key carries it), was superseded by a strictly newer server write that
-  the device applied after the tap, or failed and was reloaded (``SyncFailed``).
+* every device shows the server's value and revision for every key, and no key
+  is shown as synced while it differs;
+* no acknowledged write is lost: each ack a device received is in the history of
+  its epoch at its revision (a history reset replaces the database: the old
+  epoch's writes are gone with it, by design), revisions run 1, 2, 3… in every
+  epoch and each register is its key's last write;
+* each device's last tap per key is on the server (its own last write to that key
+  carries it), was superseded by a newer server write the device applied after
+  the tap, failed and was reloaded (``SyncFailed``), or was lost with a killed
+  process before its store flushed it;
+* a device reopened after a kill has the device id it had.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable
+from collections.abc import Callable, Hashable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,10 +39,9 @@ from app.sync import (
     SyncFinished,
 )
 
-from .link import Written
-from .server import ModelServer
+from .server import SimServer, Write
 
-__all__ = ["InvariantViolation", "Monitor"]
+__all__ = ["Ack", "InvariantViolation", "KeyRecord", "Monitor"]
 
 
 class InvariantViolation(AssertionError):
@@ -51,6 +56,16 @@ class InvariantViolation(AssertionError):
         )
 
 
+@dataclass(frozen=True, slots=True)
+class Ack:
+    """An ack a device received: ``key`` holds ``value`` at ``revision`` of ``epoch``."""
+
+    epoch: str | None
+    key: str
+    value: Any
+    revision: int
+
+
 @dataclass(slots=True)
 class KeyRecord:
     """What one device did with one key."""
@@ -58,117 +73,158 @@ class KeyRecord:
     taps: int = 0
     requests: int = 0
     request_open: bool = False
-    writes_on_link: int = 0
     last_tap: OptimisticApplied | None = None
-    since_last_tap: list[SyncEvent] = field(default_factory=list)
-    acks: list[Written] = field(default_factory=list)
+    last_tap_epoch: str | None = None
+    since_last_tap: list[tuple[SyncEvent, str | None]] = field(default_factory=list)
+    lost_to_kill: bool = False
 
 
 class Monitor:
-    """Collects events from every device and reports broken invariants."""
+    """Collects events from every device and reports broken promises."""
 
     def __init__(self) -> None:
         self.records: dict[tuple[int, Hashable], KeyRecord] = {}
+        self.acks: list[tuple[int, Ack]] = []
         self.problems: list[str] = []
         self.event_counts: Counter[str] = Counter()
         """How many events of each kind (by class name) every device published."""
+        self.taps_lost_to_kills = 0
         self.now: Callable[[], float] = lambda: 0.0
+        self.epoch: Callable[[], str | None] = lambda: None
 
-    def record(self, device_id: int, key: Hashable) -> KeyRecord:
-        found = self.records.get((device_id, key))
+    def record(self, device: int, key: Hashable) -> KeyRecord:
+        found = self.records.get((device, key))
         if found is None:
-            found = self.records[(device_id, key)] = KeyRecord()
+            found = self.records[(device, key)] = KeyRecord()
         return found
 
-    def _problem(self, text: str, *, at_quiescence: bool = False) -> None:
-        when = "at quiescence" if at_quiescence else f"t={self.now():.3f}s"
-        self.problems.append(f"{when}: {text}")
+    def problem(self, text: str) -> None:
+        self.problems.append(f"t={self.now():.3f}s: {text}")
 
-    def _final_problem(self, text: str) -> None:
-        self._problem(text, at_quiescence=True)
+    # -- throughout -----------------------------------------------------------------
 
-    # -- continuous ------------------------------------------------------------------
+    def listener(self, device: int) -> Callable[[SyncEvent], None]:
+        """The event listener for (an incarnation of) device number ``device``."""
+        return lambda event: self.on_event(device, event)
 
-    def on_event(self, event: SyncEvent) -> None:
+    def on_event(self, device: int, event: SyncEvent) -> None:
         self.event_counts[type(event).__name__] += 1
-        record = self.record(event.device_id, event.key)
-        where = f"device {event.device_id} key {event.key!r}"
+        record = self.record(device, event.key)
+        where = f"device {device} key {event.key!r}"
         if isinstance(event, OptimisticApplied):
             record.taps += 1
             record.last_tap = event
+            record.last_tap_epoch = self.epoch()
             record.since_last_tap = []
+            record.lost_to_kill = False
         elif isinstance(event, RequestSent):
             if record.request_open:
-                self._problem(f"{where}: a second request was sent while one was in flight")
+                self.problem(f"{where}: a second request was sent while one was in flight")
             record.request_open = True
             record.requests += 1
             if record.requests > record.taps:
-                self._problem(f"{where}: {record.requests} requests sent for {record.taps} taps")
+                self.problem(f"{where}: {record.requests} requests sent for {record.taps} taps")
         elif isinstance(event, FollowUpScheduled | SyncFinished | SyncFailed):
             record.request_open = False
-            if isinstance(event, SyncFailed):
-                record.since_last_tap.append(event)
+            if not isinstance(event, FollowUpScheduled):
+                record.since_last_tap.append((event, self.epoch()))
         elif isinstance(event, PushApplied):
-            record.since_last_tap.append(event)
+            record.since_last_tap.append((event, self.epoch()))
 
-    def on_link(self, device_id: int, what: str, key: Hashable, detail: Any) -> None:
-        record = self.record(device_id, key)
-        if what == "write":
-            record.writes_on_link += 1
-            if record.writes_on_link > 1:
-                self._problem(f"device {device_id} key {key!r}: two writes on the link at once")
-        elif what == "write_done":
-            record.writes_on_link -= 1
-        elif what == "ack":
-            record.acks.append(detail)
+    def on_ack(self, device: int, ack: Ack) -> None:
+        self.acks.append((device, ack))
 
-    # -- at quiescence --------------------------------------------------------------------
+    def on_kill(self, device: int, flushed_intents: Mapping[str, Any]) -> None:
+        """Device ``device``'s process died; its store had flushed ``flushed_intents``
+        (key -> intent with a ``local_revision``)."""
+        for (number, key), record in self.records.items():
+            if number != device:
+                continue
+            record.request_open = False
+            tap = record.last_tap
+            if tap is None or any(isinstance(e, SyncFinished) for e, _ in record.since_last_tap):
+                continue
+            flushed = flushed_intents.get(str(key))
+            if flushed is None or getattr(flushed, "local_revision", -1) < tap.local_revision:
+                record.lost_to_kill = True
 
-    def check_history(self, server: ModelServer) -> None:
-        history = server.history
-        for index, write in enumerate(history, start=1):
-            if write.server_revision != index:
-                self._final_problem(f"history revision {write.server_revision} at position {index}")
-                return
-        last: dict[Hashable, Any] = {}
-        for write in history:
+    # -- at quiescence ----------------------------------------------------------------
+
+    def check_history(self, server: SimServer) -> None:
+        for epoch, history in server.history.items():
+            for position, write in enumerate(history, start=1):
+                if write.server_revision != position:
+                    self.problem(
+                        f"epoch {epoch[:8]}: revision {write.server_revision} at position "
+                        f"{position} of the history"
+                    )
+                    break
+        current = server.history.get(server.epoch or "", [])
+        last: dict[str, Any] = {}
+        for write in current:
             last[write.key] = write
         for key, write in last.items():
-            if server.registers.get(key) != write:
-                self._final_problem(f"register {key!r} is not its last write {write}")
-        for (device_id, key), record in self.records.items():
-            for ack in record.acks:
-                revision = ack.server_revision
-                found = history[revision - 1] if 0 < revision <= len(history) else None
-                if found is None or found.key != key or found.value != ack.value:
-                    self._final_problem(
-                        f"device {device_id} key {key!r}: acked write {ack} is not in the "
-                        f"history (found {found})"
-                    )
+            if server.register(key) != (write.value, write.server_revision):
+                self.problem(f"register {key!r} is not its last write {write}")
+        for device, ack in self.acks:
+            history = server.history.get(ack.epoch or "", [])
+            found = history[ack.revision - 1] if 0 < ack.revision <= len(history) else None
+            if found is None or found.key != ack.key or found.value != ack.value:
+                self.problem(
+                    f"device {device}: acked write {ack} is not in the history (found {found})"
+                )
 
-    def check_intents(self, server: ModelServer) -> None:
-        by_revision = {write.server_revision: write for write in server.history}
-        for (device_id, key), record in self.records.items():
+    def check_intents(self, server: SimServer, device_ids: Mapping[int, int]) -> None:
+        by_revision = {
+            (write.epoch, write.server_revision): write
+            for history in server.history.values()
+            for write in history
+        }
+        everything = [write for epoch in server.epochs for write in server.history[epoch]]
+        for (device, key), record in self.records.items():
             tap = record.last_tap
             if tap is None:
                 continue
-            own = [w for w in server.history if w.key == key and w.device_id == device_id]
+            device_id = device_ids.get(device)
+            own = [w for w in everything if w.key == key and w.device_id == device_id]
             if own and own[-1].value == tap.value:
-                continue  # the last intent is what the server holds from this device
+                continue  # the last intent is what the server got from this device
             if any(
                 isinstance(event, SyncFailed) and event.local_revision == tap.local_revision
-                for event in record.since_last_tap
+                for event, _ in record.since_last_tap
             ):
                 continue  # the sync failed and the key was reloaded
             if any(
                 isinstance(event, PushApplied)
-                and event.server_revision > tap.server_revision
-                and (write := by_revision.get(event.server_revision)) is not None
-                and (write.device_id != device_id or write.local_revision >= tap.local_revision)
-                for event in record.since_last_tap
+                and _newer(event, epoch, record, tap, by_revision, device_id)
+                for event, epoch in record.since_last_tap
             ):
-                continue  # a newer write by someone else superseded it
-            self._final_problem(
-                f"device {device_id} key {key!r}: last intent {tap.value!r} (local revision "
+                continue  # a newer write superseded it
+            if record.lost_to_kill:
+                self.taps_lost_to_kills += 1
+                continue  # the process died before its store flushed the intent
+            self.problem(
+                f"device {device} key {key!r}: last intent {tap.value!r} (local revision "
                 f"{tap.local_revision}) is lost: neither on the server nor superseded"
             )
+
+
+def _newer(
+    push: PushApplied,
+    epoch: str | None,
+    record: KeyRecord,
+    tap: OptimisticApplied,
+    by_revision: Mapping[tuple[str, int], Write],
+    device_id: int | None,
+) -> bool:
+    """Whether an applied push carried a write newer than the tap: one of another
+    history (the tap's was replaced), or a later revision by someone else (or by this
+    device at a later local revision)."""
+    if epoch != record.last_tap_epoch:
+        return True
+    if push.server_revision <= tap.server_revision:
+        return False
+    write = by_revision.get((epoch or "", push.server_revision))
+    return write is not None and (
+        write.device_id != device_id or write.local_revision >= tap.local_revision
+    )

@@ -1,167 +1,227 @@
-"""The model server: syncserver's rules, in memory, on the virtual clock.
+"""The real server in the simulation: ``ServerCore`` on a ``MemoryBackend``.
 
-Theory of operation (the same as ``syncserver``)
------------------------------------------------
-* One global revision counter; every committed write takes the next value.
-* One last-write-wins register per key, holding the value and its revision.
-* Writes are group-committed after a short delay; once committed the writer
-  gets an :class:`Ack` and every connected device, the writer included, gets a
-  :class:`Push`.
-* ``hello since N`` is answered with a :class:`Snapshot` of every key whose
-  register was written after N, and the current revision.
-* A restart keeps every committed write (the registers and the history are
-  durable) and loses the connections and the writes not yet committed.
+:class:`SimServer` is a shell like ``syncserver/server.py``, but over the
+simulated network and the virtual clock: it hands each connection's frames to
+the core and gives the core each connection's :class:`~.network.ServerEnd` as
+its peer. What a real server keeps on disk (the backend's epoch, revision and
+registers) survives :meth:`SimServer.crash` and :meth:`SimServer.shutdown`;
+:meth:`SimServer.crash` with ``fresh=True`` is a restart on a new database.
+
+Every commit is also recorded in :attr:`SimServer.history`, per epoch, so the
+invariants can check that no acknowledged write was lost.
 """
 
 from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Hashable
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .messages import (
-    Ack,
-    ClientFrame,
-    Error,
-    Get,
-    Hello,
-    Push,
-    Set,
-    Snapshot,
-    SnapshotEntry,
-    Value,
-)
+import msgspec
+
+from syncserver.backends import CommitCallback, FailureCallback
+from syncserver.backends import Write as BackendWrite
+from syncserver.backends.memory import MemoryBackend
+from syncserver.config import ServerConfig
+from syncserver.core import ServerCore
+
 from .network import Connection, Network
 
-__all__ = ["ModelServer", "Write"]
+__all__ = ["SimServer", "Write"]
 
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """One committed write, as the server's durable history records it."""
+    """One committed write, as the server's history of ``epoch`` records it."""
 
+    epoch: str
     server_revision: int
-    key: Hashable
+    key: str
     value: Any
     device_id: int
     local_revision: int
 
 
-class ModelServer:
-    """An in-memory syncserver: revision counter, registers, history, fan-out."""
+@dataclass(frozen=True, slots=True)
+class _Disk:
+    """What survives the server process: its database."""
+
+    epoch: str | None = None
+    revision: int = 0
+    values: tuple[tuple[str, BackendWrite], ...] = ()
+
+
+class _LoopClock:
+    """The core's clock: the running (virtual) loop."""
+
+    def time(self) -> float:
+        return asyncio.get_running_loop().time()
+
+    def call_later(self, delay: float, callback: Any) -> asyncio.TimerHandle:
+        return asyncio.get_running_loop().call_later(delay, callback)
+
+
+class SimServer:
+    """One sync server process at a time, restarted, reset and shut down on demand."""
 
     def __init__(
         self,
-        rng: random.Random,
-        initial_value: Callable[[Hashable], Any],
+        network: Network,
+        config: ServerConfig | None = None,
         *,
-        snapshot_writer: bool = True,
-        commit_delay: tuple[float, float] = (0.0, 0.01),
+        rng: random.Random | None = None,
     ) -> None:
-        self.network: Network | None = None
-        self.rng = rng
-        self.initial_value = initial_value
-        self.snapshot_writer = snapshot_writer
-        self.commit_delay = commit_delay
-        # durable
-        self.revision = 0
-        self.registers: dict[Hashable, Write] = {}
-        self.history: list[Write] = []
-        # volatile
-        self.up = True
+        self.network = network
+        self.rng = rng if rng is not None else random.Random()
+        """Draws each new database's epoch (seeded: runs repeat exactly)."""
+        self.config = config if config is not None else ServerConfig(port=0)
+        self.core: ServerCore | None = None
+        self.backend: MemoryBackend | None = None
+        self.history: dict[str, list[Write]] = {}
+        """Every committed write, per epoch, in revision order."""
+        self.epochs: list[str] = []
         self.restarts = 0
-        self.refuse_next: dict[int, int] = {}
-        self._queue: list[tuple[Connection, Set]] = []
-        self._commit: asyncio.TimerHandle | None = None
+        self.resets = 0
+        self.shutdowns = 0
+        self.outages = 0
+        self.stopping = False
+        self._disk = _Disk()
+        self._generation = 0
+        network.accept = self._accept
 
-    # -- reads of durable state ----------------------------------------------------
-
-    def value(self, key: Hashable) -> tuple[Any, int]:
-        """The register of ``key``: its value and revision (0 if never written)."""
-        write = self.registers.get(key)
-        if write is None:
-            return self.initial_value(key), 0
-        return write.value, write.server_revision
+    # -- what it holds ----------------------------------------------------------------
 
     @property
-    def uncommitted(self) -> int:
-        return len(self._queue)
+    def up(self) -> bool:
+        return self.core is not None and not self.stopping
 
-    # -- lifecycle -----------------------------------------------------------------
+    @property
+    def epoch(self) -> str | None:
+        return self.backend.epoch if self.backend is not None else self._disk.epoch
 
-    def restart(self, down_for: float) -> None:
-        """Crash now and come back after ``down_for`` seconds with the durable state."""
-        assert self.network is not None
-        self.up = False
-        self.restarts += 1
-        self._queue.clear()
-        self.refuse_next.clear()
-        if self._commit is not None:
-            self._commit.cancel()
-            self._commit = None
-        for connection in list(self.network.connections.values()):
-            self.network.close(connection)
-        asyncio.get_running_loop().call_later(down_for, self._come_back, self.restarts)
+    @property
+    def revision(self) -> int:
+        return self.backend.revision if self.backend is not None else self._disk.revision
 
-    def _come_back(self, restart: int) -> None:
-        if restart == self.restarts:
-            self.up = True
+    def register(self, key: str) -> tuple[Any, int]:
+        """A key's value (decoded JSON; None if never written) and revision (0 then)."""
+        values = self.backend.values if self.backend is not None else dict(self._disk.values)
+        write = values.get(key)
+        if write is None:
+            return None, 0
+        return msgspec.json.decode(write.value), write.revision
 
-    # -- frames --------------------------------------------------------------------
+    @property
+    def busy(self) -> bool:
+        """Writes accepted and not yet answered, or queued in the backend."""
+        core, backend = self.core, self.backend
+        return bool(
+            self.stopping
+            or (core is not None and core.requests_in_flight)
+            or (backend is not None and backend.queued)
+        )
 
-    def receive(self, connection: Connection, frame: ClientFrame) -> None:
-        if not self.up or not connection.open:
+    # -- lifecycle --------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start a process on the database the last one left."""
+        if self.core is not None:
             return
-        if isinstance(frame, Hello):
-            changed = sorted(
-                (w for w in self.registers.values() if w.server_revision > frame.since),
-                key=lambda w: w.server_revision,
-            )
-            entries = tuple(
-                SnapshotEntry(
-                    w.key,
-                    w.value,
-                    w.server_revision,
-                    w.device_id if self.snapshot_writer else None,
-                    w.local_revision if self.snapshot_writer else None,
-                )
-                for w in changed
-            )
-            self._send(connection, Snapshot(self.revision, entries))
-        elif isinstance(frame, Get):
-            value, revision = self.value(frame.key)
-            self._send(connection, Value(frame.request_id, frame.key, value, revision))
-        elif self.refuse_next.get(frame.device_id, 0) > 0:
-            self.refuse_next[frame.device_id] -= 1
-            self._send(connection, Error(frame.request_id, "injected_failure", "refused"))
+        self._generation += 1
+        generation = self._generation
+        disk = self._disk
+
+        def make_backend(on_commit: CommitCallback, on_failure: FailureCallback) -> MemoryBackend:
+            def committed(writes: Sequence[BackendWrite]) -> None:
+                if generation != self._generation:
+                    return  # a write of a process that died after queuing it
+                self._record(writes)
+                on_commit(writes)
+
+            epoch = disk.epoch if disk.epoch is not None else f"{self.rng.getrandbits(128):032x}"
+            backend = MemoryBackend(committed, on_failure, epoch=epoch)
+            backend.revision = disk.revision
+            backend.values = dict(disk.values)
+            return backend
+
+        core = ServerCore(make_backend, _LoopClock(), self.config)
+        backend = core.backend
+        assert isinstance(backend, MemoryBackend)
+        await backend.open()
+        self.core, self.backend = core, backend
+        if backend.epoch not in self.history:
+            self.history[backend.epoch] = []
+            self.epochs.append(backend.epoch)
+
+    def crash(self, *, fresh: bool = False) -> None:
+        """SIGKILL: connections drop, queued writes are lost, the database stays
+        (or, ``fresh``, is replaced by an empty one with a new epoch)."""
+        self._stop()
+        self.network.abort_all()
+        if fresh:
+            self._disk = _Disk()
+            self.resets += 1
         else:
-            self._queue.append((connection, frame))
-            if self._commit is None:
-                low, high = self.commit_delay
-                self._commit = asyncio.get_running_loop().call_later(
-                    self.rng.uniform(low, high), self._group_commit
+            self.restarts += 1
+
+    async def shutdown(self) -> None:
+        """SIGTERM, as ``SyncServer.close`` does it with the core."""
+        core, backend = self.core, self.backend
+        if core is None or backend is None or self.stopping:
+            return
+        self.stopping = True
+        try:
+            core.begin_shutdown()
+            await backend.close()
+            core.finish_shutdown()
+        finally:
+            self.stopping = False
+        if self.core is core:
+            self._stop()
+            self.shutdowns += 1
+
+    def _stop(self) -> None:
+        backend = self.backend
+        if backend is not None:
+            self._disk = _Disk(backend.epoch, backend.revision, tuple(backend.values.items()))
+        self._generation += 1
+        self.core = None
+        self.backend = None
+
+    def outage(self, seconds: float) -> None:
+        """The backend fails every commit for ``seconds``."""
+        if self.backend is not None:
+            self.backend.make_unavailable(seconds)
+            self.outages += 1
+
+    # -- connections ------------------------------------------------------------------
+
+    def _accept(self, connection: Connection) -> bool:
+        core = self.core
+        if core is None or self.stopping:
+            return False
+        conn = core.connect(connection.server, f"sim:{connection.id}")
+        connection.to_server = lambda frame: core.receive(conn, frame)
+        connection.server_gone = lambda: core.disconnect(conn)
+        return True
+
+    def _record(self, writes: Sequence[BackendWrite]) -> None:
+        backend = self.backend
+        if backend is None or not writes:
+            return
+        log = self.history.setdefault(backend.epoch, [])
+        if backend.epoch not in self.epochs:
+            self.epochs.append(backend.epoch)
+        for write in writes:
+            log.append(
+                Write(
+                    backend.epoch,
+                    write.revision,
+                    write.key,
+                    msgspec.json.decode(write.value),
+                    write.device_id,
+                    write.local_revision,
                 )
-
-    def _group_commit(self) -> None:
-        self._commit = None
-        batch, self._queue = self._queue, []
-        for connection, frame in batch:
-            self.revision += 1
-            write = Write(
-                self.revision, frame.key, frame.value, frame.device_id, frame.local_revision
             )
-            self.history.append(write)
-            self.registers[frame.key] = write
-            self._send(connection, Ack(frame.request_id, frame.key, frame.value, self.revision))
-            assert self.network is not None
-            push = Push(
-                frame.key, frame.value, self.revision, frame.local_revision, frame.device_id
-            )
-            for other in list(self.network.connections.values()):
-                self.network.send_down(other, push)
-
-    def _send(self, connection: Connection, frame: Ack | Snapshot | Value | Error) -> None:
-        assert self.network is not None
-        self.network.send_down(connection, frame)

@@ -1,38 +1,67 @@
-"""The simulation: the real core, a model server and a faulty network on a virtual clock."""
+"""The simulation: the shipped link, server and likes flow on a virtual clock."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import random
-from collections.abc import Hashable
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Coroutine, Mapping
+from dataclasses import dataclass, field
 from typing import Any
 
-from app.sync import Cubit, DeviceContext, PushMetadata
+from app.link import Backoff
+from app.link.errors import DeviceInUseError
+from app.link.store import MemoryStore, StoredState
+from syncserver.protocol import MAX_VALUE_DEPTH
 
-from .flows import Flow, LikeToggle
-from .invariants import InvariantViolation, Monitor
-from .link import LinkTimings, SimLink
+from .flows import DeviceIO, Flow, FlowDevice, Likes
+from .invariants import Ack, InvariantViolation, Monitor
 from .loop import VirtualDeadlock, run_virtual
 from .network import Network
+from .processes import Process, install
 from .schedule import (
     Action,
     Advance,
+    BackendOutage,
+    BigData,
     Disconnect,
     DropPush,
+    DuplicateOpen,
     DuplicatePush,
-    FailNextWrite,
+    FailNextRequest,
+    HistoryReset,
+    KillDevice,
     Latency,
+    NestedValue,
     RestartServer,
     Schedule,
+    Shutdown,
+    StolenWrite,
     Tap,
+    WriteDelay,
 )
-from .server import ModelServer
+from .server import SimServer
 
-__all__ = ["RunStats", "Simulation"]
+__all__ = ["LinkTimings", "RunStats", "Simulation"]
 
 _SETTLE_STEP = 0.05
-_DEFAULT_TIMINGS = LinkTimings()
+_URLS = ("ws://sim.invalid",)
+_RAW_PATIENCE = 10.0
+"""How long (virtual seconds) a raw client waits for its replies."""
+
+
+@dataclass(frozen=True, slots=True)
+class LinkTimings:
+    """How patient the devices are, in virtual seconds: the reconnect backoff starts at
+    ``reconnect``, an idle link says hello every ``heartbeat``, a request gives up
+    after ``request_timeout``, and a store flushes ``store_flush`` after a change."""
+
+    reconnect: float = 0.1
+    heartbeat: float = 1.0
+    request_timeout: float = 5.0
+    store_flush: float = 0.005
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +77,77 @@ class RunStats:
     resyncs: int
     gap_resyncs: int
     restarts: int
+    faults: Mapping[str, int] = field(default_factory=dict)
+    """How many actions of each fault kind the schedule had."""
+    taps_lost_to_kills: int = 0
+    second_opens_refused: int = 0
+    closes: Mapping[int, int] = field(default_factory=dict)
+    """How many connections ended with each close code."""
+
+
+class _Store(MemoryStore):
+    """A device's store: every change reaches the durable state ``delay`` later, as
+    the state file's writer thread does; what a kill finds unflushed is lost."""
+
+    def __init__(self, name: str, durable: StoredState | None, delay: float) -> None:
+        super().__init__(name, durable)
+        self.delay = delay
+        self.process: Process | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def _soon(self) -> None:
+        if self._timer is None and self.process is not None and not self.process.dead:
+            self._timer = asyncio.get_running_loop().call_later(self.delay, self._flush_now)
+
+    def _flush_now(self) -> None:
+        self._timer = None
+        if self.process is not None and not self.process.dead:
+            self.process.spawn(self.flush())
+
+    def abandon(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+
+    def put_device_id(self, device_id: int) -> None:
+        super().put_device_id(device_id)
+        self._soon()
+
+    def put_newest_seen(self, revision: int) -> None:
+        super().put_newest_seen(revision)
+        self._soon()
+
+    def put_epoch(self, epoch: str | None) -> None:
+        super().put_epoch(epoch)
+        self._soon()
+
+    def put_value(self, key: str, value: Any, server_revision: int) -> None:
+        super().put_value(key, value, server_revision)
+        self._soon()
+
+    def put_intent(self, key: str, intent: Any) -> None:
+        super().put_intent(key, intent)
+        self._soon()
+
+
+@dataclass(slots=True)
+class _Slot:
+    """One device: its store outlives its processes."""
+
+    index: int
+    name: str
+    store: _Store
+    process: Process | None = None
+    session: FlowDevice | None = None
+    device_id: int | None = None
+    incarnations: int = 0
+    unsubscribe: Any = None
 
 
 class Simulation:
-    """N devices, each a real :class:`~app.sync.Cubit` on its own :class:`~app.sync.DeviceContext`,
-    against a model server, driven by a :class:`Schedule`.
+    """N devices running the given :class:`Flow` (the shipped likes by default) over
+    the real ``SyncClient``, against the real ``ServerCore``, driven by a
+    :class:`Schedule`.
 
     ``run(schedule)`` plays the schedule then lets the system settle (every
     device connected, caught up and idle, nothing on the wire);
@@ -66,30 +161,34 @@ class Simulation:
         keys: int = 2,
         *,
         flow: Flow | None = None,
-        snapshot_writer: bool = True,
-        timings: LinkTimings = _DEFAULT_TIMINGS,
+        timings: LinkTimings | None = None,
         settle_limit: float = 120.0,
     ) -> None:
         if devices < 1 or keys < 1:
             raise ValueError("a simulation needs at least one device and one key")
-        self.devices = devices
-        self.keys = keys
-        self.flow: Flow = flow if flow is not None else LikeToggle()
-        self.snapshot_writer = snapshot_writer
-        self.timings = timings
+        self.device_count = devices
+        self.key_count = keys
+        self.flow: Flow = flow if flow is not None else Likes()
+        self.timings = timings if timings is not None else LinkTimings()
         self.settle_limit = settle_limit
         self.schedule: Schedule | None = None
         self.monitor = Monitor()
-        self.server: ModelServer | None = None
-        self._network: Network | None = None
-        self.links: list[SimLink] = []
-        self.cubits: list[Cubit[Any]] = []
+        self.network: Network | None = None
+        self.server: SimServer | None = None
+        self.devices: list[FlowDevice | None] = []
+        """Each device's session as the run left it (None: down)."""
         self.stats: RunStats | None = None
+        self._slots: list[_Slot] = []
+        self._background: set[asyncio.Task[Any]] = set()
+        self._second_opens_refused = 0
+        self._resyncs = 0
+        self._gaps = 0
+        self._rng = random.Random()
 
     def __repr__(self) -> str:
-        options = [f"devices={self.devices}", f"keys={self.keys}", f"flow={self.flow!r}"]
-        if not self.snapshot_writer:
-            options.append("snapshot_writer=False")
+        options = [f"devices={self.device_count}", f"keys={self.key_count}"]
+        if type(self.flow) is not Likes:
+            options.append(f"flow={self.flow!r}")
         if self.timings != LinkTimings():
             options.append(f"timings={self.timings!r}")
         if self.settle_limit != 120.0:
@@ -102,179 +201,440 @@ class Simulation:
         """Play ``schedule`` and settle; raise :class:`InvariantViolation` if it cannot settle."""
         if self.schedule is not None:
             raise RuntimeError("a Simulation runs one schedule; make a new one")
-        self.schedule = schedule
         for action in schedule.actions:
             self._validate(action)
+        self.schedule = schedule
         try:
             run_virtual(self._main(schedule))
         except (VirtualDeadlock, _NoQuiescence) as error:
-            raise InvariantViolation([str(error)], self.script()) from None
+            raise InvariantViolation([*self.monitor.problems, str(error)], self.script()) from None
         return self
 
     def check_invariants(self) -> None:
         """Raise :class:`InvariantViolation` listing every broken promise of the run."""
         if self.server is None or self.schedule is None:
             raise RuntimeError("run a schedule first")
-        monitor = self.monitor
-        problems = list(monitor.problems)
-        server = self.server
-        for link, cubit in zip(self.links, self.cubits, strict=True):
-            for index in range(self.keys):
-                key = self.flow.key(index)
-                expected = server.value(key)
-                shown = self.flow.read(cubit, key)
-                if shown != expected:
-                    problems.append(
-                        f"device {link.device_id} key {key!r} shows (value, revision) "
-                        f"{shown!r}, the server has {expected!r}"
-                    )
-        before = len(monitor.problems)
-        monitor.check_history(server)
-        monitor.check_intents(server)
-        problems.extend(monitor.problems[before:])
-        if problems:
-            raise InvariantViolation(problems, self.script())
+        if self.monitor.problems:
+            raise InvariantViolation(list(self.monitor.problems), self.script())
 
     def script(self) -> str:
         """Python that replays this run, for a bug report."""
         assert self.schedule is not None
-        names = {"Schedule", "Simulation", type(self.flow).__name__}
+        names = {"Schedule", "Simulation"}
         names.update(type(action).__name__ for action in self.schedule.actions)
         if self.timings != LinkTimings():
             names.add("LinkTimings")
+        imports = f"from app.sync.testing import {', '.join(sorted(names))}\n"
+        flow = type(self.flow)
+        if flow is not Likes:
+            imports += f"from {flow.__module__} import {flow.__qualname__}\n"
         return (
-            f"from app.sync.testing import {', '.join(sorted(names))}\n\n"
+            f"{imports}\n"
             f"simulation = {self!r}\n"
             f"simulation.run({self.schedule!r})\n"
             "simulation.check_invariants()\n"
         )
 
-    # -- inside the virtual loop ------------------------------------------------------------------
+    # -- inside the virtual loop -------------------------------------------------------------
 
     async def _main(self, schedule: Schedule) -> None:
         loop = asyncio.get_running_loop()
+        install(loop)
         loop.set_exception_handler(self._on_loop_error)
-        self.monitor.now = loop.time
-        rng = random.Random(schedule.seed)
-        server = self.server = ModelServer(
-            rng, self.flow.initial_value, snapshot_writer=self.snapshot_writer
-        )
-        network = self._network = Network(rng, server.receive)
-        server.network = network
-
-        def can_connect(device: int) -> bool:
-            return server.up and network.reachable(device)
-
-        for index in range(self.devices):
-            self._add_device(index, network, can_connect)
-        for link in self.links:
-            link.start()
+        monitor = self.monitor
+        monitor.now = loop.time
+        self._rng = random.Random(schedule.seed)
+        network = self.network = Network(random.Random(self._rng.getrandbits(64)))
+        network.opened = self._on_connection
+        server = self.server = SimServer(network, rng=random.Random(self._rng.getrandbits(64)))
+        monitor.epoch = lambda: server.epoch
+        await server.start()
+        for index in range(self.device_count):
+            name = f"device-{index}"
+            slot = _Slot(index, name, _Store(name, None, self.timings.store_flush))
+            self._slots.append(slot)
+            await self._open(slot)
         for action in schedule.actions:
             await self._perform(action)
         await self._settle()
-        for link in self.links:
-            link.stop()
-        records = self.monitor.records.values()
+        self._check_at_quiescence()
+        self.devices = [slot.session for slot in self._slots]
+        records = monitor.records.values()
+        faults = Counter(
+            type(action).__name__
+            for action in schedule.actions
+            if not isinstance(action, Tap | Advance)
+        )
         self.stats = RunStats(
             virtual_seconds=loop.time(),
             taps=sum(r.taps for r in records),
             requests=sum(r.requests for r in records),
-            writes=len(server.history),
+            writes=sum(len(history) for history in server.history.values()),
             pushes_dropped=network.pushes_dropped,
             pushes_duplicated=network.pushes_duplicated,
-            resyncs=sum(link.resyncs for link in self.links),
-            gap_resyncs=sum(link.gap_resyncs for link in self.links),
+            resyncs=self._resyncs + self._count("snapshots_applied"),
+            gap_resyncs=self._gaps + self._count("gaps_detected"),
             restarts=server.restarts,
+            faults=dict(faults),
+            taps_lost_to_kills=monitor.taps_lost_to_kills,
+            second_opens_refused=self._second_opens_refused,
+            closes=dict(network.close_codes),
+        )
+        for slot in self._slots:
+            if slot.session is not None and slot.process is not None:
+                await slot.process.spawn(slot.session.close())
+
+    def _count(self, name: str) -> int:
+        return sum(
+            getattr(slot.session.client, name) for slot in self._slots if slot.session is not None
         )
 
-    def _add_device(self, index: int, network: Network, can_connect: Any) -> None:
-        device_id = index + 1
-        context = DeviceContext(device_id)
-        context.subscribe(self.monitor.on_event)
-        holder: list[Cubit[Any]] = []
+    def _background_task(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
-        def on_push(key: Hashable, value: Any, metadata: PushMetadata) -> None:
-            self.flow.push(holder[0], key, value, metadata)
+    # -- devices ----------------------------------------------------------------------------
 
-        def observe(what: str, key: Hashable, detail: Any) -> None:
-            self.monitor.on_link(device_id, what, key, detail)
+    def _io(self, slot: _Slot, store: MemoryStore, process: Process) -> DeviceIO:
+        assert self.network is not None
+        assert self.schedule is not None
+        timings = self.timings
+        return DeviceIO(
+            name=slot.name,
+            urls=_URLS,
+            keys=tuple(self.flow.key(index) for index in range(self.key_count)),
+            connect=self.network.connector(slot.name, process),
+            store=store,
+            rng=random.Random(self._rng.getrandbits(64)),
+            clock=asyncio.get_running_loop().time,
+            backoff=Backoff(initial=timings.reconnect, maximum=timings.reconnect * 10),
+            heartbeat=timings.heartbeat,
+            request_timeout=timings.request_timeout,
+        )
 
-        link = SimLink(index, device_id, network, can_connect, on_push, observe, self.timings)
-        cubit = self.flow.create(context, link)
-        holder.append(cubit)
-        self.links.append(link)
-        self.cubits.append(cubit)
+    async def _open(self, slot: _Slot) -> None:
+        process = Process(f"{slot.name}#{slot.incarnations}")
+        slot.incarnations += 1
+        slot.store.process = process
+        slot.process = process
+        session = await process.spawn(self.flow.open(self._io(slot, slot.store, process)))
+        if process.dead:  # killed while opening
+            return
+        slot.session = session
+        if slot.device_id is None:
+            slot.device_id = session.device_id
+        elif session.device_id != slot.device_id:
+            self.monitor.problem(
+                f"device {slot.index} reopened as device id {session.device_id}, "
+                f"it was {slot.device_id}"
+            )
+            slot.device_id = session.device_id
+        slot.unsubscribe = session.cubit.device.subscribe(self.monitor.listener(slot.index))
+
+    def _kill(self, slot: _Slot, down_for: float) -> None:
+        process = slot.process
+        if process is None or process.dead:
+            return
+        session = slot.session
+        if session is not None:
+            self._resyncs += session.client.snapshots_applied
+            self._gaps += session.client.gaps_detected
+        if slot.unsubscribe is not None:
+            slot.unsubscribe()
+            slot.unsubscribe = None
+        store = slot.store
+        store.abandon()
+        self.monitor.on_kill(slot.index, store.durable.intents)
+        process.kill()
+        assert self.network is not None
+        self.network.abort_owner(process)
+        # The dead process' store object keeps its unflushed puts; the next one
+        # starts from what was durable.
+        slot.store = _Store(slot.name, store.durable, self.timings.store_flush)
+        slot.session = None
+        slot.process = None
+
+        async def reopen() -> None:
+            await asyncio.sleep(down_for)
+            await self._open(slot)
+
+        self._background_task(reopen())
+
+    async def _second_open(self, slot: _Slot, key: int) -> None:
+        if slot.session is None:
+            return
+        process = Process(f"{slot.name} (second)")
+        try:
+            session = await process.spawn(self.flow.open(self._io(slot, slot.store, process)))
+        except DeviceInUseError:
+            self._second_opens_refused += 1
+            process.kill()
+            return
+        # Opened anyway: a second process runs with the same identity.
+        extra = _Slot(len(self._slots), f"{slot.name} (second)", slot.store, process, session)
+        extra.device_id = session.device_id
+        extra.unsubscribe = session.cubit.device.subscribe(self.monitor.listener(extra.index))
+        self._slots.append(extra)
+        process.run(self.flow.tap, session, self.flow.key(key))
+
+    def _on_connection(self, connection: Any) -> None:
+        for slot in self._slots:
+            if connection.owner is not None and connection.owner is slot.process:
+                connection.client.received = self._ack_reader(slot.index)
+                return
+
+    def _ack_reader(self, device: int) -> Any:
+        monitor = self.monitor
+        server = self.server
+        assert server is not None
+
+        def read(frame: str) -> None:
+            if frame.startswith('{"type":"ack"'):
+                ack = json.loads(frame)
+                monitor.on_ack(
+                    device, Ack(server.epoch, ack["key"], ack["value"], ack["server_revision"])
+                )
+
+        return read
+
+    # -- actions ------------------------------------------------------------------------------
 
     async def _perform(self, action: Action) -> None:
-        server, network = self.server, self._network
+        server, network = self.server, self.network
         assert server is not None
         assert network is not None
-        if isinstance(action, Tap):
-            self.flow.tap(self.cubits[action.device], self.flow.key(action.key))
-        elif isinstance(action, Advance):
-            await asyncio.sleep(action.seconds)
-        elif isinstance(action, Latency):
-            network.latency = (action.low, action.high)
-        elif isinstance(action, DropPush):
-            network.drop_pushes[action.device] = network.drop_pushes.get(action.device, 0) + 1
-        elif isinstance(action, DuplicatePush):
-            counts = network.duplicate_pushes
-            counts[action.device] = counts.get(action.device, 0) + 1
-        elif isinstance(action, Disconnect):
-            network.cut(action.device, action.seconds)
-        elif isinstance(action, RestartServer):
-            server.restart(action.down_for)
-        elif isinstance(action, FailNextWrite):
-            device_id = action.device + 1
-            server.refuse_next[device_id] = server.refuse_next.get(device_id, 0) + 1
+        match action:
+            case Tap(device=device, key=key):
+                slot = self._slots[device]
+                if slot.session is not None and slot.process is not None:
+                    slot.process.run(self.flow.tap, slot.session, self.flow.key(key))
+            case Advance(seconds=seconds):
+                await asyncio.sleep(seconds)
+            case Latency(low=low, high=high):
+                network.latency = (low, high)
+            case DropPush(device=device):
+                network.drop_pushes[self._slots[device].name] += 1
+            case DuplicatePush(device=device):
+                network.duplicate_pushes[self._slots[device].name] += 1
+            case Disconnect(device=device, seconds=seconds):
+                network.cut(self._slots[device].name, seconds)
+            case RestartServer(down_for=down_for):
+                server.crash()
+                self._background_task(self._restart_after(down_for))
+            case HistoryReset(down_for=down_for):
+                server.crash(fresh=True)
+                self._background_task(self._restart_after(down_for))
+            case Shutdown(down_for=down_for):
+                self._background_task(self._shutdown(down_for))
+            case FailNextRequest():
+                if server.core is not None:
+                    chaos = server.core.chaos
+                    chaos.fail_next(chaos.settings.fail_next + 1)
+            case WriteDelay(seconds=seconds):
+                if server.core is not None:
+                    server.core.chaos.set_write_delay(seconds)
+            case BackendOutage(seconds=seconds):
+                server.outage(seconds)
+            case DuplicateOpen(device=device, key=key):
+                self._background_task(self._second_open(self._slots[device], key))
+            case KillDevice(device=device, after=after, down_for=down_for):
+                slot = self._slots[device]
+                asyncio.get_running_loop().call_later(after, self._kill, slot, down_for)
+            case StolenWrite(device=device, key=key):
+                self._background_task(self._stolen_write(device, key))
+            case BigData(keys=keys, size=size):
+                self._background_task(self._big_data(keys, size))
+            case NestedValue(depth=depth):
+                self._background_task(self._nested_value(depth))
+
+    async def _restart_after(self, down_for: float) -> None:
+        await asyncio.sleep(down_for)
+        assert self.server is not None
+        await self.server.start()
+
+    async def _shutdown(self, down_for: float) -> None:
+        assert self.server is not None
+        await self.server.shutdown()
+        await self._restart_after(down_for)
+
+    async def _raw(self, frames: list[str], wanted: set[Any]) -> dict[Any, dict[str, Any]]:
+        """Send ``frames`` on a connection of its own, after a hello; the replies by
+        request id (empty if the server was unreachable or closed the connection)."""
+        assert self.network is not None
+        try:
+            connection = await self.network.open(None, None)
+        except OSError:
+            return {}
+        client = connection.client
+        replies: dict[Any, dict[str, Any]] = {}
+        await client.send(json.dumps({"type": "hello", "device_id": _RAW_DEVICE_ID, "since": 0}))
+        for frame in frames:
+            await client.send(frame)
+
+        async def read() -> None:
+            async for frame in client:
+                if not frame.startswith(('{"type":"ack"', '{"type":"error"')):
+                    continue
+                reply = json.loads(frame)
+                replies[reply.get("request_id")] = reply
+                if wanted <= replies.keys() or None in replies:
+                    return
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(read(), _RAW_PATIENCE)
+        await client.close()
+        return replies
+
+    async def _stolen_write(self, device: int, key: int) -> None:
+        victim = self._slots[device].device_id
+        wire_key = self.flow.key(key)
+        assert self.server is not None
+        value, _ = self.server.register(wire_key)
+        frame = json.dumps(
+            {
+                "type": "set",
+                "request_id": 1,
+                "key": wire_key,
+                "value": not value,
+                "local_revision": 0,
+                "device_id": victim,
+            }
+        )
+        reply = (await self._raw([frame], {1})).get(1)
+        if reply is not None and reply["type"] == "ack":
+            self.monitor.problem(
+                f"the server accepted a set of {wire_key!r} naming device {device}'s id "
+                f"{victim} from another connection"
+            )
+
+    async def _big_data(self, keys: int, size: int) -> None:
+        filler = "x" * size
+        frames = [
+            json.dumps(
+                {
+                    "type": "set",
+                    "request_id": number,
+                    "key": f"blob/{number}",
+                    "value": filler,
+                    "local_revision": 1,
+                }
+            )
+            for number in range(keys)
+        ]
+        await self._raw(frames, set(range(keys)))
+
+    async def _nested_value(self, depth: int) -> None:
+        nested = "[" * depth + "]" * depth
+        head = f'{{"type":"set","request_id":1,"key":"nested/{depth}","value":'
+        frame = head + nested + ',"local_revision":1}'
+        replies = await self._raw([frame], {1})
+        reply = replies.get(1) or replies.get(None)
+        if reply is None:
+            return
+        refused = reply["type"] == "error" and reply.get("code") == "bad_request"
+        if depth > MAX_VALUE_DEPTH and reply["type"] == "ack":
+            self.monitor.problem(f"the server stored a value nested {depth} levels deep")
+        if depth <= MAX_VALUE_DEPTH and refused:
+            self.monitor.problem(f"the server refused a value nested only {depth} levels deep")
 
     def _validate(self, action: Action) -> None:
         device = getattr(action, "device", None)
-        if device is not None and not 0 <= device < self.devices:
-            raise ValueError(f"{action!r}: devices are 0..{self.devices - 1}")
-        if isinstance(action, Tap) and not 0 <= action.key < self.keys:
-            raise ValueError(f"{action!r}: keys are 0..{self.keys - 1}")
+        if device is not None and not 0 <= device < self.device_count:
+            raise ValueError(f"{action!r}: devices are 0..{self.device_count - 1}")
+        key = getattr(action, "key", None)
+        if key is not None and not 0 <= key < self.key_count:
+            raise ValueError(f"{action!r}: keys are 0..{self.key_count - 1}")
         if isinstance(action, Latency) and not 0 <= action.low <= action.high:
             raise ValueError(f"{action!r}: need 0 <= low <= high")
-        for name in ("seconds", "down_for"):
+        for name in ("seconds", "down_for", "after"):
             if getattr(action, name, 0) < 0:
                 raise ValueError(f"{action!r}: {name} must not be negative")
+        if isinstance(action, BigData) and (action.keys < 1 or action.size < 0):
+            raise ValueError(f"{action!r}: need keys >= 1 and size >= 0")
+        if isinstance(action, NestedValue) and action.depth < 0:
+            raise ValueError(f"{action!r}: depth must not be negative")
+
+    # -- settling and the checks at quiescence ------------------------------------------------
 
     async def _settle(self) -> None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settle_limit
-        while not self._quiet():
+        while reasons := self._unsettled():
             if loop.time() > deadline:
                 raise _NoQuiescence(
                     f"the system did not settle within {self.settle_limit} virtual seconds "
-                    f"after the schedule ended: {self._unsettled()}"
+                    f"after the schedule ended: {reasons}"
                 )
             await asyncio.sleep(_SETTLE_STEP)
 
-    def _quiet(self) -> bool:
-        return not self._unsettled()
-
     def _unsettled(self) -> str:
-        server, network = self.server, self._network
+        server, network = self.server, self.network
         assert server is not None
         assert network is not None
         reasons = []
-        if not server.up or server.uncommitted:
-            reasons.append("server down or committing")
+        if not server.up:
+            reasons.append("server down")
+        elif server.busy:
+            reasons.append("server has writes to answer")
         if network.in_transit:
             reasons.append(f"{network.in_transit} frames in transit")
-        for link, cubit in zip(self.links, self.cubits, strict=True):
-            if not link.settled or link.watermark != server.revision:
+        if self._background:
+            reasons.append(f"{len(self._background)} faults still playing")
+        for slot in self._slots:
+            session = slot.session
+            if session is None:
+                reasons.append(f"device {slot.index} is down")
+                continue
+            client = session.client
+            if not client.online:
+                reasons.append(f"device {slot.index} offline ({client.status.state})")
+            elif client.newest_seen.value != server.revision or client.epoch != server.epoch:
                 reasons.append(
-                    f"device {link.device_id} not caught up (watermark {link.watermark}, "
+                    f"device {slot.index} not caught up (seen {client.newest_seen.value}, "
                     f"server {server.revision})"
                 )
-            if cubit.device.in_flight_keys():
-                reasons.append(f"device {link.device_id} has keys in flight")
+            if session.cubit.device.in_flight_keys():
+                reasons.append(f"device {slot.index} has keys in flight")
+            if self.flow.pending(session):
+                reasons.append(f"device {slot.index} has unconfirmed choices")
         return "; ".join(reasons)
 
+    def _check_at_quiescence(self) -> None:
+        server, network = self.server, self.network
+        assert server is not None
+        assert network is not None
+        monitor = self.monitor
+        flow = self.flow
+        for size in network.oversized:
+            monitor.problem(f"the server sent a frame of {size} bytes, over the link's limit")
+        for slot in self._slots:
+            session = slot.session
+            assert session is not None
+            for index in range(self.key_count):
+                key = flow.key(index)
+                value, revision = server.register(key)
+                expected = flow.expected(value, revision)
+                shown = flow.read(session, key)
+                if shown != expected:
+                    synced = " as synced" if flow.synced(session, key) else ""
+                    monitor.problem(
+                        f"device {slot.index} key {key!r} shows (value, revision) {shown!r}"
+                        f"{synced}, the server has {expected!r}"
+                    )
+        monitor.check_history(server)
+        device_ids = {slot.index: slot.device_id for slot in self._slots if slot.device_id}
+        monitor.check_intents(server, device_ids)
+
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
-        self.monitor.problems.append(f"unhandled error in the event loop: {context}")
+        self.monitor.problem(
+            f"unhandled error in the event loop: {context.get('message')}: "
+            f"{context.get('exception')!r}"
+        )
+
+
+_RAW_DEVICE_ID = 987_654_321
+"""The device id raw clients (stolen writes, big data, nested values) say hello with."""
 
 
 class _NoQuiescence(Exception):
