@@ -154,21 +154,25 @@ async def test_the_device_id_is_on_disk_before_a_kill_right_after_the_first_tap(
     assert DeviceStore.peek(data_dir, "A").device_id == child_id
 
 
-async def test_two_demo_processes_with_one_data_folder_open_different_devices(
+async def test_two_demo_processes_with_the_same_home_open_different_devices(
     server: SyncServer, tmp_path: Path
 ) -> None:
-    """Two `python -m app --server URL --devices 1` on one data folder: the second
+    """Two `python -m app --server URL --devices 1` with the same HOME: the second
     skips Device A, which the first holds, and opens Device B with its own id."""
-    data_dir = tmp_path / "demo"
+    data_dir = tmp_path / ".local" / "share" / "optisync" / "demo"  # the demo's, under HOME
     command = [sys.executable, "-m", "app", "--server", server.url, "--devices", "1"]
-    env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "HOME": str(tmp_path)}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("XDG_")},
+        "QT_QPA_PLATFORM": "offscreen",
+        "HOME": str(tmp_path),
+    }
     processes: list[subprocess.Popen[bytes]] = []
     try:
         for count in (1, 2):
             processes.append(
                 await asyncio.to_thread(
                     subprocess.Popen,
-                    [*command, "--data-dir", str(data_dir)],
+                    command,
                     stdout=subprocess.DEVNULL,
                     stderr=subprocess.DEVNULL,
                     env=env,
