@@ -338,6 +338,10 @@ class ServerCore:
     def _on_demo_control(self, conn: Connection, message: Chaos | Observe | Unobserve) -> None:
         if self.closing:
             return
+        if self.config.token is not None and conn.device_id is None:
+            # The feed shows every value: on a server with a token, only to its holders.
+            self._error(conn, message.request_id, "hello_required", "hello with the token first")
+            return
         if not self.config.allow_chaos:
             self._error(
                 conn,
