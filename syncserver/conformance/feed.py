@@ -101,6 +101,12 @@ async def observe_sends_the_server_state_at_once(ctx: Context) -> None:
     assert own is not None
     expect(own["device_id"] == device_id and own["requests"] >= 1, f"its entry is {own}")
     expect(state["_bytes"] <= 512 * 1024, f"a server_state of {state['_bytes']} bytes")
+    for listed, total in (("values", "values_total"), ("devices", "devices_total")):
+        count = state.get(total)
+        expect(
+            type(count) is int and count >= len(state[listed]),
+            f"server_state.{total} is {count!r} for {len(state[listed])} {listed}",
+        )
 
 
 @check(needs_chaos=True)

@@ -225,7 +225,8 @@ async def a_snapshot_since_r_holds_each_key_written_after_r_once_oldest_first(
     await peer.set(second, "new", 3)
     r3 = (await peer.set(first, 2, 4))["server_revision"]
     reader = await ctx.connect()
-    snapshot = await reader.hello(ctx.device_id(), since=r1)
+    reader_id = ctx.device_id()
+    snapshot = await reader.hello(reader_id, since=r1)
     expect_snapshot(snapshot, since=r1)
     expect(snapshot["revision"] >= r3, "snapshot.revision is older than an acked write")
     entries = [e for e in snapshot["values"] if e["key"] in (first, second)]
@@ -237,7 +238,7 @@ async def a_snapshot_since_r_holds_each_key_written_after_r_once_oldest_first(
     revisions = [e["server_revision"] for e in snapshot["values"]]
     expect(revisions == sorted(revisions), "snapshot values are not oldest first")
     expect(all(r > r1 for r in revisions), "the snapshot holds writes at or below since")
-    after = await reader.hello(ctx.device_id(), since=snapshot["revision"])
+    after = await reader.hello(reader_id, since=snapshot["revision"])
     expect(
         not [e for e in after["values"] if e["key"] in (first, second)],
         "a snapshot since the newest revision repeats older writes",
@@ -250,13 +251,13 @@ async def a_hello_with_another_epoch_is_answered_as_since_0(ctx: Context) -> Non
     peer, _ = await ctx.device()
     key = ctx.key()
     await peer.set(key, "kept", 1)
-    reader = await ctx.connect()
-    snapshot = await reader.hello(ctx.device_id())
+    reader, reader_id = await ctx.connect(), ctx.device_id()
+    snapshot = await reader.hello(reader_id)
     epoch, revision = snapshot["epoch"], snapshot["revision"]
-    same = await reader.hello(ctx.device_id(), since=revision, epoch=epoch)
+    same = await reader.hello(reader_id, since=revision, epoch=epoch)
     expect_snapshot(same, since=revision)
     expect(same["epoch"] == epoch, "the epoch changed between two hellos")
-    foreign = await reader.hello(ctx.device_id(), since=revision, epoch="0" * 31 + "1")
+    foreign = await reader.hello(reader_id, since=revision, epoch="0" * 31 + "1")
     expect_snapshot(foreign, since=0)
     expect(
         any(e["key"] == key and e["value"] == "kept" for e in foreign["values"]),

@@ -86,6 +86,33 @@ async def the_writer_gets_the_ack_before_its_own_push(ctx: Context) -> None:
 
 
 @check()
+async def a_connections_sets_are_acked_in_the_order_sent(ctx: Context) -> None:
+    """Pipelined sets on one connection are acked in the order sent, at increasing revisions."""
+    peer, _ = await ctx.device()
+    keys = [ctx.key() for _ in range(15)] + [ctx.key("same")] * 15
+    ids = []
+    for number, key in enumerate(keys):
+        ids.append(number)
+        await peer.send(
+            {
+                "type": "set",
+                "request_id": number,
+                "key": key,
+                "value": number,
+                "local_revision": number + 1,
+            }
+        )
+    acks: list[Message] = []
+    while len(acks) < len(keys):
+        frame = await peer.recv_type("ack", "error")
+        expect(frame["type"] == "ack", f"a pipelined set got {frame}")
+        acks.append(frame)
+    expect([ack["request_id"] for ack in acks] == ids, "acks came in another order than sent")
+    revisions = [ack["server_revision"] for ack in acks]
+    expect(revisions == sorted(set(revisions)), f"revisions in send order: {revisions}")
+
+
+@check()
 async def every_device_gets_every_push_once_in_revision_order(ctx: Context) -> None:
     """Three writers pipelining: each device sees revisions R+1, R+2, … after its snapshot at R."""
     plain = await ctx.connect()
@@ -95,8 +122,15 @@ async def every_device_gets_every_push_once_in_revision_order(ctx: Context) -> N
         (await batched.hello(ctx.device_id(), batch_pushes=True))["revision"],
     ]
     writers = [(await ctx.device())[0] for _ in range(3)]
-    results = await asyncio.gather(*(_pipeline(w, [ctx.key() for _ in range(20)]) for w in writers))
-    newest = max(ack["server_revision"] for acks in results for ack in acks)
+    results = await asyncio.gather(
+        *(_pipeline(w, [ctx.key() for _ in range(20)]) for w in writers), return_exceptions=True
+    )
+    acked: list[Message] = []
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+        acked += result
+    newest = max(ack["server_revision"] for ack in acked)
     for peer, since in zip((plain, batched), start, strict=True):
         seen = await _revisions_until(peer, newest)
         expect(
@@ -114,19 +148,17 @@ async def after_a_snapshot_at_r_exactly_the_writes_above_r_arrive_as_pushes(ctx:
     writer, _ = await ctx.device()
     key = ctx.key()
     writes = asyncio.ensure_future(_pipeline(writer, [key] * 60))
-    snapshots = 0
     try:
-        while not writes.done() or snapshots < 3:
-            if snapshots < 5:
-                await reader.send({"type": "hello", "device_id": device_id, "since": last})
-                snapshots += 1
+        for _ in range(5):  # resync five times while the writes stream in
+            since = last
+            await reader.send({"type": "hello", "device_id": device_id, "since": since})
             frame = await reader.recv_type("push", "pushes", "snapshot")
             while frame["type"] != "snapshot":
                 for revision in _frame_revisions(frame):
                     expect(revision == last + 1, f"push {revision} arrived after {last}")
                     last = revision
                 frame = await reader.recv_type("push", "pushes", "snapshot")
-            expect_snapshot(frame, since=frame.get("since", -1))
+            expect_snapshot(frame, since=since)
             expect(frame["revision"] >= last, f"snapshot at {frame['revision']} after push {last}")
             last = frame["revision"]
         newest = max(ack["server_revision"] for ack in await writes)
@@ -136,6 +168,8 @@ async def after_a_snapshot_at_r_exactly_the_writes_above_r_arrive_as_pushes(ctx:
                 last = revision
     finally:
         writes.cancel()
+        if writes.done() and not writes.cancelled():
+            writes.exception()  # retrieved: a failed write already failed the check
 
 
 @check()

@@ -23,13 +23,15 @@ TOKEN = "conformance-secret"
 
 
 @check(needs_launcher=True)
-async def a_server_with_a_token_closes_1008_until_a_hello_carries_it(ctx: Context) -> None:
-    """--token: a hello without or with a wrong token, or a set before hello, closes 1008."""
+async def a_hello_without_the_servers_token_closes_1008(ctx: Context) -> None:
+    """--token: a hello without the token or with a wrong one closes 1008; a set before is
+    hello_required."""
     server = await ctx.require_launcher().shared("--token", TOKEN)
+    peer = await ctx.connect(server.url)
+    expect_error(await peer.set(ctx.key(), 1, 1, request_id="early"), "hello_required", "early")
     for first in (
         {"type": "hello", "device_id": 1, "since": 0},
         {"type": "hello", "device_id": 1, "since": 0, "token": TOKEN + "x"},
-        {"type": "set", "request_id": 1, "key": "k", "value": 1, "local_revision": 1},
     ):
         peer = await ctx.connect(server.url)
         await peer.send(first)
@@ -50,6 +52,19 @@ async def demo_controls_are_refused_without_allow_chaos(ctx: Context) -> None:
         reply = await peer.request({"type": kind, "request_id": kind}, "chaos_state")
         expect_error(reply, "chaos_disabled", kind)
     await still_open(peer)
+
+
+@check(needs_launcher=True)
+async def demo_controls_need_the_token_on_a_server_with_one(ctx: Context) -> None:
+    """--token --allow-chaos: chaos or observe before a hello with the token get hello_required."""
+    server = await ctx.require_launcher().shared("--token", TOKEN, "--allow-chaos")
+    peer = await ctx.connect(server.url)
+    for kind in ("chaos", "observe"):
+        reply = await peer.request({"type": kind, "request_id": kind}, "chaos_state")
+        expect_error(reply, "hello_required", kind)
+    await peer.hello(ctx.device_id(), token=TOKEN)
+    state = await peer.request({"type": "chaos", "request_id": "after"}, "chaos_state")
+    expect(state["type"] == "chaos_state", f"after the hello, chaos got {state}")
 
 
 @check(needs_launcher=True)
@@ -171,10 +186,10 @@ async def a_new_database_has_a_new_epoch(ctx: Context) -> None:
     second = await launcher.start()
     try:
         old = await (await ctx.connect(first.url)).hello(ctx.device_id())
-        peer = await ctx.connect(second.url)
-        new = await peer.hello(ctx.device_id())
+        peer, device_id = await ctx.connect(second.url), ctx.device_id()
+        new = await peer.hello(device_id)
         expect(old["epoch"] != new["epoch"], "two fresh databases share an epoch")
-        reset = await peer.hello(ctx.device_id(), since=old["revision"] + 5, epoch=old["epoch"])
+        reset = await peer.hello(device_id, since=old["revision"] + 5, epoch=old["epoch"])
         expect_snapshot(reset, since=0)
     finally:
         await first.stop()

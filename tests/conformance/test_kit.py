@@ -19,28 +19,6 @@ from .conftest import ENV, ROOT, RunningServer
 KIT_DIR = ROOT / "syncserver" / "conformance"
 START = f"{sys.executable} -m syncserver --port 0 --db {{dir}}/sync.sqlite3"
 
-NOT_YET = {
-    "hello_is_answered_by_a_snapshot",
-    "an_older_client_without_protocol_or_epoch_is_served",
-    "a_newer_client_gets_protocol_1_and_its_unknown_fields_are_ignored",
-    "a_snapshot_since_r_holds_each_key_written_after_r_once_oldest_first",
-    "a_hello_with_another_epoch_is_answered_as_since_0",
-    "a_second_hello_resyncs_and_can_switch_to_batched_pushes",
-    "a_second_hello_with_another_device_id_is_refused",
-    "a_set_naming_another_device_is_refused_and_writes_nothing",
-    "set_and_get_before_hello_are_refused_with_hello_required",
-    "a_connection_gets_no_pushes_before_its_hello",
-    "a_hello_on_a_watched_connection_updates_the_feed",
-    "a_new_observer_gets_states_at_most_every_50_ms",
-    "after_a_snapshot_at_r_exactly_the_writes_above_r_arrive_as_pushes",
-    "a_big_snapshot_comes_in_pages_of_at_most_512_kib",
-    "a_big_commit_is_pushed_in_frames_of_at_most_512_kib",
-    "a_server_with_a_token_closes_1008_until_a_hello_carries_it",
-    "a_new_database_has_a_new_epoch",
-    "shutdown_acks_what_committed_refuses_what_waits_and_closes_1001",
-}
-"""Protocol 1 rules the server does not follow yet (being implemented); empty when done."""
-
 
 async def run_kit(*args: str, limit: float = 20 * TIMEOUT) -> tuple[int, str, str]:
     """``python -m syncserver.conformance ARGS``: exit status, stdout, stderr."""
@@ -65,11 +43,9 @@ async def test_the_kit_passes_against_this_server(chaos_server: RunningServer):
     status, out, err = await run_kit(chaos_server.url, "--start-server", START)
     lines = out.splitlines()
     failures = [line for line in lines[:-1] if not line.startswith("PASS ")]
-    unexpected = [line for line in failures if line.split(":")[0][5:] not in NOT_YET]
-    assert unexpected == [], "\n".join(unexpected) + err
-    if not NOT_YET:
-        assert re.fullmatch(r"\d+ passed, 0 failed", lines[-1]), lines[-1]
-        assert status == 0
+    assert failures == [], "\n".join(failures) + err
+    assert re.fullmatch(r"\d+ passed, 0 failed", lines[-1]), lines[-1]
+    assert status == 0
 
 
 async def test_the_kit_fails_a_server_that_breaks_the_protocol():
