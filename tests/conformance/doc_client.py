@@ -1,0 +1,336 @@
+"""A device written from syncserver/PROTOCOL.md's client algorithm alone.
+
+It uses only the websockets client, json and the standard library (no app.*
+and no syncserver.*), so it shows the document is enough to write a device
+that converges with the project's own. Section numbers refer to the
+document's "Client algorithm".
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+import json
+import random
+import secrets
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake
+
+__all__ = ["DocDevice"]
+
+RETRYABLE = {"unavailable", "rate_limited"}
+
+
+@dataclass
+class _Intent:
+    value: Any
+    local_revision: int
+
+
+@dataclass
+class _InFlight:
+    request_id: int
+    value: Any
+    local_revision: int
+
+
+class DocDevice:
+    """One device: its state (kept in memory here), one connection, reconnects."""
+
+    def __init__(self, url: str, *, heartbeat: float = 15.0, device_id: int | None = None) -> None:
+        self.url = url
+        self.heartbeat = heartbeat
+        # §1: chosen once, 1 … 2**62 - 1, from a secure generator.
+        self.device_id = device_id if device_id is not None else secrets.randbits(62) or 1
+        # The state a device keeps.
+        self.epoch: str | None = None
+        self.newest_seen = 0
+        self.values: dict[str, Any] = {}
+        self.known: dict[str, int] = {}  # K per key; absent means -1 (unknown)
+        self.local_revision = 0
+        self.newest_change: dict[str, int] = {}  # local revision of the newest change per key
+        self.intents: dict[str, _Intent] = {}
+        # The connection's state.
+        self.online = False
+        self.listeners: list[Callable[[], None]] = []
+        """Called on every change of what the device shows or knows (tests wait on it)."""
+        self._outbox: asyncio.Queue[str] | None = None
+        self._in_flight: dict[str, _InFlight] = {}
+        self._requests: dict[int, str] = {}
+        self._ids = itertools.count(1)
+        self.sets_sent = 0
+        self._resyncing = False
+        self._page_run: tuple[int, str] | None = None
+        self._new_epoch_keys: set[str] | None = None
+        self._retry_attempts: dict[str, int] = {}
+        self._task: asyncio.Task[None] | None = None
+        self._stop = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- the app's side ----------------------------------------------------------
+
+    def start(self) -> None:
+        self._stop = False
+        self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self) -> None:
+        """Go offline (the state stays, as a device's state file would)."""
+        self._stop = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for task in list(self._tasks):
+            task.cancel()
+
+    def change(self, key: str, value: Any) -> None:
+        """§2, §5: the user's change: shown at once, an intent, a set if none in flight."""
+        self.local_revision += 1
+        self.values[key] = value
+        self.newest_change[key] = self.local_revision
+        self.intents[key] = _Intent(value, self.local_revision)
+        self._notify()
+        if self.online and key not in self._in_flight:
+            self._send_set(key)
+
+    @property
+    def settled(self) -> bool:
+        """Online, nothing pending, nothing in flight."""
+        return self.online and not self.intents and not self._in_flight
+
+    # -- §3, §9: connecting, catching up, reconnecting --------------------------------
+
+    async def _run(self) -> None:
+        attempt = 0
+        while not self._stop:
+            try:
+                async with connect(self.url, max_size=2**20, compression=None) as ws:
+                    self._outbox = asyncio.Queue()
+                    attempt = 0
+                    loop = asyncio.get_running_loop()
+                    helpers = [loop.create_task(self._beat()), loop.create_task(self._write(ws))]
+                    try:
+                        self._hello()
+                        async for frame in ws:
+                            self._receive(frame)
+                    finally:
+                        for helper in helpers:
+                            helper.cancel()
+            except (OSError, ConnectionClosed, InvalidHandshake, TimeoutError):
+                pass
+            finally:
+                self._disconnected()
+            attempt += 1
+            await asyncio.sleep(_backoff(attempt))
+
+    async def _write(self, ws: ClientConnection) -> None:
+        """Send the outbox in order (one writer, so frames never overtake each other)."""
+        assert self._outbox is not None
+        while True:
+            frame = await self._outbox.get()
+            with contextlib.suppress(ConnectionClosed):
+                await ws.send(frame)
+
+    def _disconnected(self) -> None:
+        self._outbox = None
+        self.online = False
+        self._resyncing = False
+        self._page_run = None
+        self._in_flight.clear()  # outcome unknown: the intents stay (§8)
+        self._requests.clear()
+        self._notify()
+
+    def _hello(self) -> None:
+        if self._resyncing:
+            return  # §7: one resync at a time
+        self._resyncing = True
+        hello: dict[str, Any] = {
+            "type": "hello",
+            "device_id": self.device_id,
+            "since": self.newest_seen,
+            "protocol": 1,
+            "batch_pushes": True,
+        }
+        if self.epoch is not None:
+            hello["epoch"] = self.epoch
+        self._send(hello)
+
+    async def _beat(self) -> None:
+        """§7: the heartbeat, a hello every ``heartbeat`` seconds while online."""
+        while True:
+            await asyncio.sleep(self.heartbeat)
+            if self.online:
+                self._hello()
+
+    # -- frames in -----------------------------------------------------------------
+
+    def _receive(self, frame: str | bytes) -> None:
+        try:
+            message = json.loads(frame)
+        except ValueError:
+            return  # a frame we cannot read is dropped, never the connection
+        if not isinstance(message, dict):
+            return
+        kind = message.get("type")
+        if kind == "snapshot":
+            self._on_page(message)
+        elif kind == "push":
+            self._on_pushes([message])
+        elif kind == "pushes":
+            self._on_pushes(message.get("pushes", []))
+        elif kind == "ack":
+            self._on_ack(message)
+        elif kind == "error":
+            self._on_error(message)
+        # Any other type: ignored (compatibility policy).
+
+    def _on_page(self, page: dict[str, Any]) -> None:
+        run = (page["revision"], page["epoch"])
+        if self._page_run != run:  # the first page of a snapshot
+            self._page_run = run
+            if self.epoch is not None and page["epoch"] != self.epoch:
+                # §6: a reset server: forget every known revision.
+                self.known = {key: -1 for key in self.known}
+                self._new_epoch_keys = set()
+            else:
+                self._new_epoch_keys = None
+        for entry in page["values"]:
+            self._apply(entry)
+            if self._new_epoch_keys is not None:
+                self._new_epoch_keys.add(entry["key"])
+        if page.get("more", False):
+            return
+        self._page_run = None
+        if self._new_epoch_keys is not None:
+            for key in set(self.values) - self._new_epoch_keys:
+                if key not in self.intents:
+                    self.values[key] = None  # never written in the new history
+                self.known[key] = 0
+            self.newest_seen = page["revision"]
+            self._new_epoch_keys = None
+        else:
+            self.newest_seen = max(self.newest_seen, page["revision"])
+        self.epoch = page["epoch"]
+        self._resyncing = False
+        if not self.online:
+            self.online = True
+            for key in sorted(self.intents, key=lambda k: self.intents[k].local_revision):
+                if key not in self._in_flight:
+                    self._send_set(key)
+        self._notify()
+
+    def _on_pushes(self, pushes: list[dict[str, Any]]) -> None:
+        for push in pushes:
+            self._apply(push)
+            if self._new_epoch_keys is not None:
+                self._new_epoch_keys.add(push["key"])
+            if not self.online or self._resyncing:
+                continue  # a snapshot is on its way
+            revision = push["server_revision"]
+            if revision == self.newest_seen + 1:
+                self.newest_seen = revision
+            elif revision > self.newest_seen + 1:
+                self._hello()  # §7: a gap
+        self._notify()
+
+    def _apply(self, push: dict[str, Any]) -> None:
+        """§4: the push rule, for a push or a snapshot entry."""
+        key = push["key"]
+        revision = push["server_revision"]
+        if revision <= self.known.get(key, -1):
+            return  # stale
+        self.known[key] = revision
+        mine = push["device_id"] == self.device_id
+        if mine and push["local_revision"] < self.newest_change.get(key, 0):
+            return  # self-echo: record the revision only
+        self.values[key] = push["value"]
+        if mine and push["local_revision"] == self.newest_change.get(key, 0):
+            if key not in self._in_flight:
+                self.intents.pop(key, None)  # confirmed
+        else:
+            self.intents.pop(key, None)  # superseded by a newer server write
+
+    def _on_ack(self, ack: dict[str, Any]) -> None:
+        key = self._requests.pop(ack["request_id"], None)
+        if key is None:
+            return
+        sent = self._in_flight.pop(key)
+        self._retry_attempts.pop(key, None)
+        revision = ack["server_revision"]
+        known = self.known.get(key, -1)
+        intent = self.intents.get(key)
+        if (
+            intent is not None
+            and intent.local_revision > sent.local_revision
+            and (intent.value != sent.value or known > revision)
+        ):
+            self.known[key] = max(known, revision)
+            self._send_set(key)  # §5: one follow-up with the newest value
+            return
+        if revision >= known:
+            self.values[key] = ack["value"]
+            self.known[key] = revision
+        if intent is not None:
+            self.intents.pop(key)
+        self._notify()
+
+    def _on_error(self, error: dict[str, Any]) -> None:
+        key = self._requests.pop(error.get("request_id"), None)  # type: ignore[arg-type]
+        if key is None:
+            return
+        self._in_flight.pop(key, None)
+        if error.get("code") in RETRYABLE:
+            attempt = self._retry_attempts.get(key, 0) + 1
+            self._retry_attempts[key] = attempt
+            self._later(_backoff(attempt), key)  # §8: keep the intent, resend later
+        else:
+            self.intents.pop(key, None)  # refused for good; the next push or resync repairs it
+        self._notify()
+
+    # -- frames out ----------------------------------------------------------------
+
+    def _send_set(self, key: str) -> None:
+        intent = self.intents[key]
+        request_id = next(self._ids)
+        self._in_flight[key] = _InFlight(request_id, intent.value, intent.local_revision)
+        self._requests[request_id] = key
+        self.sets_sent += 1
+        self._send(
+            {
+                "type": "set",
+                "request_id": request_id,
+                "key": key,
+                "value": intent.value,
+                "local_revision": intent.local_revision,
+            }
+        )
+
+    def _later(self, delay: float, key: str) -> None:
+        async def resend() -> None:
+            await asyncio.sleep(delay)
+            if self.online and key in self.intents and key not in self._in_flight:
+                self._send_set(key)
+
+        task = asyncio.get_running_loop().create_task(resend())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _send(self, message: dict[str, Any]) -> None:
+        if self._outbox is not None:
+            self._outbox.put_nowait(json.dumps(message))
+
+    def _notify(self) -> None:
+        for listener in self.listeners:
+            listener()
+
+
+def _backoff(attempt: int) -> float:
+    """§8: from 0.25 s doubling to 10 s, up to half taken off at random (tests go faster)."""
+    base: float = min(10.0, 0.02 * 2.0 ** min(attempt - 1, 16))
+    return base * (1 - 0.5 * random.random())

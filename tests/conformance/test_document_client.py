@@ -1,0 +1,195 @@
+"""A client built only from PROTOCOL.md's client algorithm converges with app.link devices."""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+import json
+import sys
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from app.link import DeviceSession, like_key
+from syncserver import SyncServer, start_server
+from tests.link.helpers import CATALOGUE, FAST
+from tests.timeouts import TIMEOUT
+
+from .doc_client import DocDevice
+
+KEYS = [like_key(item.id) for item in CATALOGUE]
+
+
+@pytest.fixture
+async def server(tmp_path: Path) -> AsyncIterator[SyncServer]:
+    running = await start_server(port=0, db_path=tmp_path / "server.sqlite3", allow_chaos=True)
+    try:
+        yield running
+    finally:
+        await running.close()
+
+
+@pytest.fixture
+async def devices(
+    server: SyncServer, tmp_path: Path
+) -> AsyncIterator[tuple[DocDevice, DeviceSession, DeviceSession]]:
+    """The document's client and two app.link devices on one server."""
+    doc = DocDevice(server.url)
+    doc.start()
+    sessions = [
+        await DeviceSession.open(
+            name, [server.url], data_dir=tmp_path / "devices", catalogue=CATALOGUE, backoff=FAST
+        )
+        for name in ("A", "B")
+    ]
+    try:
+        await until(
+            lambda: doc.online and all(s.status.state == "online" for s in sessions),
+            server,
+            doc,
+            *sessions,
+        )
+        yield doc, sessions[0], sessions[1]
+    finally:
+        await doc.stop()
+        for session in sessions:
+            await session.close()
+
+
+async def until(
+    condition: Callable[[], bool], server: SyncServer, doc: DocDevice, *sessions: DeviceSession
+) -> None:
+    """Wait until ``condition()`` holds, re-checking whenever the server or a device
+    changes; fail after TIMEOUT."""
+    changed = asyncio.Event()
+
+    def poke(*_: object) -> None:
+        changed.set()
+
+    unsubscribes = [server.observe(poke)]
+    for session in sessions:
+        unsubscribes += [session.cubit.subscribe(poke), session.subscribe_status(poke)]
+    doc.listeners.append(poke)
+    try:
+        async with asyncio.timeout(TIMEOUT):
+            while not condition():
+                await changed.wait()
+                changed.clear()
+    finally:
+        doc.listeners.remove(poke)
+        for unsubscribe in unsubscribes:
+            unsubscribe()
+
+
+def server_values(server: SyncServer) -> dict[str, bool]:
+    stored = {e.key: json.loads(bytes(e.value)) for e in server.state().values}
+    return {key: bool(stored.get(key)) for key in KEYS}
+
+
+def shown(doc: DocDevice, *sessions: DeviceSession) -> list[dict[str, bool]]:
+    views = [{key: bool(doc.values.get(key)) for key in KEYS}]
+    for session in sessions:
+        views.append({like_key(item.id): item.liked for item in session.state.items})
+    return views
+
+
+async def converged(server: SyncServer, doc: DocDevice, *sessions: DeviceSession) -> None:
+    """Everyone settled and showing what the server holds."""
+
+    def done() -> bool:
+        settled = doc.settled and all(
+            s.status.state == "online" and not s.state.intents for s in sessions
+        )
+        truth = server_values(server)
+        return settled and all(view == truth for view in shown(doc, *sessions))
+
+    try:
+        await until(done, server, doc, *sessions)
+    except TimeoutError:
+        raise AssertionError(
+            f"no convergence: server {server_values(server)}, devices {shown(doc, *sessions)}, "
+            f"doc settled {doc.settled} intents {doc.intents}"
+        ) from None
+
+
+async def test_a_document_client_converges_through_bursts(server, devices):
+    """Bursts of taps on each device, one key contested: all end on the server's values,
+    and each uncontested burst's last tap is what the server holds."""
+    doc, a, b = devices
+    tea, jam, fig = KEYS
+    for tap in range(10):
+        doc.change(fig, tap % 2 == 0)  # ends on False after ten taps
+        doc.change(tea, tap % 3 == 0)
+        if tap < 7:
+            a.toggle_like(CATALOGUE[1].id)  # jam ends liked
+        if tap < 5:
+            b.toggle_like(CATALOGUE[0].id)
+    await converged(server, doc, a, b)
+    assert doc.sets_sent < 20  # the bursts were coalesced
+    assert server_values(server)[fig] is False
+    assert server_values(server)[jam] is True
+
+
+async def test_a_document_client_converges_through_pushes_during_requests(server, devices):
+    """Writes and acks held back, pushes reordered: pushes (its own echoes included) land
+    while requests fly; the document's client never shows a value its user already
+    replaced, and finds every gap the reordering makes."""
+    doc, a, b = devices
+    tea, _, fig = KEYS
+    shown_fig: list[bool] = []
+    final = False
+
+    def record() -> None:
+        shown_fig.append(bool(doc.values.get(fig)))
+
+    server.chaos.set_write_delay(0.15)
+    server.chaos.set_ack_delay(0.1)
+    server.chaos.set_push_delay(0.0, jitter=0.05)
+    try:
+        for round_ in range(3):
+            final = round_ % 2 == 1
+            doc.change(fig, not final)
+            doc.change(tea, round_ % 2 == 0)
+            await until(lambda: server.requests_in_flight > 0, server, doc)
+            doc.change(fig, final)  # a newer intent while the first is in flight
+            a.toggle_like(CATALOGUE[0].id)
+            b.toggle_like(CATALOGUE[1].id)
+        doc.listeners.append(record)
+        await converged(server, doc, a, b)
+        await until(lambda: doc.newest_seen == server.revision, server, doc)
+    finally:
+        server.chaos.reset()
+    assert server_values(server)[fig] is final
+    assert set(shown_fig) == {final}, "the document's client flickered back to an old value"
+
+
+async def test_a_document_client_converges_after_a_reconnect(server, devices):
+    """Offline while others write and while its user taps: it catches up and sends its intent."""
+    doc, a, b = devices
+    doc.change(KEYS[0], True)
+    await converged(server, doc, a, b)
+    await doc.stop()
+    a.toggle_like(CATALOGUE[1].id)
+    b.toggle_like(CATALOGUE[0].id)
+    doc.change(KEYS[2], True)  # while offline: an intent
+    await until(lambda: all(not s.state.intents for s in (a, b)), server, doc, a, b)
+    doc.start()
+    await converged(server, doc, a, b)
+    assert doc.newest_seen == server.revision
+    assert server_values(server)[KEYS[2]] is True
+
+
+def test_the_document_client_imports_only_websockets_and_the_standard_library():
+    """doc_client.py uses neither app.* nor syncserver.* (nor msgspec): only the document."""
+    source = (Path(__file__).parent / "doc_client.py").read_text()
+    allowed = {"websockets"} | set(sys.stdlib_module_names)
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            names = [node.module or ""]
+        else:
+            continue
+        for name in names:
+            assert name.split(".")[0] in allowed, name
