@@ -25,7 +25,7 @@ import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from http import HTTPStatus
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import platformdirs
 from websockets.asyncio.server import Server, ServerConnection
@@ -41,9 +41,15 @@ from .limits import MAX_FRAME_BYTES
 from .protocol import ServerState
 from .wire import text_frame, write_frames
 
-__all__ = ["SyncServer", "default_db_path", "serve", "start_server"]
+__all__ = ["CLOSE_GRACE", "SyncServer", "default_db_path", "serve", "start_server"]
 
 logger = logging.getLogger(__name__)
+
+CLOSE_GRACE: Final = 1.0
+"""Seconds a shutting-down server waits for clients to answer its close frame.
+Then it ends the TCP connections itself, gracefully (FIN after every queued
+byte, never RST), so a client that was not reading still finds every ack,
+push and the 1001 close frame once it reads."""
 
 
 def default_db_path() -> Path:
@@ -114,6 +120,7 @@ class SyncServer:
         self.core = ServerCore(make_backend, _RunningLoopClock(), config)
         """The I/O-free core: connections, requests, fan-out."""
         self._server: Server | None = None
+        self._open: dict[ServerConnection, None] = {}
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -211,7 +218,12 @@ class SyncServer:
             await core.backend.close()
         finally:
             core.finish_shutdown()
-            await server.wait_closed()
+            try:
+                await asyncio.wait_for(asyncio.shield(server.wait_closed()), CLOSE_GRACE)
+            except TimeoutError:
+                for ws in list(self._open):
+                    ws.transport.close()
+                await server.wait_closed()
 
     async def serve_forever(self) -> None:
         """Wait until the server is closed."""
@@ -243,12 +255,14 @@ class SyncServer:
         peer = _WebSocketPeer(ws)
         conn = core.connect(peer, remote)
         receive = core.receive
+        self._open[ws] = None
         try:
             async for frame in ws:
                 receive(conn, frame)
         except ConnectionClosed:
             pass
         finally:
+            self._open.pop(ws, None)
             core.disconnect(conn)
             if peer.closing is not None:
                 with contextlib.suppress(Exception):
