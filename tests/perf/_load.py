@@ -30,7 +30,7 @@ import select
 import socket
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -241,6 +241,36 @@ class _Worker:
         completed = sum(counter.acks for counter in mine)
         return {**self._result(start, end, cpu, completed), "ops": completed}
 
+    def deliver(self) -> dict[str, Any]:
+        """Say "armed", then read until every connection has a new push; returns when
+        each one got it (``perf_counter``, one clock for every process on Linux)."""
+        counters = list(self.counters.values())
+        before = [counter.pushes for counter in counters]
+        stamps = [0.0] * len(counters)
+        waiting = {counter.sock.fileno(): n for n, counter in enumerate(counters)}
+        for counter in counters:
+            counter.errors = 0
+        _reply({"armed": True})
+        cpu, start = _cpu(), time.perf_counter()
+        poll, by_fd = self.poller.poll, self.counters
+        while waiting:
+            if time.perf_counter() > start + LIMIT:
+                raise TimeoutError("the push did not reach every connection in time")
+            for fd, _ in poll(0.05):
+                counter = by_fd[fd]
+                try:
+                    data = counter.sock.recv(READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    raise ConnectionError(f"the server closed device {counter.device}'s connection")
+                counter.count(data)
+                n = waiting.get(fd)
+                if n is not None and counter.pushes > before[n]:
+                    stamps[n] = time.perf_counter()
+                    del waiting[fd]
+        return {**self._result(start, time.perf_counter(), cpu, len(counters)), "stamps": stamps}
+
     def _result(self, start: float, end: float, cpu: float, ops: int) -> dict[str, Any]:
         return {
             "start": start,
@@ -258,6 +288,11 @@ class _Worker:
         return {"closed": True}
 
 
+def _reply(reply: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(reply) + "\n")
+    sys.stdout.flush()
+
+
 def _serve() -> None:
     worker = _Worker()
     for line in sys.stdin:
@@ -270,14 +305,15 @@ def _serve() -> None:
                 reply = worker.fan_out(**command)
             elif op == "round_trips":
                 reply = worker.round_trips(**command)
+            elif op == "deliver":
+                reply = worker.deliver()
             elif op == "close":
                 reply = worker.close()
             else:
                 reply = {"error": f"unknown op {op!r}"}
         except Exception as exc:  # reported to the driver, which raises it
             reply = {"error": f"{type(exc).__name__}: {exc}"}
-        sys.stdout.write(json.dumps(reply) + "\n")
-        sys.stdout.flush()
+        _reply(reply)
     worker.close()
 
 
@@ -287,6 +323,17 @@ def main() -> None:
 
 
 # -- the driver ---------------------------------------------------------------
+
+
+async def _read_reply(proc: asyncio.subprocess.Process) -> dict[str, Any]:
+    assert proc.stdout is not None
+    line = await asyncio.wait_for(proc.stdout.readline(), LIMIT + 100)
+    if not line:
+        raise RuntimeError("a load worker exited")
+    reply: dict[str, Any] = json.loads(line)
+    if "error" in reply:
+        raise RuntimeError(f"load worker: {reply['error']}")
+    return reply
 
 
 @dataclass(frozen=True)
@@ -348,22 +395,24 @@ class Load:
 
     async def _all(self, commands: list[dict[str, Any] | None]) -> list[dict[str, Any]]:
         """Send each worker its command (None: skip it) and gather the replies."""
-
-        async def one(proc: asyncio.subprocess.Process, command: dict[str, Any]) -> dict[str, Any]:
-            assert proc.stdin is not None
-            assert proc.stdout is not None
-            proc.stdin.write(json.dumps(command).encode() + b"\n")
-            await proc.stdin.drain()
-            line = await asyncio.wait_for(proc.stdout.readline(), 400)
-            if not line:
-                raise RuntimeError("a load worker exited")
-            reply: dict[str, Any] = json.loads(line)
-            if "error" in reply:
-                raise RuntimeError(f"load worker: {reply['error']}")
-            return reply
-
         pairs = [(p, c) for p, c in zip(self._procs, commands, strict=True) if c is not None]
-        return await asyncio.gather(*(one(p, c) for p, c in pairs))
+        for proc, command in pairs:
+            assert proc.stdin is not None
+            proc.stdin.write(json.dumps(command).encode() + b"\n")
+        return await asyncio.gather(*(_read_reply(proc) for proc, _ in pairs))
+
+    async def deliver(self, send: Callable[[], float]) -> list[float]:
+        """Arm every worker, ``send()`` one write (returning when it was sent), and
+        return the seconds until each connection had its push."""
+        busy = [proc for proc, share in zip(self._procs, self._devices, strict=True) if share]
+        for proc in busy:
+            assert proc.stdin is not None
+            proc.stdin.write(b'{"op": "deliver"}\n')
+        await asyncio.gather(*(_read_reply(proc) for proc in busy))  # every one is reading
+        sent = send()
+        replies = await asyncio.gather(*(_read_reply(proc) for proc in busy))
+        self._combine(replies, ops=0)  # raises on error replies
+        return [stamp - sent for reply in replies for stamp in reply["stamps"]]
 
     async def connect(
         self, urls: str | Sequence[str], count: int, batched: bool, first: int = 1

@@ -24,8 +24,10 @@ nothing else. So the ideal counts the sets' trip, the latency, the commit, the
 fan-out and the decode; the gap to it is the server's and the devices' own
 work (revision rules, state updates, status badges). Target: within 1.5x.
 
-Beside each figure: the CPU time the devices (all processes together) and the
-server spent per burst, for optisync and for the ideal. When the devices need
+Beside each figure: the CPU time the devices (all processes together,
+``getrusage``) and the server (``/proc``, in 10 ms clock ticks, so only the
+mean over the bursts means something) spent per burst, for optisync and for
+the ideal. When the devices need
 more CPU per burst than the cores can give them within the ideal's time, the
 figure measures the machine's cores as much as the code.
 """

@@ -4,9 +4,10 @@
 
 The server runs in its own process (``python -m syncserver``, default
 ``synchronous=FULL``, connection limit raised above the ramp); the devices are
-minimal websocket clients (:class:`tests.perf._bare.RawClient`) that say
-hello, wait for their snapshot and then only stamp the arrival of pushes, so
-the server is what gets measured. The ramp adds connected devices (100, 250,
+the load generator's connections (:mod:`tests.perf._load`, one worker process
+per core, reading with one ``epoll`` loop each) that say hello, wait for
+their snapshot and then only stamp the arrival of pushes, so the server is
+what gets measured. The ramp adds connected devices (100, 250,
 500, 1,000, 2,000, 3,000, 4,000, 6,000, 8,000, 12,000; quick mode stops at
 2,000) until p99 passes 100 ms; at each step one writer sets a key, waits
 until every device has the push, and does it again. Figures:
@@ -26,14 +27,15 @@ The core's memory per tracked key is measured by ``tests.perf.core``.
 from __future__ import annotations
 
 import asyncio
+import os
 import sys
 import tempfile
 import time
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
-from tests.perf._bare import RawClient, connect_raw
+from tests.perf._bare import connect_raw
+from tests.perf._load import Load
 from tests.perf.devices import percentile
 from tests.perf.report import Row, print_table
 from tests.perf.server import Server, relay_server, subprocess_server
@@ -57,68 +59,6 @@ class Step:
     rss_kib: int
 
 
-@dataclass
-class Fleet:
-    """Connected devices and the write whose push they are waiting for."""
-
-    clients: list[RawClient] = field(default_factory=list)
-    stamps: list[float] = field(default_factory=list)
-    waiting: bool = False
-    received: int = 0
-    everyone: asyncio.Future[None] | None = None
-
-    def listener(self, index: int) -> Callable[[bytes], None]:
-        snapshot: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-
-        def on_payload(payload: bytes) -> None:
-            if not snapshot.done() and payload.startswith(b'{"type":"snapshot"'):
-                snapshot.set_result(None)
-                return
-            if not self.waiting or self.stamps[index] or b'"type":"push"' not in payload:
-                return
-            self.stamps[index] = time.perf_counter()
-            self.received += 1
-            if self.received == len(self.clients) and self.everyone is not None:
-                self.everyone.set_result(None)
-
-        on_payload.snapshot = snapshot  # type: ignore[attr-defined]
-        return on_payload
-
-    async def grow(self, url: str, count: int) -> None:
-        """Connect devices (in batches of 100) until there are ``count``."""
-
-        async def one(index: int) -> RawClient:
-            on_payload = self.listener(index)
-            client = await connect_raw(url, on_payload)
-            client.send_text(b'{"type":"hello","device_id":%d,"since":0}' % (index + 1))
-            await asyncio.wait_for(on_payload.snapshot, 30)  # type: ignore[attr-defined]
-            return client
-
-        while len(self.clients) < count:
-            start = len(self.clients)
-            batch = range(start, min(count, start + 100))
-            self.stamps.extend(0.0 for _ in batch)
-            self.clients.extend(await asyncio.gather(*(one(i) for i in batch)))
-
-    async def deliver(self, writer: RawClient, frame: bytes) -> list[float]:
-        """Send one frame; seconds until each device had its push."""
-        self.stamps = [0.0] * len(self.clients)
-        self.received = 0
-        self.everyone = asyncio.get_running_loop().create_future()
-        self.waiting = True
-        sent = time.perf_counter()
-        writer.send_text(frame)
-        try:
-            await asyncio.wait_for(self.everyone, 30)
-        finally:
-            self.waiting = False
-        return [stamp - sent for stamp in self.stamps]
-
-    def close(self) -> None:
-        for client in self.clients:
-            client.close()
-
-
 def _frame(n: int) -> bytes:
     return (
         b'{"type":"set","request_id":%d,"key":"like/item-0001","value":%s,'
@@ -126,28 +66,34 @@ def _frame(n: int) -> bytes:
     )
 
 
-async def _ramp(server: Server, steps: tuple[int, ...], writes: int) -> list[Step]:
-    fleet = Fleet()
+async def _ramp(load: Load, server: Server, steps: tuple[int, ...], writes: int) -> list[Step]:
     writer = await connect_raw(server.url, lambda payload: None)
     writer.send_text(b'{"type":"hello","device_id":999999,"since":0}')
     started = time.perf_counter()
     results: list[Step] = []
     seq = 0
+    connected = 0
+
+    def send() -> float:
+        writer.send_text(_frame(seq))
+        return time.perf_counter()
+
     try:
         for devices in steps:
-            await fleet.grow(server.url, devices)
+            await load.connect(server.url, devices - connected, batched=False, first=connected + 1)
+            connected = devices
             await asyncio.sleep(0.2)  # let the handshakes' garbage settle before measuring
             samples: list[float] = []
             for _ in range(writes):
                 seq += 1
-                samples.extend(await fleet.deliver(writer, _frame(seq)))
+                samples.extend(await load.deliver(send))
                 await asyncio.sleep(0.005)
             results.append(Step(devices, percentile(samples, 99) * 1000, server.rss_kib()))
             if results[-1].p99_ms > LIMIT_MS or time.perf_counter() - started > BUDGET:
                 break
     finally:
         writer.close()
-        fleet.close()
+        await load.close_connections()
     return results
 
 
@@ -165,13 +111,16 @@ async def _measure(quick: bool) -> list[Row]:
     steps = QUICK_STEPS if quick else STEPS
     writes = 15 if quick else 40
     # Unpinned: thousands of clients need more than one core to read their pushes.
-    async with relay_server(pin=False) as bare:
-        ceiling = await _ramp(bare, steps, writes)
-    with tempfile.TemporaryDirectory(prefix="optisync-perf-") as tmp:
-        args = ["--port", "0", "--db", str(Path(tmp) / "scale.sqlite3")]
-        args += ["--max-connections", str(MAX_CONNECTIONS)]
-        async with subprocess_server("-m", "syncserver", *args, pin=False) as server:
-            ours = await _ramp(server, steps, writes)
+    # One worker per core the server does not need: on 2 cores a second worker only
+    # competes with the server for the core it needs to wake up on.
+    async with Load(None, processes=max(1, len(os.sched_getaffinity(0)) - 1)) as load:
+        async with relay_server(pin=False) as bare:
+            ceiling = await _ramp(load, bare, steps, writes)
+        with tempfile.TemporaryDirectory(prefix="optisync-perf-") as tmp:
+            args = ["--port", "0", "--db", str(Path(tmp) / "scale.sqlite3")]
+            args += ["--max-connections", str(MAX_CONNECTIONS)]
+            async with subprocess_server("-m", "syncserver", *args, pin=False) as server:
+                ours = await _ramp(load, server, steps, writes)
     rows: list[Row] = []
     for step, bare_step in zip(ours, ceiling, strict=False):
         rows.append(
