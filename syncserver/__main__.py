@@ -1,8 +1,11 @@
-"""Command line: ``python -m syncserver [--host H] [--port P] [--db PATH | --backend URL] ...``.
+"""Command line: ``syncserver [--host H] [--port P] [--db PATH | --backend URL] ...``.
 
 Prints one line containing ``ws://HOST:PORT`` once it listens, then serves
 until SIGINT or SIGTERM, when it closes every connection, commits what is
-queued and exits 0.
+queued and exits 0. Every option can also come from an ``OPTISYNC_*``
+environment variable (the command line wins). A mistake is one line on
+stderr: exit code 2 for a wrong option, 1 for what failed at start (a port in
+use, a database that cannot be opened, Redis down or not installed).
 """
 
 from __future__ import annotations
@@ -10,86 +13,297 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import os
 import signal
+import socket
+import sqlite3
 import sys
+import urllib.parse
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from .backends import is_redis_url
+from .cli import (
+    RUNTIME,
+    CommandLineError,
+    OneLineParser,
+    bounded_float,
+    bounded_int,
+    fail,
+    package_version,
+)
 from .limits import (
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_SEND_BUFFER,
     DEFAULT_RATE_BURST,
     DEFAULT_RATE_LIMIT,
+    MAX_FRAME_BYTES,
 )
-from .server import SyncServer, default_db_path
+from .logs import LOG_LEVELS, configure_logging
 
-__all__ = ["main", "parse_args"]
+__all__ = ["ENV_PREFIX", "main", "parse_args"]
+
+ENV_PREFIX = "OPTISYNC_"
+"""``--max-connections`` is also ``OPTISYNC_MAX_CONNECTIONS``, and so on."""
+
+PROG = "syncserver"
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    """The command line options."""
-    parser = argparse.ArgumentParser(
-        prog="syncserver",
-        description="optisync sync server: durable last-write-wins registers with push.",
-    )
-    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default loopback)")
-    parser.add_argument("--port", type=int, default=8765, help="0 picks a free port")
-    parser.add_argument("--db", type=Path, default=None, help=f"default {default_db_path()}")
-    parser.add_argument(
+def _host(text: str) -> str:
+    if not text.strip():
+        raise argparse.ArgumentTypeError("must not be empty (127.0.0.1, 0.0.0.0, ::, a name)")
+    return text.strip()
+
+
+def _backend(text: str) -> str:
+    if text == "sqlite":
+        return text
+    if not is_redis_url(text):
+        raise argparse.ArgumentTypeError(
+            f"expected 'sqlite' or redis://HOST:PORT/DB, got {text!r}"
+        )
+    try:
+        urllib.parse.urlsplit(text).port  # noqa: B018 (the check is the parse)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{_redact(text)}: {exc}") from None
+    return text
+
+
+def _synchronous(text: str) -> str:
+    if text.upper() not in ("FULL", "NORMAL"):
+        raise argparse.ArgumentTypeError(f"expected FULL or NORMAL, got {text!r}")
+    return text.upper()
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.lower()
+
+
+def _token(text: str) -> str:
+    if not text:
+        raise argparse.ArgumentTypeError("must not be empty")
+    return text
+
+
+def _flag(text: str) -> bool:
+    value = text.strip().lower()
+    if value in ("1", "true", "yes", "on"):
+        return True
+    if value in ("0", "false", "no", "off", ""):
+        return False
+    raise argparse.ArgumentTypeError(f"expected 1/0, true/false, yes/no or on/off, got {text!r}")
+
+
+@dataclass(frozen=True)
+class _Option:
+    """One server option: its flag, how to read it, its default and what it does."""
+
+    flag: str
+    parse: Callable[[str], Any]
+    default: Any
+    help: str
+    metavar: str | None = None
+    shown_default: str | None = None
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+    @property
+    def env(self) -> str:
+        return ENV_PREFIX + self.dest.upper()
+
+
+def _default_db() -> str:
+    from .server import default_db_path
+
+    return str(default_db_path())
+
+
+_OPTIONS = (
+    _Option("--host", _host, "127.0.0.1", "address to listen on", "HOST"),
+    _Option("--port", bounded_int(0, 65535), 8765, "port to listen on; 0 picks a free one", "PORT"),
+    _Option(
+        "--db", Path, None, "the SQLite database file", "PATH", shown_default="the user data folder"
+    ),
+    _Option(
         "--backend",
-        default=None,
-        metavar="URL",
-        help=(
-            "where the registers live: 'sqlite' (default, the --db file) or "
-            "redis://HOST:PORT/DB to share them between several syncserver processes"
-        ),
-    )
-    parser.add_argument("--allow-chaos", action="store_true", help="accept demo controls")
-    parser.add_argument("--token", default=None, help="shared secret every hello must carry")
-    parser.add_argument("--max-connections", type=int, default=DEFAULT_MAX_CONNECTIONS)
-    parser.add_argument(
-        "--rate-limit", type=float, default=DEFAULT_RATE_LIMIT, help="messages/s per connection"
-    )
-    parser.add_argument(
-        "--rate-burst", type=int, default=DEFAULT_RATE_BURST, help="burst per connection"
-    )
-    parser.add_argument(
+        _backend,
+        "sqlite",
+        "where the registers live: 'sqlite' (the --db file) or redis://HOST:PORT/DB "
+        "to share them between several syncserver processes (needs optisync[redis])",
+        "URL",
+    ),
+    _Option("--allow-chaos", _flag, False, "accept the demo controls (chaos, observe)"),
+    _Option("--token", _token, None, "shared secret every hello must carry", "SECRET", "none"),
+    _Option(
+        "--max-connections", bounded_int(1), DEFAULT_MAX_CONNECTIONS, "open connections", "N"
+    ),
+    _Option(
+        "--rate-limit", bounded_float(0), DEFAULT_RATE_LIMIT, "messages/s per connection", "N"
+    ),
+    _Option("--rate-burst", bounded_int(1), DEFAULT_RATE_BURST, "burst per connection", "N"),
+    _Option(
         "--max-send-buffer",
-        type=int,
-        default=DEFAULT_MAX_SEND_BUFFER,
-        metavar="BYTES",
-        help="drop a connection with more unread pushes queued than this (it catches up later)",
-    )
-    parser.add_argument(
+        bounded_int(MAX_FRAME_BYTES),
+        DEFAULT_MAX_SEND_BUFFER,
+        "drop a connection with more unread pushes queued than this many bytes "
+        "(it catches up when it reconnects)",
+        "BYTES",
+        shown_default=f"{DEFAULT_MAX_SEND_BUFFER} (8 MiB)",
+    ),
+    _Option(
         "--synchronous",
-        choices=["FULL", "NORMAL"],
-        default="FULL",
-        help=(
-            "SQLite synchronous mode: FULL (default) fsyncs every commit and keeps acked "
-            "writes through power loss; NORMAL only through a crash of the process"
+        _synchronous,
+        "FULL",
+        "SQLite synchronous mode: FULL fsyncs every commit and keeps acked writes "
+        "through power loss; NORMAL only through a crash of the process",
+        "FULL|NORMAL",
+    ),
+    _Option(
+        "--log-level", _log_level, "info", f"one of {', '.join(LOG_LEVELS)}; -v is debug", "LEVEL"
+    ),
+)
+
+
+def _build_parser() -> OneLineParser:
+    parser = OneLineParser(
+        prog=PROG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=(
+            "optisync sync server: durable last-write-wins registers with push.\n\n"
+            "The wire protocol is documented in PROTOCOL.md, installed beside this\n"
+            "package (syncserver/PROTOCOL.md); the backends in syncserver/BACKENDS.md."
+        ),
+        epilog=(
+            "Every option can also be set by the environment variable named after it\n"
+            f"(--max-connections is {ENV_PREFIX}MAX_CONNECTIONS); the command line wins.\n"
+            "GET /healthz and GET /metrics (Prometheus) are served on the same port."
         ),
     )
-    return parser.parse_args(argv)
+    for option in _OPTIONS:
+        shown = option.shown_default
+        if shown is None:
+            shown = str(option.default).removesuffix(".0")
+        if option.parse is _flag:
+            text = f"{option.help} (default off; env {option.env}=1)"
+            parser.add_argument(option.flag, action="store_true", default=None, help=text)
+            continue
+        parser.add_argument(
+            option.flag,
+            type=option.parse,
+            default=None,
+            metavar=option.metavar,
+            help=f"{option.help} (default {shown}; env {option.env})",
+        )
+    parser.add_argument(
+        "-v", "--verbose", action="store_true", help="log debug messages (--log-level debug)"
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}", help="print the version and exit")
+    return parser
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The options: the command line, else the environment, else the defaults."""
+    parser = _build_parser()
+    args = parser.parse_args(argv)
+    for option in _OPTIONS:
+        if getattr(args, option.dest) is not None:
+            continue
+        value = option.default
+        text = os.environ.get(option.env, "")
+        if text:
+            try:
+                value = option.parse(text)
+            except (argparse.ArgumentTypeError, ValueError) as exc:
+                parser.error(f"environment variable {option.env}={text!r}: {exc}")
+        setattr(args, option.dest, value)
+    if args.verbose:
+        args.log_level = "debug"
+    if args.backend != "sqlite" and args.db is not None:
+        parser.error("--db is the SQLite file; a Redis --backend keeps no file, drop --db")
+    if args.backend != "sqlite" and args.synchronous != "FULL":
+        parser.error("--synchronous is an SQLite setting; Redis durability is set in Redis")
+    return args
+
+
+def _redact(url: str) -> str:
+    """The URL without a password, for messages."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+    return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
+
+
+def _explain(exc: BaseException, args: argparse.Namespace) -> str | None:
+    """One line saying why the server could not start, or None for a bug."""
+    host, port = args.host, args.port
+    if args.backend != "sqlite":
+        redis_url = _redact(args.backend)
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "redis":
+            return (
+                "the Redis backend needs the redis package: "
+                "pip install 'optisync[redis]' (or pip install redis)"
+            )
+        if type(exc).__module__.startswith("redis"):
+            return f"cannot use Redis at {redis_url}: {exc}; start Redis or fix --backend"
+        if isinstance(exc, TimeoutError):
+            return f"Redis at {redis_url} did not answer in time; check it is up and reachable"
+    db = args.db if args.db is not None else _default_db()
+    if isinstance(exc, sqlite3.Error):
+        return f"cannot open the database {db}: {exc}; pass a writable file with --db"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot listen on {host!r}: {exc.strerror}; check --host"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        reason = exc.strerror or str(exc)
+        return f"cannot open the database {db}: {reason} ({exc.filename}); pass a writable --db"
+    if isinstance(exc, OSError):
+        if exc.errno == errno.EADDRINUSE:
+            return (
+                f"port {port} on {host} is already in use: stop the other server "
+                "or choose another --port (0 picks a free one)"
+            )
+        if exc.errno == errno.EACCES:
+            return f"not allowed to listen on {host}:{port}: choose a --port above 1023"
+        if exc.errno == errno.EADDRNOTAVAIL:
+            return f"cannot listen on {host}: no such address on this machine; check --host"
+        return f"cannot listen on {host}:{port}: {exc.strerror or exc}"
+    return None
 
 
 async def _run(args: argparse.Namespace) -> None:
+    from .server import SyncServer
+
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
-    server = await SyncServer.start(
-        args.host,
-        args.port,
-        args.db,
-        backend=args.backend,
-        allow_chaos=args.allow_chaos,
-        token=args.token,
-        max_connections=args.max_connections,
-        rate_limit=args.rate_limit,
-        rate_burst=args.rate_burst,
-        synchronous=args.synchronous,
-        max_send_buffer=args.max_send_buffer,
-    )
+    try:
+        server = await SyncServer.start(
+            args.host,
+            args.port,
+            args.db,
+            backend=None if args.backend == "sqlite" else args.backend,
+            allow_chaos=args.allow_chaos,
+            token=args.token,
+            max_connections=args.max_connections,
+            rate_limit=args.rate_limit,
+            rate_burst=args.rate_burst,
+            synchronous=args.synchronous,
+            max_send_buffer=args.max_send_buffer,
+        )
+    except Exception as exc:
+        message = _explain(exc, args)
+        if message is None:
+            raise
+        raise CommandLineError(message, RUNTIME) from exc
     try:
         print(
             f"syncserver listening on {server.url} ({server.backend}, revision {server.revision})",
@@ -100,11 +314,15 @@ async def _run(args: argparse.Namespace) -> None:
         await server.close()
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of ``python -m syncserver`` and the ``syncserver`` script."""
     args = parse_args(argv)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(_run(args))
+    configure_logging(args.log_level)
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(_run(args))
+    except CommandLineError as exc:
+        fail(PROG, str(exc), exc.code)
     sys.exit(0)
 
 
