@@ -35,21 +35,18 @@ from .cli import (
     fail,
     package_version,
 )
-from .limits import (
-    DEFAULT_MAX_CONNECTIONS,
-    DEFAULT_MAX_SEND_BUFFER,
-    DEFAULT_RATE_BURST,
-    DEFAULT_RATE_LIMIT,
-    MAX_FRAME_BYTES,
-)
+from .config import ServerConfig
+from .limits import MAX_FRAME_BYTES
 from .logs import LOG_LEVELS, configure_logging
 
-__all__ = ["ENV_PREFIX", "main", "parse_args"]
+__all__ = ["ENV_PREFIX", "main", "parse_args", "server_config"]
 
 ENV_PREFIX = "OPTISYNC_"
 """``--max-connections`` is also ``OPTISYNC_MAX_CONNECTIONS``, and so on."""
 
 PROG = "syncserver"
+
+_DEFAULTS = ServerConfig()
 
 
 def _host(text: str) -> str:
@@ -59,11 +56,11 @@ def _host(text: str) -> str:
 
 
 def _backend(text: str) -> str:
-    if text == "sqlite":
+    if text in ("sqlite", "memory"):
         return text
     if not is_redis_url(text):
         raise argparse.ArgumentTypeError(
-            f"expected 'sqlite' or redis://HOST:PORT/DB, got {text!r}"
+            f"expected 'sqlite', 'memory' or redis://HOST:PORT/DB, got {text!r}"
         )
     try:
         urllib.parse.urlsplit(text).port  # noqa: B018 (the check is the parse)
@@ -126,7 +123,7 @@ def _default_db() -> str:
 
 
 _OPTIONS = (
-    _Option("--host", _host, "127.0.0.1", "address to listen on", "HOST"),
+    _Option("--host", _host, _DEFAULTS.host, "address to listen on", "HOST"),
     _Option("--port", bounded_int(0, 65535), 8765, "port to listen on; 0 picks a free one", "PORT"),
     _Option(
         "--db", Path, None, "the SQLite database file", "PATH", shown_default="the user data folder"
@@ -135,32 +132,35 @@ _OPTIONS = (
         "--backend",
         _backend,
         "sqlite",
-        "where the registers live: 'sqlite' (the --db file) or redis://HOST:PORT/DB "
-        "to share them between several syncserver processes (needs optisync[redis])",
+        "where the registers live: 'sqlite' (the --db file), redis://HOST:PORT/DB "
+        "to share them between several syncserver processes (needs optisync[redis]), "
+        "or 'memory' (nothing kept; for tests)",
         "URL",
     ),
-    _Option("--allow-chaos", _flag, False, "accept the demo controls (chaos, observe)"),
+    _Option(
+        "--allow-chaos", _flag, _DEFAULTS.allow_chaos, "accept the demo controls (chaos, observe)"
+    ),
     _Option("--token", _token, None, "shared secret every hello must carry", "SECRET", "none"),
     _Option(
-        "--max-connections", bounded_int(1), DEFAULT_MAX_CONNECTIONS, "open connections", "N"
+        "--max-connections", bounded_int(1), _DEFAULTS.max_connections, "open connections", "N"
     ),
     _Option(
-        "--rate-limit", bounded_float(0), DEFAULT_RATE_LIMIT, "messages/s per connection", "N"
+        "--rate-limit", bounded_float(0), _DEFAULTS.rate_limit, "messages/s per connection", "N"
     ),
-    _Option("--rate-burst", bounded_int(1), DEFAULT_RATE_BURST, "burst per connection", "N"),
+    _Option("--rate-burst", bounded_int(1), _DEFAULTS.rate_burst, "burst per connection", "N"),
     _Option(
         "--max-send-buffer",
         bounded_int(MAX_FRAME_BYTES),
-        DEFAULT_MAX_SEND_BUFFER,
+        _DEFAULTS.max_send_buffer,
         "drop a connection with more unread pushes queued than this many bytes "
         "(it catches up when it reconnects)",
         "BYTES",
-        shown_default=f"{DEFAULT_MAX_SEND_BUFFER} (8 MiB)",
+        shown_default=f"{_DEFAULTS.max_send_buffer} ({_DEFAULTS.max_send_buffer / 2**20:g} MiB)",
     ),
     _Option(
         "--synchronous",
         _synchronous,
-        "FULL",
+        _DEFAULTS.synchronous,
         "SQLite synchronous mode: FULL fsyncs every commit and keeps acked writes "
         "through power loss; NORMAL only through a crash of the process",
         "FULL|NORMAL",
@@ -204,7 +204,12 @@ def _build_parser() -> OneLineParser:
     parser.add_argument(
         "-v", "--verbose", action="store_true", help="log debug messages (--log-level debug)"
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {package_version()}", help="print the version and exit")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {package_version()}",
+        help="print the version and exit",
+    )
     return parser
 
 
@@ -226,10 +231,29 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     if args.verbose:
         args.log_level = "debug"
     if args.backend != "sqlite" and args.db is not None:
-        parser.error("--db is the SQLite file; a Redis --backend keeps no file, drop --db")
-    if args.backend != "sqlite" and args.synchronous != "FULL":
-        parser.error("--synchronous is an SQLite setting; Redis durability is set in Redis")
+        parser.error(f"--db is the SQLite file; --backend {args.backend} keeps none, drop --db")
+    try:
+        args.config = server_config(args)
+    except ValueError as exc:
+        parser.error(str(exc))
     return args
+
+
+def server_config(args: argparse.Namespace) -> ServerConfig:
+    """The :class:`ServerConfig` the parsed options describe."""
+    return ServerConfig(
+        host=args.host,
+        port=args.port,
+        db_path=args.db,
+        backend=None if args.backend == "sqlite" else args.backend,
+        allow_chaos=args.allow_chaos,
+        token=args.token,
+        max_connections=args.max_connections,
+        rate_limit=args.rate_limit,
+        rate_burst=args.rate_burst,
+        synchronous="NORMAL" if args.synchronous == "NORMAL" else "FULL",
+        max_send_buffer=args.max_send_buffer,
+    )
 
 
 def _redact(url: str) -> str:
@@ -244,7 +268,7 @@ def _redact(url: str) -> str:
 def _explain(exc: BaseException, args: argparse.Namespace) -> str | None:
     """One line saying why the server could not start, or None for a bug."""
     host, port = args.host, args.port
-    if args.backend != "sqlite":
+    if is_redis_url(args.backend):
         redis_url = _redact(args.backend)
         if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "redis":
             return (
@@ -252,7 +276,8 @@ def _explain(exc: BaseException, args: argparse.Namespace) -> str | None:
                 "pip install 'optisync[redis]' (or pip install redis)"
             )
         if type(exc).__module__.startswith("redis"):
-            return f"cannot use Redis at {redis_url}: {exc}; start Redis or fix --backend"
+            reason = str(exc).rstrip(". ")
+            return f"cannot use Redis at {redis_url}: {reason}; start Redis or fix --backend"
         if isinstance(exc, TimeoutError):
             return f"Redis at {redis_url} did not answer in time; check it is up and reachable"
     db = args.db if args.db is not None else _default_db()
@@ -286,19 +311,7 @@ async def _run(args: argparse.Namespace) -> None:
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(signum, stop.set)
     try:
-        server = await SyncServer.start(
-            args.host,
-            args.port,
-            args.db,
-            backend=None if args.backend == "sqlite" else args.backend,
-            allow_chaos=args.allow_chaos,
-            token=args.token,
-            max_connections=args.max_connections,
-            rate_limit=args.rate_limit,
-            rate_burst=args.rate_burst,
-            synchronous=args.synchronous,
-            max_send_buffer=args.max_send_buffer,
-        )
+        server = await SyncServer.start(config=args.config)
     except Exception as exc:
         message = _explain(exc, args)
         if message is None:

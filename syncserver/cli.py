@@ -28,6 +28,7 @@ __all__ = [
 USAGE: Final = 2
 RUNTIME: Final = 1
 
+
 class CommandLineError(Exception):
     """Something the user can fix; ``str()`` is the whole message, ``code`` the exit code."""
 

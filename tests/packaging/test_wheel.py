@@ -76,12 +76,12 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A fresh environment with the wheel installed; returns its ``bin`` folder."""
     root = tmp_path_factory.mktemp("venv") / "env"
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(root)], check=True)
+    ask = "import sysconfig; print(sysconfig.get_path('purelib'))"
     target = Path(
         subprocess.run(
-            [str(root / "bin" / "python"), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-            check=True, capture_output=True, text=True,
+            [str(root / "bin" / "python"), "-c", ask], check=True, capture_output=True, text=True
         ).stdout.strip()
-    )  # fmt: skip
+    )
     (target / "_borrowed_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
     subprocess.run(
         [sys.executable, "-m", "pip", "--python", str(root / "bin" / "python"), "install",
