@@ -85,13 +85,12 @@ class Counter:
 
     def count(self, data: bytes) -> int:
         """Count the markers in newly read bytes; returns the acks among them."""
-        # Markers wholly inside this read, plus those split across the last one and this.
-        edge = self.carry + data[:CARRY]
-        self.carry = (self.carry + data)[-CARRY:] if len(data) < CARRY else data[-CARRY:]
-        acks = data.count(ACK) + edge.count(ACK)
+        carry = self.carry
+        self.carry = (carry + data)[-CARRY:] if len(data) < CARRY else data[-CARRY:]
+        acks = data.count(ACK) + _straddling(ACK, carry, data)
         self.acks += acks
-        self.pushes += data.count(PUSH) + edge.count(PUSH)
-        self.errors += data.count(ERROR) + edge.count(ERROR)
+        self.pushes += data.count(PUSH) + _straddling(PUSH, carry, data)
+        self.errors += data.count(ERROR) + _straddling(ERROR, carry, data)
         return acks
 
     def send(self, data: bytes) -> None:
@@ -107,6 +106,15 @@ class Counter:
     def send_set(self) -> None:
         self.seq += 1
         self.send(_masked_text(set_frame(self.device, self.seq)))
+
+
+def _straddling(marker: bytes, before: bytes, data: bytes) -> int:
+    """Occurrences of ``marker`` that start in ``before`` and end in ``data``: a window
+    of len - 1 bytes on each side cannot hold one wholly on either side."""
+    if not before:
+        return 0
+    reach = len(marker) - 1
+    return (before[-reach:] + data[:reach]).count(marker)
 
 
 def _handshake(url: str, device: int, batched: bool) -> socket.socket:

@@ -1,0 +1,69 @@
+"""The benchmark's ceiling and load do what the sync server and a reader would."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+from websockets.asyncio.client import ClientConnection, connect
+
+from syncserver.protocol import Ack, Hello, Push, PushBatch, Set, decode_server_message, encode
+from tests.perf._bare import relay_running
+from tests.perf._load import ACK, PUSH, Counter
+from tests.timeouts import TIMEOUT
+
+
+async def _hello(url: str, device: int, batched: bool) -> ClientConnection:
+    ws = await connect(url, compression=None)
+    await ws.send(encode(Hello(device, 0, batch_pushes=batched)))
+    async with asyncio.timeout(TIMEOUT):
+        assert b'"type":"snapshot"' in await ws.recv(decode=False)
+    return ws
+
+
+async def test_relay_acks_the_writer_then_pushes_to_every_connection() -> None:
+    """A set comes back as a protocol Ack to its writer and a Push to everyone."""
+    async with relay_running("NORMAL") as url:
+        writer, reader = await _hello(url, 1, False), await _hello(url, 2, False)
+        await writer.send(encode(Set(7, "like/tea", True, 3, 1)))
+        async with asyncio.timeout(TIMEOUT):
+            ack = decode_server_message(await writer.recv())
+            own = decode_server_message(await writer.recv())
+            other = decode_server_message(await reader.recv())
+        assert ack == Ack(7, "like/tea", True, 1)
+        assert own == other == Push("like/tea", True, 1, 3, 1)
+        await writer.close()
+        await reader.close()
+
+
+async def test_relay_sends_one_pushes_frame_per_batch_to_connections_that_ask() -> None:
+    """A connection whose hello said batch_pushes gets a batch's pushes in one frame."""
+    async with relay_running("FULL", write_delay=0.05) as url:
+        writer, batched = await _hello(url, 1, False), await _hello(url, 2, True)
+        for n in range(1, 4):
+            await writer.send(encode(Set(n, f"like/item-{n}", True, n, 1)))
+        async with asyncio.timeout(TIMEOUT):
+            got: list[Push] = []
+            while len(got) < 3:
+                message = decode_server_message(await batched.recv())
+                assert isinstance(message, PushBatch)
+                got.extend(message.pushes)
+        assert [push.server_revision for push in got] == [1, 2, 3]
+        await writer.close()
+        await batched.close()
+
+
+def test_counter_counts_markers_split_between_reads() -> None:
+    """Every ack and push counts once, wherever the stream is cut between two reads."""
+    stream = (b'{"type":"ack","request_id":1}' + b'{"type":"push","key":"k"}') * 3
+    for cut in range(1, len(stream)):
+        left, right = socket.socketpair()
+        try:
+            counter = Counter(left, 1, b"")
+            counter.count(stream[:cut])
+            counter.count(stream[cut:])
+            assert (counter.acks, counter.pushes) == (3, 3), cut
+        finally:
+            left.close()
+            right.close()
+    assert stream.count(ACK) == stream.count(PUSH) == 3
