@@ -211,7 +211,7 @@ class SequenceModel:
         *,
         px_per_second: float = 120.0,
         min_step: float = 9.0,
-        max_gap: float = 1.5,
+        max_gap: float = 2.5,
         max_elements: int = 4000,
     ) -> None:
         self._name_of = name_of
@@ -342,7 +342,7 @@ class SequenceModel:
             case RequestSent():
                 self._on_sent(event, key, at, track)
             case FollowUpScheduled():
-                arrow = self._answer(track, "ack", key, device, at, event.value, None)
+                arrow = self._answer(track, "ack", key, device, at, None, None)
                 arrow.note = (
                     f"Ack of local rev {event.sent_local_revision}; meanwhile the value moved on "
                     f"to {describe_value(event.value)}, so one follow-up request carries it."
@@ -824,6 +824,15 @@ class SequenceModel:
         if old is not None:
             members = self._by_write.pop(old, set())
             self._by_write.setdefault((request.key, revision), set()).update(members)
+            for member in members:
+                answer = self.elements.get(member)
+                if (
+                    isinstance(answer, Arrow)
+                    and answer.answers == request.id
+                    and answer.server_revision is None
+                    and answer.kind == "ack"
+                ):
+                    answer.server_revision = revision  # the ack that scheduled a follow-up
         self._index_write(request)
 
     def _changed(self) -> None:

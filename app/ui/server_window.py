@@ -260,12 +260,16 @@ class ServerWindow(QWidget):
         if recorder is not None:
             self.diagram = SequencePanel(recorder.model, self._title_of_key)
             recorder.changed.connect(self.diagram.changed)
-            self.tabs.addTab(self.diagram, "Sequence diagram")
+            self.tabs.addTab(self.diagram, "Diagram")
             self.tabs.setTabToolTip(
-                0, "Taps, requests, acks and pushes on every device (Ctrl+D: bigger)"
+                0, "Sequence diagram: taps, requests, acks and pushes (Ctrl+D: a bigger one)"
             )
-        self.tabs.addTab(self.values, "Authoritative values")
-        self.tabs.addTab(self.devices, "Connected devices")
+        self.tabs.addTab(self.values, "Values")
+        self.tabs.setTabToolTip(
+            self.tabs.count() - 1, "Authoritative values: what the server holds"
+        )
+        self.tabs.addTab(self.devices, "Devices")
+        self.tabs.setTabToolTip(self.tabs.count() - 1, "Connected devices")
 
         self.menu = WindowMenu(self, close_label="&Close window", device=False)
         self.menu.addDeviceRequested.connect(self.addDeviceRequested.emit)
@@ -344,9 +348,7 @@ class ServerWindow(QWidget):
         )
         self.values_model.set_state(state)
         self.devices_model.set_state(state)
-        self.tabs.setTabText(
-            self.tabs.indexOf(self.devices), f"Connected devices ({len(state.devices)})"
-        )
+        self.tabs.setTabText(self.tabs.indexOf(self.devices), f"Devices ({len(state.devices)})")
 
     def _on_running(self, running: bool) -> None:
         self.running.set("Running" if running else "Stopped", "good" if running else "bad")
@@ -356,7 +358,7 @@ class ServerWindow(QWidget):
             self.flight_tile.set_value("–")
             self.devices_tile.set_value("0")
             self.devices_model.clear()
-            self.tabs.setTabText(self.tabs.indexOf(self.devices), "Connected devices (0)")
+            self.tabs.setTabText(self.tabs.indexOf(self.devices), "Devices (0)")
 
     def _on_settings(self) -> None:
         bridge = self.bridge

@@ -175,7 +175,11 @@ def _words(
                 "arrived first by push, and the newest write wins",
             )
         case PushApplied(from_device_id=origin) if own is not None and origin == own:
-            return "ack", f"Your write, confirmed at rev {event.server_revision} (by its push)"
+            return (
+                "ack",
+                f"Your write, confirmed at rev {event.server_revision} by its push "
+                "(the server pushes every write to every device)",
+            )
         case PushApplied(from_device_id=origin):
             return (
                 "push",

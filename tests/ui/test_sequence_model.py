@@ -113,6 +113,7 @@ def test_a_coalesced_burst_is_grouped_under_the_follow_up_that_carries_it() -> N
     assert follow_up.follows == ack_1.id
     assert ack_2.answers == follow_up.id
     assert ack_2.server_revision == 2
+    assert ack_1.value is True  # the value it acknowledges, not the one that moved on
     assert "follow-up" in ack_1.note
     assert "confirmed at rev 2" in ack_2.note
     assert follow_up.label == "♥ L3 rev 2"
@@ -134,6 +135,16 @@ def test_arrows_are_labelled_with_value_local_and_server_revision() -> None:
     assert commit.server_revision == 7
     assert commit.writer == A
     assert request.end == commit.at == ack.start
+
+
+def test_the_ack_that_schedules_a_follow_up_learns_its_revision_from_the_feed() -> None:
+    """Once the feed says which revision the first request got, its ack is labelled with it."""
+    model = _model()
+    _burst(model)
+    model.server_writes([(KEY, True, 1, A, 1)], 0.3)
+    first, ack_1, _follow_up, _ack_2 = model.arrows()
+    assert first.server_revision == 1
+    assert ack_1.label == "♥ L1 rev 1"
 
 
 def test_the_servers_feed_places_the_commit_and_ends_the_request_there() -> None:
