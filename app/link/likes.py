@@ -44,6 +44,7 @@ from .errors import (
     DisconnectedError,
     LinkError,
     NetworkError,
+    ServerRefusedError,
     ServerUnavailableError,
 )
 from .keystatus import UNKNOWN_DEVICE, KeyStatus, SyncPhase, derive_status
@@ -405,14 +406,26 @@ class LikesCubit(Cubit[LikesState]):
         if isinstance(error, DisconnectedError | ClientClosedError):
             return None  # never answered: the intent waits for the reconnect (or restart)
         key = like_key(item_id)
-        try:
-            reply = await self._backend.get(key)
-        except (NetworkError, ServerUnavailableError) as exc:
-            log.warning("could not reload %s after %s: %s", item_id, error, exc)
-            return None  # the intent stays and is sent again on reconnect
-        except LinkError as exc:
-            log.warning("server refused reloading %s after %s: %s", item_id, error, exc)
-            return self.state.with_intent(item_id, None)
+        attempt = 0
+        while True:
+            try:
+                reply = await self._backend.get(key)
+                break
+            except (NetworkError, ClientClosedError) as exc:
+                log.warning("could not reload %s after %s: %s", item_id, error, exc)
+                return None  # the intent stays and is sent again on reconnect
+            except ServerRefusedError as exc:
+                # Refused now (injected failure, rate limit, unavailable): the shown
+                # value is not the server's, so ask again until it answers.
+                attempt += 1
+                delay = self._retry_backoff.delay(attempt, self._rng)
+                log.warning(
+                    "server refused reloading %s (%s); again in %.2f s", item_id, exc, delay
+                )
+                await asyncio.sleep(delay)
+            except LinkError as exc:
+                log.warning("reloading %s after %s failed: %s", item_id, error, exc)
+                return self.state.with_intent(item_id, None)
         state = self.state.with_intent(item_id, None)
         liked = _as_like(reply.value)
         if liked is not None and reply.server_revision >= self.device.server_revision(key):

@@ -252,3 +252,20 @@ async def test_a_failing_status_listener_does_not_break_the_link(
     finally:
         await restarted.close()
     assert any(r.name == "app.link.status" and r.exc_info for r in caplog.records)
+
+
+async def test_a_refused_reload_is_asked_again_until_the_server_answers(
+    server: SyncServer, open_device: OpenDevice
+) -> None:
+    """The write and then its reload are both refused: the reload is sent again
+    after a backoff delay, and the device ends on the server's value."""
+    a = await open_device("A", [server.url])
+    await eventually(lambda: a.status.state == "online", a)
+    server.chaos.fail_next(2)  # the set, then the first get
+
+    with pytest.raises(ServerRefusedError):
+        await asyncio.wait_for(a.toggle_like("tea"), TIMEOUT)
+
+    assert not a.state.liked("tea")  # the server never stored it
+    assert a.state.status("tea").phase is SyncPhase.FAILED
+    assert "tea" not in a.state.intents

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from app.sync import PushIgnoredStale, SyncFailed
 from app.sync.testing import (
     Action,
@@ -119,9 +117,6 @@ def test_refused_write_reloads_the_key_through_on_finish() -> None:
     assert shown(simulation, 0, ITEM_0) == (False, 0)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="link: a refused reload leaves the optimistic value shown for good"
-)
 def test_refused_reload_after_a_refused_write_still_converges() -> None:
     """The set and then its reload are both refused: the device must still end on the
     server's value (it shows its optimistic like, marked failed, forever)."""
