@@ -96,10 +96,10 @@ class Demo(QObject):
         if not self._urls:
             self.server = ServerBridge(data_dir / "server.sqlite3", latency_ms=latency_ms)
         self.windows: list[DeviceWindow] = []
-        self.recorder = SequenceRecorder(self.directory, self)
+        self._titles = {item.id: item.title for item in self.catalogue}
+        self.recorder = SequenceRecorder(self.directory, self, title_of=self._title_of_key)
         self.sequence_window: SequenceWindow | None = None
         self.help_dialog: HelpDialog | None = None
-        self._titles = {item.id: item.title for item in self.catalogue}
         self._places: dict[str, QRect] = {}  # where each device's window was last
         self._opening: set[str] = set()
         self._closing: dict[str, asyncio.Task[None]] = {}

@@ -201,20 +201,22 @@ class _KeyTrack:
 class SequenceModel:
     """Events in, drawing elements out; see the module docstring.
 
-    ``name_of(device_id)`` names writers that have no lane. ``max_elements``
-    bounds memory: the oldest elements go first.
+    ``name_of(device_id)`` names writers that have no lane; ``title_of(key)``
+    names keys for people. ``max_elements`` bounds memory: the oldest go first.
     """
 
     def __init__(
         self,
         name_of: Callable[[int | None], str] | None = None,
         *,
+        title_of: Callable[[str], str] | None = None,
         px_per_second: float = 120.0,
         min_step: float = 9.0,
         max_gap: float = 2.5,
         max_elements: int = 4000,
     ) -> None:
         self._name_of = name_of
+        self.title_of: Callable[[str], str] = title_of or (lambda key: key)
         self.px_per_second = px_per_second
         self.min_step = min_step
         self.max_gap = max_gap
@@ -573,7 +575,8 @@ class SequenceModel:
             case Commit():
                 who = self.name(element.writer) if element.writer else "a device"
                 return (
-                    f"The server stored {describe_value(element.value)} for {element.key} at "
+                    f"The server stored {describe_value(element.value)} for "
+                    f"{self.title_of(element.key)} at "
                     f"rev {element.server_revision} (written by {who})."
                 )
             case Arrow():

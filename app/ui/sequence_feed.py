@@ -7,6 +7,7 @@ tab, the standalone window) paints its model and repaints on ``changed``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import msgspec
 from PySide6.QtCore import QObject, Signal
@@ -34,9 +35,15 @@ class SequenceRecorder(QObject):
 
     changed = Signal()
 
-    def __init__(self, directory: DeviceDirectory, parent: QObject | None = None) -> None:
+    def __init__(
+        self,
+        directory: DeviceDirectory,
+        parent: QObject | None = None,
+        *,
+        title_of: Callable[[str], str] | None = None,
+    ) -> None:
         super().__init__(parent)
-        self.model = SequenceModel(directory.name)
+        self.model = SequenceModel(directory.name, title_of=title_of)
 
     def watch_device(self, bridge: DeviceBridge) -> None:
         """A lane for the device; its events from now on."""

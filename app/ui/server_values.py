@@ -89,7 +89,13 @@ class ServerValuesModel(_Table):
         if role == Qt.ItemDataRole.TextAlignmentRole and column == 2:
             return Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         if role == Qt.ItemDataRole.ToolTipRole:
-            return key
+            shown = (
+                ("♥ liked" if value else "♡ not liked") if isinstance(value, bool) else repr(value)
+            )
+            return (
+                f"{title}: the server holds {shown}, written at revision {revision}. "
+                "Every device ends on this value."
+            )
         return None
 
 

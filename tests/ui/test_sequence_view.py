@@ -150,3 +150,48 @@ def test_a_request_made_offline_is_drawn_waiting(harness: Harness) -> None:
     harness.run(demo.server.start())
     harness.wait_synced()
     harness.wait(lambda: any(a.kind == "ack" for a in model.arrows("like/lighthouse")))
+
+
+def test_scrolled_back_the_view_stays_put_and_follows_again_at_the_bottom(
+    harness: Harness,
+) -> None:
+    """Reading history is not interrupted by new events; back at the bottom it follows again."""
+    demo = harness.start(devices=1, latency_ms=0)
+    panel = _panel(demo)
+    view = panel.view
+    view.resize(500, 260)
+    window = demo.windows[0]
+    for _ in range(8):
+        harness.click_heart(window, "book")
+        harness.wait_synced()
+    bar = view.verticalScrollBar()
+    harness.wait(lambda: bar.maximum() > 100)
+    bar.setValue(0)
+    harness.click_heart(window, "moon")
+    harness.wait_synced()
+    view.refresh()
+    assert bar.value() == 0
+
+    bar.setValue(bar.maximum())
+    before = bar.maximum()
+    harness.click_heart(window, "moon")
+    harness.wait_synced()
+    harness.wait(lambda: bar.maximum() > before)
+    view.refresh()
+    assert bar.value() == bar.maximum()
+
+
+def test_the_server_values_table_speaks_of_titles_not_keys(harness: Harness) -> None:
+    """No internal keys in the server window: its tooltips and the diagram name the item."""
+    demo = harness.start(devices=1, latency_ms=0)
+    harness.click_heart(demo.windows[0], "bicycle")
+    harness.wait(lambda: harness.server_value("bicycle") is not None)
+    assert demo.server_window is not None
+    values = demo.server_window.values_model
+    harness.wait(lambda: values.rowCount() > 0)
+    tip = str(values.index(0, 0).data(Qt.ItemDataRole.ToolTipRole))
+    assert "like/" not in tip
+    assert "Bike ride" in tip
+    model = _panel(demo).view.model
+    harness.wait(lambda: bool(model.commits("like/bicycle")))
+    assert "Bike ride" in model.explain(model.commits("like/bicycle")[0])
