@@ -228,13 +228,15 @@ class RawClient:
 @contextlib.asynccontextmanager
 async def raw_client(url: str, **options: Any) -> AsyncIterator[RawClient]:
     """A raw protocol client on ``url`` for the ``async with`` block."""
-    async with connect(url, compression=None, **options) as ws:
+    # An unbounded queue: a client that stops reading (pushes it does not care about)
+    # must still see the server's close frame, or closing waits out the close timeout.
+    async with connect(url, compression=None, max_queue=None, **options) as ws:
         yield RawClient(ws)
 
 
 async def registers(url: str) -> tuple[int, dict[str, tuple[Any, int]]]:
     """The server's revision and every register, as a fresh reader sees them."""
-    async with connect(url, compression=None, max_size=None) as ws:
+    async with connect(url, compression=None, max_size=None, max_queue=None) as ws:
         snapshot = await RawClient(ws).snapshot()
     return snapshot["revision"], {
         entry["key"]: (entry["value"], entry["server_revision"]) for entry in snapshot["values"]

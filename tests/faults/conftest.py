@@ -45,6 +45,13 @@ class ServerProcess:
                 self.port = int(found.group(1))
                 return self.port
 
+    async def terminate(self) -> int:
+        """SIGTERM: the server drains, answers and closes; returns its exit code."""
+        assert self.process is not None
+        if self.process.returncode is None:
+            self.process.send_signal(signal.SIGTERM)
+        return await asyncio.wait_for(self.process.wait(), TIMEOUT)
+
     async def kill(self) -> None:
         if self.process is not None and self.process.returncode is None:
             self.process.send_signal(signal.SIGKILL)
