@@ -95,27 +95,31 @@ def test_stats_count_since_a_reset_and_resends_apart(harness: Harness) -> None:
     harness.wait_synced()
     assert window.ratio_tile.value.text() == "5.0×"
 
-    window.bridge.reset_stats()
-    window.bridge._session.cubit.resume_intents()  # nothing pending: no request
-    harness.click_heart(window, "guitar")
-    harness.wait_synced()
-    # A re-sent saved choice: counted as a request, not in the ratio.
-    from app.link import like_key
-    from app.sync import RequestSent
 
-    window.bridge._on_event(
-        RequestSent(
-            key=like_key("guitar"),
-            device_id=window.bridge.device_id,
-            local_revision=99,
-            server_revision=0,
-            value=True,
-            follow_up=False,
-        )
-    )
-    assert window.bridge.stats.resends == 1
-    assert window.ratio_tile.value.text() == "1.0×"
-    assert "re-sent" in window.requests_tile.toolTip()
+def test_a_saved_tap_sent_by_a_rerun_never_reads_zero_taps_per_request(
+    harness: Harness,
+) -> None:
+    """A choice saved offline and sent after reopening counts as a re-sent request, not 0.0x."""
+    demo = harness.start(devices=1)
+    window = demo.windows[0]
+    assert demo.server is not None
+    harness.run(demo.server.stop())
+    harness.wait(lambda: window.bridge.status.state != "online")
+    harness.click_heart(window, "headphones")  # saved as an intent, not sent
+    window.close()
+    harness.wait(lambda: not demo.windows)
+    harness.run(demo.server.start())
+    with harness.qtbot.waitSignal(demo.deviceOpened, timeout=10_000):
+        demo.request_new_device()
+    reopened = demo.windows[0]
+    harness.wait_online()
+    harness.wait(lambda: harness.server_value("headphones") is not None)
+    harness.wait_synced()
+
+    assert reopened.bridge.stats.requests == 1
+    assert reopened.bridge.stats.resends == 1
+    assert reopened.ratio_tile.value.text() == "–"
+    assert "re-sent" in reopened.requests_tile.toolTip()
 
 
 def test_the_timeline_filter_shows_the_newest_entries(harness: Harness) -> None:
