@@ -23,6 +23,7 @@ the same clock in every process on Linux); end of input closes the devices.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import json
@@ -188,11 +189,15 @@ async def _serve(kind: str, url: str, first: int, count: int) -> None:
 
 def main() -> None:
     """Entry point of a worker process (driven by :class:`Fleet`)."""
-    kind, url, first, count = sys.argv[1:5]
-    if kind not in ("sync", "decode"):
-        print(f"unknown kind {kind!r}: use sync or decode", file=sys.stderr)
-        sys.exit(2)
-    asyncio.run(_serve(kind, url, int(first), int(count)))
+    parser = argparse.ArgumentParser(prog="python -m tests.perf.fleet", description=__doc__)
+    parser.add_argument("kind", choices=["sync", "decode"])
+    parser.add_argument("url")
+    parser.add_argument("first", type=int, help="the first device id")
+    parser.add_argument("count", type=int, help="how many devices")
+    args = parser.parse_args()
+    if args.count < 1:
+        parser.error("count must be at least 1")
+    asyncio.run(_serve(args.kind, args.url, args.first, args.count))
 
 
 class Fleet:
