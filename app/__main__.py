@@ -3,6 +3,10 @@
 One qasync event loop runs Qt, the core, every device's link and the embedded
 server. The boot coroutine creates the resources, waits until the app quits
 (``aboutToQuit`` or the last window closing sets an event) and closes them.
+
+A mistake on the command line is one line on stderr (exit 2), and so is
+what stops the demo from starting (exit 1): Qt not installed, no display,
+a data folder it cannot write.
 """
 
 from __future__ import annotations
@@ -10,31 +14,74 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
+import os
 import signal
+import sqlite3
 import sys
 import tempfile
+import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
 import platformdirs
-import qasync
-from PySide6.QtWidgets import QApplication
 
-__all__ = ["main", "parse_args", "run"]
+from syncserver.cli import (
+    CommandLineError,
+    OneLineParser,
+    bounded_int,
+    fail,
+    package_version,
+)
+from syncserver.logs import LOG_LEVELS, configure_logging
+
+__all__ = ["main", "parse_args", "run", "server_url"]
+
+PROG = "optisync-demo"
+
+
+def server_url(text: str) -> str:
+    """A ``--server`` value checked: ws:// or wss://, a host, a port that fits."""
+    try:
+        parts = urllib.parse.urlsplit(text.strip())
+        port = parts.port
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a URL ({exc})") from None
+    if parts.scheme in ("http", "https"):
+        fixed = ("wss" if parts.scheme == "https" else "ws") + text.strip()[len(parts.scheme) :]
+        raise argparse.ArgumentTypeError(f"{text!r} is HTTP; a sync server speaks {fixed}")
+    if parts.scheme not in ("ws", "wss") or not parts.netloc:
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a ws:// or wss:// URL; write it as ws://HOST:PORT"
+        )
+    if not parts.hostname:
+        raise argparse.ArgumentTypeError(f"{text!r} names no host; write it as ws://HOST:PORT")
+    if port == 0:
+        raise argparse.ArgumentTypeError(f"{text!r}: port 0 cannot be connected to")
+    return text.strip()
+
+
+def _log_level(text: str) -> str:
+    if text.lower() not in LOG_LEVELS:
+        raise argparse.ArgumentTypeError(f"expected one of {', '.join(LOG_LEVELS)}, got {text!r}")
+    return text.lower()
 
 
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="optisync-demo",
+    parser = OneLineParser(
+        prog=PROG,
         description="Several devices liking items through one sync server: optimistic "
         "updates, coalesced requests and pushes you can watch.",
     )
     parser.add_argument(
-        "--devices", type=int, default=2, metavar="N", help="device windows to open (default 2)"
+        "--devices",
+        type=bounded_int(0, 64),
+        default=2,
+        metavar="N",
+        help="device windows to open (default 2)",
     )
     parser.add_argument(
         "--server",
+        type=server_url,
         action="append",
         default=[],
         metavar="ws://HOST:PORT",
@@ -42,7 +89,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument(
         "--latency",
-        type=int,
+        type=bounded_int(0, 60_000),
         default=600,
         metavar="MS",
         help="the embedded server's simulated round trip (default 600, so taps visibly coalesce)",
@@ -51,29 +98,48 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--data-dir",
         type=Path,
         metavar="PATH",
-        help="where devices and the embedded server keep state",
+        help="where devices and the embedded server keep state (default the user data folder)",
     )
     parser.add_argument(
         "--items",
-        type=int,
+        type=bounded_int(1, 1_000_000),
         metavar="N",
         help="catalogue size (extra items reuse the icons), e.g. 1000",
     )
     parser.add_argument(
         "--screenshot", type=Path, metavar="PATH", help="render the windows to one PNG and exit"
     )
+    parser.add_argument(
+        "--log-level",
+        type=_log_level,
+        default="info",
+        metavar="LEVEL",
+        help=f"one of {', '.join(LOG_LEVELS)} (default info)",
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log debug messages")
+    parser.add_argument(
+        "--version",
+        action="version",
+        version=f"%(prog)s {package_version()}",
+        help="print the version and exit",
+    )
     args = parser.parse_args(argv)
-    if args.devices < 0:
-        parser.error("--devices must be 0 or more")
-    if args.items is not None and args.items < 1:
-        parser.error("--items must be at least 1")
-    if not 0 <= args.latency <= 60_000:
-        parser.error("--latency must be between 0 and 60000 ms")
+    if args.verbose:
+        args.log_level = "debug"
+    if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
+        parser.error(f"--data-dir {args.data_dir} is a file; give a folder")
+    if args.screenshot is not None:
+        if args.screenshot.suffix.lower() != ".png":
+            parser.error(f"--screenshot {args.screenshot}: the file name must end in .png")
+        if not args.screenshot.parent.is_dir():
+            parser.error(f"--screenshot {args.screenshot}: no folder {args.screenshot.parent}")
     return args
 
 
 async def run(args: argparse.Namespace) -> int:
     """The boot coroutine: create everything, wait for quit, close everything."""
+    from PySide6.QtWidgets import QApplication
+
     from app.ui.demo import Demo
     from app.ui.screenshot import render_windows, screenshot_windows, settle, stage_scene
 
@@ -101,7 +167,14 @@ async def run(args: argparse.Namespace) -> int:
             items=args.items,
         )
         try:
-            await demo.start(args.devices)
+            try:
+                await demo.start(args.devices)
+            except (OSError, sqlite3.Error) as exc:
+                reason = getattr(exc, "strerror", None) or str(exc)
+                raise CommandLineError(
+                    f"cannot keep the demo's state in {data_dir}: {reason}; "
+                    "choose a writable --data-dir"
+                ) from exc
             if demo.server is not None:
                 print(f"optisync sync server listening on {demo.server.url}", flush=True)
             if args.screenshot is not None:
@@ -117,19 +190,47 @@ async def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    from app.ui.theme import apply_theme
+def _check_display(args: argparse.Namespace) -> None:
+    """Qt aborts the process without a display; render offscreen or say so in one line."""
+    if not sys.platform.startswith("linux") or os.environ.get("QT_QPA_PLATFORM"):
+        return
+    if os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY"):
+        return
+    if args.screenshot is not None:
+        os.environ["QT_QPA_PLATFORM"] = "offscreen"  # a screenshot needs no screen
+        return
+    raise CommandLineError(
+        "no display to open windows on: run it in a desktop session "
+        "(or QT_QPA_PLATFORM=offscreen to run it without windows)"
+    )
 
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``python -m app`` and the ``optisync-demo`` script."""
     args = parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    app = QApplication.instance() or QApplication([sys.argv[0]])
-    assert isinstance(app, QApplication)
-    app.setApplicationName("optisync demo")
-    app.setDesktopFileName("optisync-demo")
-    apply_theme(app)
-    # asyncio.run(..., loop_factory=qasync.QEventLoop) from Python 3.12 on; Runner is its 3.11 form.
-    with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
-        return runner.run(run(args))
+    configure_logging(args.log_level)
+    try:
+        _check_display(args)
+        try:
+            import qasync
+            from PySide6.QtWidgets import QApplication
+        except ImportError as exc:
+            raise CommandLineError(
+                "the demo needs PySide6 and qasync, which are not installed here: "
+                "pip install 'optisync[demo]'"
+            ) from exc
+        from app.ui.theme import apply_theme
+
+        app = QApplication.instance() or QApplication([sys.argv[0]])
+        assert isinstance(app, QApplication)
+        app.setApplicationName("optisync demo")
+        app.setDesktopFileName("optisync-demo")
+        apply_theme(app)
+        # asyncio.run(..., loop_factory=qasync.QEventLoop) from 3.12 on; Runner is its 3.11 form.
+        with asyncio.Runner(loop_factory=lambda: qasync.QEventLoop(app)) as runner:
+            return runner.run(run(args))
+    except CommandLineError as exc:
+        fail(PROG, str(exc), exc.code)
 
 
 if __name__ == "__main__":

@@ -29,11 +29,13 @@ import asyncio
 import contextlib
 import logging
 import random
+import socket
+import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any, Protocol
 
-from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
 from syncserver.protocol import MAX_FRAME_BYTES, Ack, Error, Push, Snapshot, Value
 
@@ -59,6 +61,34 @@ PushesListener = Callable[[Sequence[Push]], None]
 SnapshotListener = Callable[[Snapshot], None]
 
 _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI)
+
+
+def _failure_reason(exc: BaseException) -> str:
+    """Why a connection attempt failed or a connection ended, in a few words for a user."""
+    match exc:
+        case ConnectionClosed(rcvd=close) if close is not None:
+            if close.code == 1008:
+                return f"rejected: {close.reason or 'policy violation'} (1008)"
+            return f"closed by the server ({close.code} {close.reason})".replace(" )", ")")
+        case ConnectionClosed():
+            return "connection lost"
+        case InvalidStatus():
+            return f"refused by the server (HTTP {exc.response.status_code})"
+        case ssl.SSLCertVerificationError():
+            return f"TLS: {exc.verify_message or exc.reason}"
+        case ssl.SSLError():
+            return f"TLS: {exc.reason or exc}"
+        case ConnectionRefusedError():
+            return "refused"
+        case TimeoutError():
+            return "timed out"
+        case socket.gaierror():
+            return f"unknown host ({exc.strerror})"
+        case OSError(strerror=str(text)):
+            return text
+        case InvalidURI():
+            return "not a valid ws:// URL"
+    return str(exc) or type(exc).__name__
 
 
 class Transport(Protocol):
@@ -145,6 +175,8 @@ class SyncClient:
         self.newest_seen: Observable[int] = Observable(self.engine.newest_seen)
         """The end of the unbroken run of revisions this device has applied."""
         self._status: Observable[ConnectionStatus] = Observable(ConnectionStatus("offline"))
+        self._why: str | None = None
+        """Why the last attempt failed or the last connection ended."""
         self._connect: Connect = connect or self._connect_websocket
         self._clock = clock
         self._rng = rng or random.Random()
@@ -307,7 +339,8 @@ class SyncClient:
                 attempt += 1
                 index = (index + 1) % len(self.urls)  # fail over to the next server
             delay = self.backoff.delay(attempt, self._rng)
-            self._status.set(ConnectionStatus("offline", url, self._clock() + delay, attempt))
+            retry_at = self._clock() + delay
+            self._status.set(ConnectionStatus("offline", url, retry_at, attempt, self._why))
             self._wake.clear()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(delay):
@@ -315,12 +348,15 @@ class SyncClient:
 
     async def _connect_once(self, url: str) -> bool:
         """One connection's life; returns whether it got as far as online."""
+        self._why = None
         try:
             transport = await self._connect(url)
         except _CONNECT_ERRORS as exc:
-            log.info("device %s: cannot connect to %s: %s", self.device_id, url, exc)
+            self._why = _failure_reason(exc)
+            log.info("device %s: cannot connect to %s: %s", self.device_id, url, self._why)
             return False
-        except Exception:
+        except Exception as exc:
+            self._why = _failure_reason(exc)
             log.exception("device %s: connecting to %s failed", self.device_id, url)
             return False
         loop = asyncio.get_running_loop()
@@ -333,10 +369,13 @@ class SyncClient:
             async for frame in transport:
                 if self._receive(frame, url):
                     caught_up = True
+            self._why = "closed by the server"
         except _CONNECT_ERRORS as exc:
-            log.info("device %s: link to %s down: %s", self.device_id, url, exc)
-        except Exception:
+            self._why = _failure_reason(exc)
+            log.info("device %s: link to %s down: %s", self.device_id, url, self._why)
+        except Exception as exc:
             # Whatever went wrong, the device keeps reconnecting: log it, retry.
+            self._why = _failure_reason(exc)
             log.exception("device %s: link to %s failed", self.device_id, url)
         finally:
             writer.cancel()

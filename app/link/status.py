@@ -24,13 +24,16 @@ class ConnectionStatus:
     ``online`` means connected *and* caught up (the hello's snapshot arrived).
     ``offline`` carries ``retry_at``, a :func:`time.monotonic` deadline for the
     next attempt, so a UI can count down. ``attempt`` counts failed attempts
-    since the last good connection (0 while online).
+    since the last good connection (0 while online). ``reason`` says, while
+    offline, why the last attempt failed or the connection ended ("refused",
+    "timed out", "TLS: …", "rejected: … (1008)").
     """
 
     state: ConnectionState
     url: str | None = None
     retry_at: float | None = None
     attempt: int = 0
+    reason: str | None = None
 
     def seconds_until_retry(self, now: float | None = None) -> float | None:
         """Seconds left before the next attempt (never negative), or None."""

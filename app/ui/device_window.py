@@ -286,6 +286,7 @@ class DeviceWindow(QWidget):
 
     def _show_status(self) -> None:
         text, tone = status_text(self.bridge.status, time.monotonic())
+        text = f"{text} · {reason}" if (reason := self.bridge.status.reason) else text
         self.connection.set(text, tone)
         self.connection.setToolTip(
             STATUS_TIPS[tone].format(url=self.bridge.status.url or "the server")

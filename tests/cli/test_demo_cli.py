@@ -1,0 +1,86 @@
+"""`python -m app`'s command line: version, --server URLs checked at start, one-line errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from app.__main__ import parse_args
+from syncserver.cli import RUNTIME, USAGE
+from tests.cli.helpers import assert_one_line_error, run_command
+
+DEMO = ("-m", "app")
+
+
+def test_version_prints_the_package_version() -> None:
+    """--version prints `optisync-demo VERSION` and exits 0 without starting Qt."""
+    result = run_command(*DEMO, "--version")
+    assert result.returncode == 0
+    assert result.stdout.split()[0] == "optisync-demo"
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("localhost:8765", ["localhost:8765", "ws://HOST:PORT"]),
+        ("http://127.0.0.1:8765", ["HTTP", "ws://127.0.0.1:8765"]),
+        ("https://sync.example", ["HTTP", "wss://sync.example"]),
+        ("ws://[bad", ["ws://[bad", "not a URL"]),
+        ("ws://:8765", ["names no host"]),
+        ("ws://host:99999", ["out of range"]),
+        ("ws://host:0", ["port 0"]),
+        ("127.0.0.1", ["not a ws://"]),
+    ],
+)
+def test_a_bad_server_url_is_one_line_and_exit_2(url: str, words: list[str]) -> None:
+    """A --server that is not ws(s)://HOST[:PORT] is refused at start in one line."""
+    result = run_command(*DEMO, "--server", url)
+    assert_one_line_error(result, "optisync-demo", USAGE, "--server", *words)
+
+
+@pytest.mark.parametrize(
+    ("args", "words"),
+    [
+        (["--devices", "-1"], ["--devices"]),
+        (["--devices", "many"], ["--devices", "whole number"]),
+        (["--latency", "99999"], ["--latency", "60000"]),
+        (["--items", "0"], ["--items"]),
+        (["--log-level", "chatty"], ["--log-level"]),
+        (["--screenshot", "shot.jpg"], ["--screenshot", ".png"]),
+        (["--screenshot", "/no/such/folder/shot.png"], ["--screenshot", "/no/such/folder"]),
+        (["--data-dir", "README.md"], ["--data-dir", "README.md"]),
+    ],
+)
+def test_a_wrong_option_is_one_line_and_exit_2(args: list[str], words: list[str]) -> None:
+    """Each impossible option value is refused at start in one line (exit 2)."""
+    assert_one_line_error(run_command(*DEMO, *args), "optisync-demo", USAGE, *words)
+
+
+def test_good_server_urls_are_kept_as_given() -> None:
+    """ws:// and wss:// URLs with a host (and optional port and path) pass unchanged."""
+    urls = ["ws://127.0.0.1:8765", "wss://sync.example/optisync", "ws://[::1]:9000"]
+    args = parse_args([arg for url in urls for arg in ("--server", url)])
+    assert args.server == urls
+
+
+def test_a_data_dir_that_cannot_be_made_is_one_line_and_exit_1(tmp_path: Path) -> None:
+    """--data-dir under a file: one line naming the folder and what to do (exit 1)."""
+    (tmp_path / "file").write_text("not a folder")
+    data_dir = tmp_path / "file" / "demo"
+    shot = tmp_path / "shot.png"
+    result = run_command(*DEMO, "--data-dir", str(data_dir), "--screenshot", str(shot))
+    assert_one_line_error(result, "optisync-demo", RUNTIME, str(data_dir), "--data-dir")
+
+
+def test_no_display_is_one_line_and_exit_1() -> None:
+    """Windows without a display: one line saying so instead of Qt aborting the process."""
+    result = run_command(*DEMO, env={"QT_QPA_PLATFORM": "", "DISPLAY": "", "WAYLAND_DISPLAY": ""})
+    assert_one_line_error(result, "optisync-demo", RUNTIME, "no display")
+
+
+def test_qt_not_installed_is_one_line_and_exit_1() -> None:
+    """Without PySide6 (a server-only install): one line saying to install optisync[demo]."""
+    hide_qt = "import sys; sys.modules['PySide6'] = None; from app.__main__ import main; main([])"
+    result = run_command("-c", hide_qt)
+    assert_one_line_error(result, "optisync-demo", RUNTIME, "optisync[demo]")
