@@ -88,9 +88,17 @@ class Connection:
         "protocol",
         "remote",
         "requests",
+        "send_allowance",
     )
 
-    def __init__(self, peer: Peer, connection_id: int, remote: str, bucket: TokenBucket) -> None:
+    def __init__(
+        self,
+        peer: Peer,
+        connection_id: int,
+        remote: str,
+        bucket: TokenBucket,
+        send_allowance: int,
+    ) -> None:
         self.peer = peer
         self.id = connection_id
         self.remote = remote
@@ -102,3 +110,6 @@ class Connection:
         self.requests = 0
         self.protocol = PROTOCOL_VERSION
         self.closed = False
+        self.send_allowance = send_allowance
+        """Unread bytes past which the connection is dropped as slow: the
+        server's max_send_buffer plus the size of its last snapshot."""

@@ -157,6 +157,7 @@ class ServerCore:
             self._next_id,
             remote,
             TokenBucket(config.rate_limit, config.rate_burst, self.clock.time()),
+            config.max_send_buffer,
         )
         self._next_id += 1
         self.connections[conn.id] = conn
@@ -251,7 +252,8 @@ class ServerCore:
             protocol=conn.protocol,
         )
         # A snapshot is as big as the database, not a sign of a stalled reader:
-        # it is not held against max_send_buffer.
+        # the connection may have that much more queued before it counts as slow.
+        conn.send_allowance = self.config.max_send_buffer + sum(map(len, pages))
         conn.peer.send(pages)
         self._changed()
 
@@ -396,16 +398,15 @@ class ServerCore:
                     frames.append(ack)
             pushes.append(push_payload(write))
         slow: list[Connection] = []
-        limit = self.config.max_send_buffer
         if self._plain:
             shared = Shared(pushes)
             for conn in self._plain:
-                if conn.peer.send(outgoing.pop(conn, ()), shared) > limit:
+                if conn.peer.send(outgoing.pop(conn, ()), shared) > conn.send_allowance:
                     slow.append(conn)
         if self._batched:
             shared = Shared(batch_frames(pushes))
             for conn in self._batched:
-                if conn.peer.send(outgoing.pop(conn, ()), shared) > limit:
+                if conn.peer.send(outgoing.pop(conn, ()), shared) > conn.send_allowance:
                     slow.append(conn)
         for conn, acks in outgoing.items():
             if not conn.closed:
@@ -482,7 +483,7 @@ class ServerCore:
     def _send(self, conn: Connection, frame: bytes) -> None:
         if conn.closed:
             return
-        if conn.peer.send((frame,)) > self.config.max_send_buffer:
+        if conn.peer.send((frame,)) > conn.send_allowance:
             self._drop_slow(conn)
 
     def _drop_slow(self, conn: Connection) -> None:
