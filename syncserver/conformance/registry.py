@@ -31,19 +31,23 @@ class Check:
     """Needs the demo controls on the server under test (``--allow-chaos``)."""
     needs_launcher: bool = False
     """Starts servers of its own (needs ``--start-server``)."""
+    needs_fresh_data: bool = False
+    """Starts servers on new data (needs ``{dir}`` in the ``--start-server`` command)."""
 
 
 CHECKS: list[Check] = []
 
 
 def check(
-    *, needs_chaos: bool = False, needs_launcher: bool = False
+    *, needs_chaos: bool = False, needs_launcher: bool = False, needs_fresh_data: bool = False
 ) -> Callable[[CheckFunction], CheckFunction]:
     """Register a check; its name is the function's, its description the docstring."""
 
     def register(function: CheckFunction) -> CheckFunction:
         doc = (function.__doc__ or "").strip().splitlines()[0]
-        CHECKS.append(Check(function.__name__, doc, function, needs_chaos, needs_launcher))
+        CHECKS.append(
+            Check(function.__name__, doc, function, needs_chaos, needs_launcher, needs_fresh_data)
+        )
         return function
 
     return register

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,10 +60,11 @@ async def run_checks(
 
     ``wait`` is how long to wait for any one expected frame.
     """
-    try:
-        chaos = await _accepts_demo_controls(url, wait)
-    except (OSError, TimeoutError, CheckFailed, WebSocketException):
-        chaos = False  # every check will say why it cannot connect
+    chaos = False
+    # Without an answer, every check will say why it cannot connect.
+    with contextlib.suppress(OSError, TimeoutError, CheckFailed, WebSocketException):
+        if any(item.needs_chaos for item in checks):
+            chaos = await _accepts_demo_controls(url, wait)
     launcher = Launcher(start_server, wait) if start_server else None
     outcomes = []
     try:
@@ -83,6 +85,8 @@ async def _run_one(
         return Outcome(item, "SKIP", "the server refuses demo controls (run it with --allow-chaos)")
     if item.needs_launcher and launcher is None:
         return Outcome(item, "SKIP", "starts servers of its own: give --start-server")
+    if item.needs_fresh_data and launcher is not None and not launcher.uses_dir:
+        return Outcome(item, "SKIP", "needs {dir} in the --start-server command (fresh data)")
     context = Context(url, wait, launcher, chaos)
     limit = wait * 6
     started = time.monotonic()

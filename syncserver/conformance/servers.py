@@ -176,12 +176,10 @@ async def a_restart_on_the_same_data_keeps_the_epoch_and_the_revisions(ctx: Cont
         await again.stop()
 
 
-@check(needs_launcher=True)
+@check(needs_launcher=True, needs_fresh_data=True)
 async def a_new_database_has_a_new_epoch(ctx: Context) -> None:
     """A server on fresh data has another epoch; a hello with the old one gets since 0."""
     launcher = ctx.require_launcher()
-    if not launcher.uses_dir:
-        raise CheckFailed("needs {dir} in the --start-server command to give it fresh data")
     first = await launcher.start()
     second = await launcher.start()
     try:

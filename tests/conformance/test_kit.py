@@ -120,3 +120,23 @@ def test_loading_the_kit_leaves_the_server_runtime_unloaded():
         capture_output=True, text=True, cwd=ROOT, env=ENV, timeout=TIMEOUT, check=True,
     )  # fmt: skip
     assert result.stdout.strip() == "[]"
+
+
+async def test_checks_the_server_cannot_run_are_skipped_and_not_counted(tmp_path):
+    """No --allow-chaos, no --start-server, no {dir}: those checks say SKIP and why."""
+    server = await RunningServer.start("--db", str(tmp_path / "plain.sqlite3"))
+    try:
+        status, out, _ = await run_kit(server.url, "--only", "observe", "--only", "token")
+        without_dir = START.replace("{dir}/", str(tmp_path) + "/")
+        _, fresh, _ = await run_kit(
+            server.url, "--only", "new_database", "--start-server", without_dir
+        )
+    finally:
+        await server.stop()
+    lines = out.splitlines()
+    assert lines[-1] == "0 passed, 0 failed"
+    assert status == 0
+    skipped = [line for line in lines if line.startswith("SKIP ")]
+    assert any("observer" in line and "--allow-chaos" in line for line in skipped)
+    assert any("token" in line and "--start-server" in line for line in skipped)
+    assert fresh.splitlines()[0].startswith("SKIP a_new_database_has_a_new_epoch: needs {dir}")
