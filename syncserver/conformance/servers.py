@@ -107,8 +107,8 @@ async def messages_over_the_rate_limit_get_rate_limited(ctx: Context) -> None:
 
 @check(needs_launcher=True)
 async def a_device_that_stops_reading_is_dropped_without_a_close_frame(ctx: Context) -> None:
-    """--max-send-buffer 65536: a device that stops reading is aborted (1006), then catches up."""
-    server = await ctx.require_launcher().shared("--max-send-buffer", "65536")
+    """--max-send-buffer 1 MiB: a device that stops reading is aborted (1006), then catches up."""
+    server = await ctx.require_launcher().shared("--max-send-buffer", str(2**20))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     host, port = server.url.removeprefix("ws://").rsplit(":", 1)
