@@ -105,3 +105,19 @@ async def test_snapshot_says_which_protocol_the_connection_speaks(
     client = await clients(server.url)
     snapshot = await client.hello(protocol=7, capabilities=["later"])
     assert snapshot["protocol"] == 1
+
+
+async def test_demo_controls_need_the_token_on_a_server_with_one(db_path: Path, clients: Clients):
+    """On a token server, chaos and observe before a hello get hello_required and change nothing."""
+    async with serve(db_path=db_path, token="t", allow_chaos=True) as guarded:
+        client = await clients(guarded.url)
+        await client.send({"type": "chaos", "request_id": 1, "push_enabled": False})
+        error = await client.recv_type("error")
+        assert (error["code"], error["request_id"]) == ("hello_required", 1)
+        await client.send({"type": "observe", "request_id": 2})
+        error = await client.recv_type("error")
+        assert (error["code"], error["request_id"]) == ("hello_required", 2)
+        assert guarded.chaos.settings.push_enabled
+        await client.hello(token="t")
+        await client.send({"type": "chaos", "request_id": 3, "push_enabled": False})
+        assert (await client.recv_type("chaos_state"))["settings"]["push_enabled"] is False
