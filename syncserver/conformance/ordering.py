@@ -113,6 +113,27 @@ async def a_connections_sets_are_acked_in_the_order_sent(ctx: Context) -> None:
 
 
 @check()
+async def a_writes_push_reaches_every_device_before_the_writer_has_its_ack(ctx: Context) -> None:
+    """Once the writer holds the ack, a request from another device is answered after the push."""
+    watcher, _ = await ctx.device()
+    writer, _ = await ctx.device()
+    for number in range(10):
+        key = ctx.key()
+        ack = await writer.set(key, number, number + 1)
+        await watcher.send({"type": "get", "request_id": f"after{number}", "key": key})
+        while True:
+            frame = await watcher.recv()
+            if frame["type"] in ("push", "pushes"):
+                if ack["server_revision"] in _frame_revisions(frame):
+                    break
+            else:
+                expect(
+                    frame.get("request_id") != f"after{number}",
+                    f"the reply to a get overtook the push of revision {ack['server_revision']}",
+                )
+
+
+@check()
 async def every_device_gets_every_push_once_in_revision_order(ctx: Context) -> None:
     """Three writers pipelining: each device sees revisions R+1, R+2, … after its snapshot at R."""
     plain = await ctx.connect()
