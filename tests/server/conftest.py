@@ -63,6 +63,10 @@ class Client:
         """Say hello; returns the snapshot (its pages joined into one)."""
         self.device_id = device_id
         await self.send({"type": "hello", "device_id": device_id, "since": since, **extra})
+        return await self.read_snapshot()
+
+    async def read_snapshot(self) -> dict[str, Any]:
+        """The next snapshot, its pages joined into one."""
         snapshot = await self.recv_type("snapshot")
         while snapshot["more"]:
             page = await self.recv_type("snapshot")

@@ -65,7 +65,7 @@ async def test_a_big_snapshot_does_not_count_as_a_stalled_reader(
         writer = await clients(server.url)
         await writer.set("after", 1, device_id=8)
         device.ws.transport.resume_reading()
-        snapshot = await device.hello(device_id=7)
+        snapshot = await device.read_snapshot()
         assert len(snapshot["values"]) == 130
         assert (await device.recv_type("push"))["key"] == "after"
         assert server.slow_connections_dropped == 0
