@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 from hypothesis import strategies as st
 
 from app.sync.testing import (
@@ -52,8 +54,10 @@ def _seconds(high: float) -> st.SearchStrategy[float]:
     return st.integers(0, int(high * 1000)).map(lambda ms: ms / 1000)
 
 
+@functools.cache
 def actions(devices: int, keys: int, faults: tuple[str, ...]) -> st.SearchStrategy[Action]:
-    """One action: mostly taps and waits, plus the given fault kinds."""
+    """One action: mostly taps and waits, plus the given fault kinds (built once per
+    shape: building and validating strategies cost as much as running the schedule)."""
     device = st.integers(0, devices - 1)
     key = st.integers(0, keys - 1)
     tap = st.builds(Tap, device, key)
@@ -101,26 +105,16 @@ def runs(
     keys = draw(st.integers(1, MAX_KEYS))
     seed = draw(st.integers(0, 2**32 - 1))
     # Bursts of actions at one instant make taps coalesce and faults pile up.
-    bursts = draw(
-        st.lists(
-            st.lists(actions(devices, keys, faults), min_size=1, max_size=5),
-            min_size=4,
-            max_size=max_actions // 3,
-        )
+    bursts = draw(_bursts(devices, keys, faults, max_actions))
+    return devices, keys, Schedule(seed, [action for burst in bursts for action in burst])
+
+
+@functools.cache
+def _bursts(
+    devices: int, keys: int, faults: tuple[str, ...], max_actions: int
+) -> st.SearchStrategy[list[list[Action]]]:
+    return st.lists(
+        st.lists(actions(devices, keys, faults), min_size=1, max_size=5),
+        min_size=4,
+        max_size=max_actions // 3,
     )
-    return devices, keys, Schedule(seed, _one_refusal([a for burst in bursts for a in burst]))
-
-
-def _one_refusal(actions: list[Action]) -> list[Action]:
-    """At most one FailNextRequest per schedule: two in a row refuse a set and then its
-    reload, which leaves the shipped likes flow showing its optimistic value (a known
-    link bug, test_scenarios.test_refused_reload_after_a_refused_write_still_converges)."""
-    seen = False
-    kept: list[Action] = []
-    for action in actions:
-        if isinstance(action, FailNextRequest):
-            if seen:
-                continue
-            seen = True
-        kept.append(action)
-    return kept
