@@ -37,6 +37,7 @@ SERVER_WIDTH = 520
 MIN_DEVICE_WIDTH = 380
 MIN_SERVER_WIDTH = 440
 HEIGHT = 760
+TITLE_BAR = 32
 
 
 def device_name(index: int) -> str:
@@ -298,7 +299,8 @@ class Demo(QObject):
         ]
         room = area.width() - GAP * (len(windows) + 1)
         scale = min(1.0, room / sum(widths)) if widths and fit else 1.0
-        height = min(HEIGHT, area.height() - 2 * GAP) if fit else HEIGHT
+        # A window manager adds a title bar above the client area we size.
+        height = min(HEIGHT, area.height() - 2 * GAP - TITLE_BAR) if fit else HEIGHT
         x = area.left() + GAP
         for window, preferred in zip(windows, widths, strict=True):
             smallest = MIN_SERVER_WIDTH if window is self.server_window else MIN_DEVICE_WIDTH
@@ -306,7 +308,8 @@ class Demo(QObject):
             if fit and x + width > area.right():
                 self._place(window)  # no room left in the row: cascade
                 continue
-            window.setGeometry(x, area.top() + GAP, width, height)
+            window.resize(width, height)
+            window.move(x, area.top() + GAP)  # the frame's corner, title bar included
             x += width + GAP
 
     def _place(self, window: QWidget) -> None:
