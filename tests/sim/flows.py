@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Any
 
 from app.link import DeviceSession, SyncClient
+from app.link.store import MemoryStore
 from app.sync import Cubit, DeviceContext
 from app.sync.testing import DeviceIO, FlowDevice, Likes
 from syncserver.protocol import Push, Snapshot
 
-__all__ = ["DeafLikes", "PlainToggle", "ToggleDevice"]
+__all__ = ["DeafLikes", "EpochBlindLikes", "PlainToggle", "ToggleDevice", "UnlockedLikes"]
 
 Toggles = dict[str, bool]
 
@@ -142,3 +144,28 @@ class DeafLikes(Likes):
         session = await super().open(io)
         session.client.on_pushes = lambda pushes: None
         return session
+
+
+class EpochBlindLikes(Likes):
+    """A broken flow for the self-test: its devices never forget an old history."""
+
+    def __repr__(self) -> str:
+        return "EpochBlindLikes()"
+
+    async def open(self, io: DeviceIO) -> DeviceSession:
+        session = await super().open(io)
+        session.client.on_new_epoch = None
+        return session
+
+
+class UnlockedLikes(Likes):
+    """A broken flow for the self-test: a second process opens a device's identity
+    from a copy of its state, as two processes on one unlocked state file do."""
+
+    def __repr__(self) -> str:
+        return "UnlockedLikes()"
+
+    async def open(self, io: DeviceIO) -> DeviceSession:
+        if io.store.in_use:
+            io = dataclasses.replace(io, store=MemoryStore(io.name, io.store.durable))
+        return await super().open(io)

@@ -13,6 +13,8 @@ from app.sync.testing import (
     Advance,
     Disconnect,
     DropPush,
+    DuplicateOpen,
+    HistoryReset,
     InvariantViolation,
     KillDevice,
     Latency,
@@ -23,7 +25,7 @@ from app.sync.testing import (
     VirtualDeadlock,
     run_virtual,
 )
-from tests.sim.flows import DeafLikes, PlainToggle
+from tests.sim.flows import DeafLikes, EpochBlindLikes, PlainToggle, UnlockedLikes
 from tests.sim.tally import play
 
 BUSY = Schedule(
@@ -79,6 +81,29 @@ def test_a_flow_that_ignores_pushes_is_caught() -> None:
     with pytest.raises(InvariantViolation, match=r"shows \(value, revision\)") as caught:
         simulation.check_invariants()
     assert "flow=DeafLikes()" in caught.value.script
+
+
+def test_a_device_that_keeps_an_old_history_is_caught() -> None:
+    """Without forgetting the old epoch, writes of a fresh database below the revisions
+    a device knew look stale: it shows an old value as synced."""
+    actions: list[Action] = [Tap(0, 0), Advance(0.3), Tap(0, 0), Advance(0.3), Tap(0, 0)]
+    actions += [Advance(0.3), HistoryReset(0.2), Advance(0.5), Tap(1, 0), Advance(0.3), Tap(1, 0)]
+    schedule = Schedule(1, actions)
+    play(2, 1, schedule)
+    simulation = Simulation(2, 1, flow=EpochBlindLikes()).run(schedule)
+    with pytest.raises(InvariantViolation, match="as synced, the server has"):
+        simulation.check_invariants()
+
+
+def test_two_processes_on_one_unlocked_identity_are_caught() -> None:
+    """A second process on the same device id writes at a lower local revision: the
+    first takes it for its own old echo and shows its value as synced (the lock refuses
+    the second process, so the shipped flow keeps every promise)."""
+    schedule = Schedule(1, [Tap(0, 0), Advance(0.3), Tap(0, 0), Advance(0.3), DuplicateOpen(0, 0)])
+    play(1, 1, schedule)
+    simulation = Simulation(1, 1, flow=UnlockedLikes()).run(schedule)
+    with pytest.raises(InvariantViolation, match="as synced, the server has"):
+        simulation.check_invariants()
 
 
 def test_violation_message_ends_with_a_script_that_reproduces_it() -> None:
