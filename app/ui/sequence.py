@@ -402,7 +402,12 @@ class SequenceModel:
                     event.from_device_id,
                     None,
                 )
-                if event.push_revision == event.server_revision:
+                if event.push_revision == event.server_revision and event.from_device_id == device:
+                    arrow.note = (
+                        f"The push of your own write at rev {event.push_revision} came after "
+                        "its ack: already known, so it is ignored."
+                    )
+                elif event.push_revision == event.server_revision:
                     arrow.note = (
                         f"A second copy of rev {event.push_revision}: the device already had it "
                         "(a late push after a catch-up, or a duplicate), so it is ignored."

@@ -30,7 +30,6 @@ from PySide6.QtGui import (
     QPixmap,
     QPolygonF,
     QResizeEvent,
-    QWheelEvent,
 )
 from PySide6.QtSvg import QSvgGenerator
 from PySide6.QtWidgets import (
@@ -265,8 +264,9 @@ class SequencePainter:
         dots = [d for i in arrow.dots if isinstance(d := self.model.elements.get(i), Dot)]
         if not dots:
             return
-        top = min(self.y(d.at) for d in dots) - 7
-        bottom = self.y(arrow.start) + 3
+        ys = [self.y(d.at) for d in dots]
+        top = min(ys) - 7
+        bottom = max(self.y(arrow.start), max(ys) + 4) + 3  # absorbed taps come later
         side = -1.0 if x > xs.get(SERVER_LANE, 0.0) else 1.0
         color = QColor(ARROW_COLORS[arrow.kind])
         color = _faded(color, 40 if dimmed and arrow.id not in self.selected else 140)
@@ -587,9 +587,6 @@ class SequenceView(QAbstractScrollArea):
         if len(self.paint_seconds) > 10_000:
             del self.paint_seconds[:5_000]
             del self.paint_cpu_seconds[:5_000]
-
-    def wheelEvent(self, event: QWheelEvent) -> None:
-        super().wheelEvent(event)
 
     def mouseMoveEvent(self, event: QMouseEvent) -> None:
         found = self.painter.element_at(event.position(), self.verticalScrollBar().value())

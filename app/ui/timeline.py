@@ -186,12 +186,19 @@ def _words(
                 f"{device_name(origin)} wrote this at rev {event.server_revision}: applied here",
             )
         case PushIgnoredStale(push_revision=revision, from_device_id=origin) if (
-            revision == event.server_revision
+            revision == event.server_revision and own is not None and origin == own
         ):
-            who = "your" if own is not None and origin == own else f"{device_name(origin)}'s"
             return (
                 "stale",
-                f"A second copy of {who} write at rev {revision} arrived late "
+                f"The push of your write at rev {revision} came after its ack: "
+                "already known, ignored",
+            )
+        case PushIgnoredStale(push_revision=revision, from_device_id=origin) if (
+            revision == event.server_revision
+        ):
+            return (
+                "stale",
+                f"A second copy of {device_name(origin)}'s write at rev {revision} arrived late "
                 "(a catch-up brought it first): already applied, ignored",
             )
         case PushIgnoredStale(push_revision=revision, from_device_id=origin):

@@ -338,3 +338,22 @@ def test_taps_that_return_to_the_value_in_flight_join_its_group() -> None:
     [request, _ack] = model.arrows()
     assert len(request.dots) == 3
     assert "no follow-up was needed" in model.explain(model.elements[request.dots[-1]])
+
+
+def test_the_late_push_of_a_devices_own_write_says_its_ack_came_first() -> None:
+    """With push jitter, a writer's own push can follow its ack: drawn stale, and said why."""
+    model = _model()
+    model.feed(
+        PushIgnoredStale(
+            key=KEY,
+            device_id=A,
+            local_revision=1,
+            server_revision=4,
+            push_revision=4,
+            from_device_id=A,
+        ),
+        1.0,
+    )
+    [late] = model.arrows()
+    assert late.kind == "stale-push"
+    assert "came after its ack" in model.explain(late)

@@ -74,6 +74,11 @@ def _name(device_id: int) -> str:
             "stale",
             "second copy of Device B's write at rev 7 arrived late",
         ),
+        (
+            PushIgnoredStale(**BASE, push_revision=7, from_device_id=1),
+            "stale",
+            "The push of your write at rev 7 came after its ack",
+        ),
         (SelfEchoAcknowledged(**BASE, push_local_revision=2), "echo", "not re-applied"),
         (
             StaleResponseIgnored(**BASE, response_revision=6),
