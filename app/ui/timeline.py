@@ -306,6 +306,7 @@ class _EntryDelegate(QStyledItemDelegate):
 
     def __init__(self, parent: Any = None) -> None:
         super().__init__(parent)
+        self._heights: dict[tuple[str, int], int] = {}
         self._time_font = mono_font(8.0)
         self._chip_font = QFont()
         self._chip_font.setPointSizeF(7.0)
@@ -315,7 +316,23 @@ class _EntryDelegate(QStyledItemDelegate):
         self._title_font.setWeight(QFont.Weight.DemiBold)
 
     def sizeHint(self, option: QStyleOptionViewItem, index: Index) -> QSize:
-        return QSize(200, 42)
+        """Tall enough for the whole sentence, wrapped to the list's width."""
+        # The viewport's width, not option.rect's: Qt passes different rects when it
+        # lays rows out and when it asks for one row, and the heights must agree.
+        view = self.parent()
+        full = view.viewport().width() if isinstance(view, QListView) else option.rect.width()
+        width = max(120, full - 24)
+        text = str(index.data(TimelineModel.TextRole))
+        key = (text, width)
+        height = self._heights.get(key)
+        if height is None:
+            bounds = QFontMetrics(option.font).boundingRect(
+                QRect(0, 0, width, 10_000), Qt.TextFlag.TextWordWrap, text
+            )
+            height = self._heights[key] = max(18, bounds.height())
+            if len(self._heights) > 5000:
+                self._heights.clear()
+        return QSize(200, 24 + height + 4)
 
     def paint(self, painter: QPainter, option: QStyleOptionViewItem, index: Index) -> None:
         rect: QRect = option.rect
@@ -358,13 +375,17 @@ class _EntryDelegate(QStyledItemDelegate):
         )
         painter.drawText(title_rect, Qt.AlignmentFlag.AlignVCenter, title)
 
-        text_rect = QRect(rect.left() + 12, top.bottom() + 1, rect.width() - 24, 18)
+        text_rect = QRect(
+            rect.left() + 12, top.bottom() + 3, rect.width() - 24, rect.bottom() - top.bottom() - 4
+        )
         painter.setFont(option.font)
         painter.setPen(Palette.muted)
-        text = QFontMetrics(option.font).elidedText(
-            str(index.data(TimelineModel.TextRole)), Qt.TextElideMode.ElideRight, text_rect.width()
+        painter.drawText(
+            text_rect,
+            int(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
+            | int(Qt.TextFlag.TextWordWrap),
+            str(index.data(TimelineModel.TextRole)),
         )
-        painter.drawText(text_rect, Qt.AlignmentFlag.AlignVCenter, text)
         painter.restore()
 
 
@@ -396,7 +417,10 @@ class TimelineView(QWidget):
         self.list.setObjectName("timelineList")
         self.list.setModel(self._filter)
         self.list.setItemDelegate(_EntryDelegate(self.list))
-        self.list.setUniformItemSizes(True)
+        # Rows grow to show a whole sentence; relaid out when the width changes.
+        self.list.setUniformItemSizes(False)
+        self.list.setResizeMode(QListView.ResizeMode.Adjust)
+        self.list.setVerticalScrollMode(QListView.ScrollMode.ScrollPerPixel)
         self.list.setSelectionMode(QListView.SelectionMode.NoSelection)
         self.list.setFocusPolicy(Qt.FocusPolicy.NoFocus)
         header = QHBoxLayout()

@@ -6,9 +6,11 @@ import time
 
 from PySide6.QtCore import QRect, Qt
 from PySide6.QtTest import QTest
+from pytestqt.qtbot import QtBot
 
 from app.ui.device_window import DeviceWindow
 from app.ui.item_model import FAILED_BADGE_SECONDS, ItemRole
+from app.ui.timeline import TimelineEntry, TimelineModel, TimelineView
 from tests.ui.conftest import Harness
 
 
@@ -241,3 +243,20 @@ def test_the_item_filter_box_narrows_a_big_list(harness: Harness) -> None:
     assert "of 1000 items" in window.items_hint.text()
     window.search.clear()
     assert window.visible_items() == 1000
+
+
+def test_long_timeline_sentences_wrap_instead_of_being_cut(qtbot: QtBot) -> None:
+    """A long entry gets a taller row showing the whole sentence; short ones stay one line."""
+    model = TimelineModel(lambda item_id: item_id)
+    long_text = "A second copy of Device B's write at rev 12 arrived late " * 2
+    model.add(TimelineEntry(time.time(), "coffee", "stale", "Short"))
+    model.add(TimelineEntry(time.time(), "coffee", "stale", long_text))
+    view = TimelineView(model)
+    qtbot.addWidget(view)
+    view.resize(360, 300)
+    view.show()
+    rows = view.list.model()
+    long_row = view.list.visualRect(rows.index(0, 0))
+    short_row = view.list.visualRect(rows.index(1, 0))
+    assert long_row.height() > short_row.height()
+    assert long_row.bottom() < short_row.top()  # rows never overlap
