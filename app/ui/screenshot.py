@@ -66,10 +66,12 @@ async def stage_scene(demo: Demo) -> None:
     await wait_for(synced)
     # The diagram tells the story from here: a coalesced burst, then pushes.
     demo.recorder.model.clear()
+    for window in windows:
+        window.bridge.reset_stats()  # the stats speak of what follows
     if len(ids) > 6:
-        for _ in range(6):  # six quick taps: one request, then one follow-up
+        for _ in range(10):  # ten quick taps: one request, then one follow-up (5.0×)
             first.bridge.toggle_like(ids[6])
-            await asyncio.sleep(0.06)
+            await asyncio.sleep(0.04)
         await wait_for(synced)
     if demo.server is not None and len(ids) > 4:
         await demo.server.set_from_another_device(f"like/{ids[4]}", False)
