@@ -17,11 +17,12 @@ sync server does with a write, and nothing else:
   connection gets its acks and the batch's pushes in one transport write.
 
 So framing, batching and durability match the sync server's; what is left
-out is what makes it a sync server (JSON validation, revisions, registers,
-limits). An ack and a push are the set's own bytes with another ``type``.
+out is what makes it a sync server (JSON validation, registers, limits). An
+ack and a push are cut from the set's own bytes, with the next revision, and
+decode as the protocol's ``Ack`` and ``Push``.
 
 :class:`RawClient` is a minimal websocket client on a bare asyncio protocol
-for benchmarks that time each frame (``tests.perf.scale``).
+for a benchmark's own writer connection (``tests.perf.scale``).
 """
 
 from __future__ import annotations
