@@ -25,6 +25,7 @@ from pathlib import Path
 
 import platformdirs
 
+from syncserver.access import resolve_token
 from syncserver.cli import (
     CommandLineError,
     OneLineParser,
@@ -110,6 +111,18 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--screenshot", type=Path, metavar="PATH", help="render the windows to one PNG and exit"
     )
     parser.add_argument(
+        "--token-file",
+        type=Path,
+        metavar="PATH",
+        help="file holding the --server's shared token (default: env OPTISYNC_TOKEN)",
+    )
+    parser.add_argument(
+        "--cafile",
+        type=Path,
+        metavar="PATH",
+        help="PEM file of the CAs to trust for wss:// servers (default: the system's)",
+    )
+    parser.add_argument(
         "--log-level",
         type=_log_level,
         default="info",
@@ -133,6 +146,12 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
             parser.error(f"--screenshot {args.screenshot}: the file name must end in .png")
         if not args.screenshot.parent.is_dir():
             parser.error(f"--screenshot {args.screenshot}: no folder {args.screenshot.parent}")
+    try:
+        args.token = resolve_token(None, args.token_file)
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.cafile is not None and not args.cafile.is_file():
+        parser.error(f"--cafile {args.cafile}: no such file")
     return args
 
 
@@ -165,6 +184,8 @@ async def run(args: argparse.Namespace) -> int:
             server_urls=args.server,
             latency_ms=args.latency,
             items=args.items,
+            token=args.token,
+            cafile=args.cafile,
         )
         try:
             try:

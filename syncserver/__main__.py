@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import contextlib
 import errno
+import ipaddress
 import os
 import signal
 import socket
@@ -35,6 +36,7 @@ from .cli import (
     fail,
     package_version,
 )
+from .access import resolve_token
 from .config import ServerConfig
 from .limits import MAX_FRAME_BYTES
 from .logs import LOG_LEVELS, configure_logging
@@ -85,6 +87,23 @@ def _token(text: str) -> str:
     if not text:
         raise argparse.ArgumentTypeError("must not be empty")
     return text
+
+
+def _existing_file(text: str) -> Path:
+    path = Path(text)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"{text}: no such file")
+    return path
+
+
+def _addresses(text: str) -> tuple[str, ...]:
+    found = tuple(part.strip() for part in text.split(",") if part.strip())
+    for address in found:
+        try:
+            ipaddress.ip_address(address)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{address!r} is not an IP address") from None
+    return found
 
 
 def _flag(text: str) -> bool:
@@ -140,7 +159,31 @@ _OPTIONS = (
     _Option(
         "--allow-chaos", _flag, _DEFAULTS.allow_chaos, "accept the demo controls (chaos, observe)"
     ),
-    _Option("--token", _token, None, "shared secret every hello must carry", "SECRET", "none"),
+    _Option(
+        "--token",
+        _token,
+        None,
+        "shared secret every hello must carry; on a shared machine other users can read "
+        "a command line, so prefer --token-file or the environment variable",
+        "SECRET",
+        "none",
+    ),
+    _Option(
+        "--token-file",
+        _existing_file,
+        None,
+        "file whose first line is the token (keep it readable by the server only)",
+        "PATH",
+        "none",
+    ),
+    _Option(
+        "--require-device-secrets",
+        _flag,
+        _DEFAULTS.require_device_secrets,
+        "refuse a hello without its device's secret (see SECURITY.md)",
+    ),
+    _Option("--certfile", _existing_file, None, "serve wss:// with this PEM chain", "PEM", "none"),
+    _Option("--keyfile", _existing_file, None, "the PEM private key of --certfile", "PEM", "none"),
     _Option(
         "--max-connections", bounded_int(1), _DEFAULTS.max_connections, "open connections", "N"
     ),
@@ -156,6 +199,66 @@ _OPTIONS = (
         "(it catches up when it reconnects)",
         "BYTES",
         shown_default=f"{_DEFAULTS.max_send_buffer} ({_DEFAULTS.max_send_buffer / 2**20:g} MiB)",
+    ),
+    _Option(
+        "--max-total-send-buffer",
+        bounded_int(MAX_FRAME_BYTES),
+        _DEFAULTS.max_total_send_buffer,
+        "bytes queued for all connections together; past it the connections with the "
+        "most queued are dropped first",
+        "BYTES",
+        shown_default=f"{_DEFAULTS.max_total_send_buffer / 2**20:g} MiB",
+    ),
+    _Option(
+        "--max-connections-per-address",
+        bounded_int(1),
+        _DEFAULTS.max_connections_per_address,
+        "open connections from one client address (HTTP 429 past it)",
+        "N",
+    ),
+    _Option(
+        "--address-rate-limit",
+        bounded_float(0),
+        _DEFAULTS.address_rate_limit,
+        "messages/s one client address may sustain; past it its frames are read slower",
+        "N",
+    ),
+    _Option(
+        "--address-rate-burst",
+        bounded_int(1),
+        _DEFAULTS.address_rate_burst,
+        "burst per client address",
+        "N",
+    ),
+    _Option(
+        "--catchup-rate",
+        bounded_float(0),
+        _DEFAULTS.catchup_rate,
+        "snapshot bytes/s one client address may ask for; past it hellos wait",
+        "BYTES",
+        shown_default=f"{_DEFAULTS.catchup_rate / 2**20:g} MiB",
+    ),
+    _Option(
+        "--catchup-burst",
+        bounded_int(1),
+        _DEFAULTS.catchup_burst,
+        "snapshot bytes one client address may ask for at once",
+        "BYTES",
+        shown_default=f"{_DEFAULTS.catchup_burst / 2**20:g} MiB",
+    ),
+    _Option(
+        "--limit-loopback",
+        _flag,
+        _DEFAULTS.limit_loopback,
+        "apply the per-address limits to loopback clients too",
+    ),
+    _Option(
+        "--forwarded-allow",
+        _addresses,
+        _DEFAULTS.forwarded_allow,
+        "comma-separated reverse proxy IPs whose X-Forwarded-For names the client",
+        "IP,...",
+        "none",
     ),
     _Option(
         "--synchronous",
@@ -230,6 +333,10 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         setattr(args, option.dest, value)
     if args.verbose:
         args.log_level = "debug"
+    try:
+        args.token = resolve_token(args.token, args.token_file, environ={})
+    except ValueError as exc:
+        parser.error(str(exc))
     if args.backend != "sqlite" and args.db is not None:
         parser.error(f"--db is the SQLite file; --backend {args.backend} keeps none, drop --db")
     try:
@@ -253,6 +360,17 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         rate_burst=args.rate_burst,
         synchronous="NORMAL" if args.synchronous == "NORMAL" else "FULL",
         max_send_buffer=args.max_send_buffer,
+        require_device_secrets=args.require_device_secrets,
+        certfile=args.certfile,
+        keyfile=args.keyfile,
+        max_total_send_buffer=args.max_total_send_buffer,
+        max_connections_per_address=args.max_connections_per_address,
+        address_rate_limit=args.address_rate_limit,
+        address_rate_burst=args.address_rate_burst,
+        catchup_rate=args.catchup_rate,
+        catchup_burst=args.catchup_burst,
+        limit_loopback=args.limit_loopback,
+        forwarded_allow=args.forwarded_allow,
     )
 
 

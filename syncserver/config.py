@@ -13,8 +13,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 from .limits import (
+    DEFAULT_ADDRESS_RATE_BURST,
+    DEFAULT_ADDRESS_RATE_LIMIT,
+    DEFAULT_CATCHUP_BURST,
+    DEFAULT_CATCHUP_RATE,
     DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
     DEFAULT_MAX_SEND_BUFFER,
+    DEFAULT_MAX_TOTAL_SEND_BUFFER,
     DEFAULT_RATE_BURST,
     DEFAULT_RATE_LIMIT,
 )
@@ -39,6 +45,12 @@ class ServerConfig:
     """Accept the wire demo controls (chaos, observe)."""
     token: str | None = None
     """Shared secret every hello must carry; None accepts every hello."""
+    require_device_secrets: bool = False
+    """Refuse (1008) a hello without a ``device_secret``; see PROTOCOL.md, "Credentials"."""
+    certfile: Path | str | None = None
+    """PEM certificate chain: serve ``wss://`` (needs ``keyfile`` unless the file holds it)."""
+    keyfile: Path | str | None = None
+    """PEM private key for ``certfile``."""
     max_connections: int = DEFAULT_MAX_CONNECTIONS
     rate_limit: float = DEFAULT_RATE_LIMIT
     rate_burst: int = DEFAULT_RATE_BURST
@@ -46,6 +58,20 @@ class ServerConfig:
     observe_interval: float = 0.05
     """Seconds between two observer states, at least."""
     max_send_buffer: int = DEFAULT_MAX_SEND_BUFFER
+    max_total_send_buffer: int = DEFAULT_MAX_TOTAL_SEND_BUFFER
+    """Bytes queued for all connections together; past it the biggest are dropped."""
+    max_connections_per_address: int = DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
+    address_rate_limit: float = DEFAULT_ADDRESS_RATE_LIMIT
+    """Messages/s one client address may sustain; past it its frames are read slower."""
+    address_rate_burst: int = DEFAULT_ADDRESS_RATE_BURST
+    catchup_rate: float = DEFAULT_CATCHUP_RATE
+    """Snapshot bytes/s one client address may ask for; past it hellos wait."""
+    catchup_burst: int = DEFAULT_CATCHUP_BURST
+    limit_loopback: bool = False
+    """Apply the per-address limits to loopback peers too (off: a local
+    benchmark or a same-host proxy without ``forwarded_allow`` is not throttled)."""
+    forwarded_allow: tuple[str, ...] = ()
+    """Peer addresses (reverse proxies) whose ``X-Forwarded-For`` names the client."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -62,6 +88,18 @@ class ServerConfig:
             raise ValueError("observe_interval must be >= 0")
         if self.max_send_buffer < 1:
             raise ValueError("max_send_buffer must be at least 1")
+        if self.max_total_send_buffer < 1:
+            raise ValueError("max_total_send_buffer must be at least 1")
+        if self.max_connections_per_address < 1:
+            raise ValueError("max_connections_per_address must be at least 1")
+        if not self.address_rate_limit > 0 or not self.catchup_rate > 0:
+            raise ValueError("address_rate_limit and catchup_rate must be > 0")
+        if self.address_rate_burst < 1 or self.catchup_burst < 1:
+            raise ValueError("address_rate_burst and catchup_burst must be at least 1")
+        if self.keyfile is not None and self.certfile is None:
+            raise ValueError("keyfile needs a certfile")
+        if self.token is not None and not self.token:
+            raise ValueError("token must not be empty")
 
     @classmethod
     def from_options(cls, config: ServerConfig | None = None, **options: Any) -> ServerConfig:

@@ -10,13 +10,15 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Protocol
 
+from .access import AddressLimits
 from .limits import TokenBucket
-from .protocol import PROTOCOL_VERSION
+from .protocol import PROTOCOL_VERSION, Hello
 
 __all__ = [
     "CLOSE_GOING_AWAY",
     "CLOSE_HISTORY_CHANGED",
     "CLOSE_POLICY",
+    "CLOSE_TRY_AGAIN_LATER",
     "Cancellable",
     "Clock",
     "Connection",
@@ -27,7 +29,10 @@ __all__ = [
 CLOSE_GOING_AWAY = 1001
 """The server is shutting down."""
 CLOSE_POLICY = 1008
-"""A hello without the server's token."""
+"""A hello without the server's token or the device's secret, or (on a server
+that checks either) any other frame before a good hello."""
+CLOSE_TRY_AGAIN_LATER = 1013
+"""The device's secret could not be checked (the backend is down)."""
 CLOSE_HISTORY_CHANGED = 1012
 """The database's epoch changed under a running server: reconnect and resync."""
 
@@ -78,14 +83,21 @@ class Connection:
     """One client connection as the core sees it."""
 
     __slots__ = (
+        "address",
+        "authorized",
         "batch",
         "bucket",
+        "catchup_timer",
         "closed",
         "device_id",
+        "held",
         "id",
+        "limits",
         "observing",
         "peer",
+        "pending_hello",
         "protocol",
+        "queued",
         "remote",
         "requests",
         "send_allowance",
@@ -98,11 +110,26 @@ class Connection:
         remote: str,
         bucket: TokenBucket,
         send_allowance: int,
+        address: str | None = None,
+        limits: AddressLimits | None = None,
     ) -> None:
         self.peer = peer
         self.id = connection_id
         self.remote = remote
         self.bucket = bucket
+        self.address = address
+        """The client's address, as the per-address limits count it."""
+        self.limits = limits
+        """Its address' budgets; None when the address is not limited."""
+        self.authorized = False
+        """A hello passed the token and device-secret checks."""
+        self.held: list[str | bytes] | None = None
+        """Frames that arrived while the device secret was being checked."""
+        self.pending_hello: Hello | None = None
+        """The newest hello not answered yet (its address' catch-up budget is spent)."""
+        self.catchup_timer: Cancellable | None = None
+        self.queued = 0
+        """Bytes queued for it and unread, as last reported by its peer."""
         self.device_id: int | None = None
         """Bound by the first hello; None until then."""
         self.batch = False

@@ -23,6 +23,15 @@ Rules a connection lives by (``PROTOCOL.md`` has the wire details):
 * a ``hello`` binds the connection to its ``device_id``; before it, ``set``
   and ``get`` get ``hello_required`` and no pushes are sent; a ``set`` or a
   second ``hello`` naming another device gets ``device_mismatch``;
+* on a server with a token or that requires device secrets, any frame but a
+  good ``hello`` before one closes the connection with 1008; a hello's
+  ``device_secret`` is checked against the backend's record (the first one
+  recorded for that id wins), and frames that arrive meanwhile wait;
+* limits that protect the whole server (``access.py``): the bytes queued for
+  all connections together are capped (the biggest queues are dropped first);
+  each client address has a message budget (:meth:`ServerCore.read_pause`
+  tells the shell how long to stop reading) and a catch-up budget in bytes (a
+  hello is answered once it is in credit; a newer hello replaces a waiting one);
 * every frame the server sends is at most MAX_PAGE_BYTES (snapshots and
   ``pushes`` frames are split; the observer feed is capped);
 * :meth:`ServerCore.begin_shutdown` refuses new work with ``unavailable``
@@ -32,12 +41,15 @@ Rules a connection lives by (``PROTOCOL.md`` has the wire details):
 
 from __future__ import annotations
 
+import hmac
+import ipaddress
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import msgspec
 
+from .access import AddressLimits, secret_digest, secrets_match
 from .backends import Backend, CommitCallback, FailureCallback, Write
 from .chaos import ChaosControls
 from .config import ServerConfig
@@ -45,6 +57,7 @@ from .connection import (
     CLOSE_GOING_AWAY,
     CLOSE_HISTORY_CHANGED,
     CLOSE_POLICY,
+    CLOSE_TRY_AGAIN_LATER,
     Cancellable,
     Clock,
     Connection,
@@ -105,6 +118,14 @@ class _SetRequest(Write):
     request_id: RequestId = 0
 
 
+_MAX_HELD_FRAMES = 256
+"""Frames a connection may send while its device secret is being checked."""
+
+
+def _queued(conn: Connection) -> int:
+    return conn.queued
+
+
 class ServerCore:
     """Request handling and fan-out decisions; see the module docstring.
 
@@ -136,6 +157,11 @@ class ServerCore:
         """Sets accepted and not yet answered (acked or refused)."""
         self._delayed: dict[object, tuple[Cancellable, Callable[[], None]]] = {}
         """Demo-delayed steps: their timer and what to do instead at shutdown."""
+        self._guarded = self.config.token is not None or self.config.require_device_secrets
+        """Whether anything but a good hello closes a new connection."""
+        self._addresses: dict[str, AddressLimits] = {}
+        self.total_queued = 0
+        """Bytes queued for every connection, as last reported (an overestimate)."""
 
     @property
     def revision(self) -> int:
@@ -149,15 +175,46 @@ class ServerCore:
 
     # -- connections --------------------------------------------------------
 
-    def connect(self, peer: Peer, remote: str = "?") -> Connection:
-        """A new connection: it gets nothing until its hello (or observe)."""
+    def _limited(self, address: str) -> bool:
+        if self.config.limit_loopback:
+            return True
+        try:
+            return not ipaddress.ip_address(address).is_loopback
+        except ValueError:
+            return True
+
+    def admits(self, address: str) -> bool:
+        """Whether ``address`` may open one more connection."""
+        limits = self._addresses.get(address)
+        return limits is None or limits.connections < self.config.max_connections_per_address
+
+    def connect(self, peer: Peer, remote: str = "?", address: str | None = None) -> Connection:
+        """A new connection: it gets nothing until its hello (or observe).
+
+        ``address`` is the client's (an IP): the per-address limits apply to it.
+        """
         config = self.config
+        now = self.clock.time()
+        limits = None
+        if address is not None and self._limited(address):
+            limits = self._addresses.get(address)
+            if limits is None:
+                limits = self._addresses[address] = AddressLimits(
+                    now,
+                    message_rate=config.address_rate_limit,
+                    message_burst=config.address_rate_burst,
+                    catchup_rate=config.catchup_rate,
+                    catchup_burst=config.catchup_burst,
+                )
+            limits.connections += 1
         conn = Connection(
             peer,
             self._next_id,
             remote,
-            TokenBucket(config.rate_limit, config.rate_burst, self.clock.time()),
+            TokenBucket(config.rate_limit, config.rate_burst, now),
             config.max_send_buffer,
+            address,
+            limits,
         )
         self._next_id += 1
         self.connections[conn.id] = conn
@@ -166,12 +223,41 @@ class ServerCore:
 
     def disconnect(self, conn: Connection) -> None:
         """The connection is gone; its pending acks are dropped when they come."""
-        conn.closed = True
+        self._forget(conn)
         self.connections.pop(conn.id, None)
+        limits = conn.limits
+        if limits is not None and conn.address is not None:
+            conn.limits = None
+            limits.connections -= 1
+            now = self.clock.time()
+            # An address in debt keeps its debt when it reconnects.
+            if (
+                limits.connections <= 0
+                and not limits.messages.wait(now)
+                and not limits.catchup.wait(now)
+            ):
+                self._addresses.pop(conn.address, None)
+        self._changed()
+
+    def _forget(self, conn: Connection) -> None:
+        """Stop sending to ``conn``: no pushes, no feed, no pending catch-up."""
+        conn.closed = True
         self._plain.pop(conn, None)
         self._batched.pop(conn, None)
         self.feed.unwatch(conn)
-        self._changed()
+        conn.pending_hello = None
+        conn.held = None
+        if conn.catchup_timer is not None:
+            conn.catchup_timer.cancel()
+            conn.catchup_timer = None
+        self.total_queued -= conn.queued
+        conn.queued = 0
+
+    def read_pause(self, conn: Connection) -> float:
+        """Seconds the shell should wait before reading ``conn``'s next frame:
+        its address sent more than its message budget."""
+        limits = conn.limits
+        return 0.0 if limits is None else limits.messages.wait(self.clock.time())
 
     def close_all(self, code: int, reason: str) -> None:
         """Close every connection with ``code``."""
@@ -181,10 +267,7 @@ class ServerCore:
     def _close(self, conn: Connection, code: int, reason: str) -> None:
         if conn.closed:
             return
-        conn.closed = True
-        self._plain.pop(conn, None)
-        self._batched.pop(conn, None)
-        self.feed.unwatch(conn)
+        self._forget(conn)
         conn.peer.close(code, reason)
 
     # -- requests -----------------------------------------------------------
@@ -193,16 +276,35 @@ class ServerCore:
         """Handle one frame from ``conn``; everything it causes is sent at once."""
         if conn.closed:
             return
-        if not conn.bucket.take(self.clock.time()):
+        if conn.held is not None:
+            if len(conn.held) >= _MAX_HELD_FRAMES:
+                self._close(conn, CLOSE_POLICY, "wait for the snapshot after hello")
+            else:
+                conn.held.append(frame)
+            return
+        now = self.clock.time()
+        if conn.limits is not None:
+            conn.limits.messages.spend(1, now)
+        guarded = self._guarded and not conn.authorized
+        if not conn.bucket.take(now):
+            if guarded:
+                self._close(conn, CLOSE_POLICY, "hello with the server's credentials first")
+                return
             self._error(conn, read_request_id(frame), "rate_limited", "too many messages")
             return
         try:
             message = decode_client_message(frame)
         except ProtocolError as exc:
+            if guarded:
+                self._close(conn, CLOSE_POLICY, "hello with the server's credentials first")
+                return
             request_id = exc.request_id if exc.request_id is not None else read_request_id(frame)
             self._error(conn, request_id, exc.code, exc.message)
             return
         kind = type(message)
+        if guarded and kind is not Hello:
+            self._close(conn, CLOSE_POLICY, "hello with the server's credentials first")
+            return
         if kind is Set or kind is Get:
             # Only reads and writes count as requests: a resync or the link's
             # heartbeat must not show up in the coalescing figures.
@@ -221,10 +323,54 @@ class ServerCore:
     def _on_hello(self, conn: Connection, hello: Hello) -> None:
         if self.closing:
             return
-        token = self.config.token
-        if token is not None and hello.token != token:
+        if conn.authorized:
+            self._accept_hello(conn, hello)
+            return
+        config = self.config
+        if config.token is not None and not secrets_match(hello.token, config.token):
             self._close(conn, CLOSE_POLICY, "hello with the server's token first")
             return
+        secret = hello.device_secret
+        if secret is None:
+            if config.require_device_secrets:
+                self._close(conn, CLOSE_POLICY, "this server needs the device's secret in hello")
+                return
+            conn.authorized = True
+            self._accept_hello(conn, hello)
+            return
+        digest = secret_digest(secret)
+        conn.held = []
+
+        def claimed(recorded: bytes | None) -> None:
+            self._claimed(conn, hello, digest, recorded)
+
+        self.backend.claim_device(hello.device_id, digest, claimed)
+
+    def _claimed(
+        self, conn: Connection, hello: Hello, digest: bytes, recorded: bytes | None
+    ) -> None:
+        """The backend answered which secret ``hello.device_id`` has."""
+        held, conn.held = conn.held, None
+        if conn.closed or self.closing:
+            return
+        if recorded is None:
+            self._close(conn, CLOSE_TRY_AGAIN_LATER, "cannot check the device's secret now")
+            return
+        if not hmac.compare_digest(recorded, digest):
+            logger.warning(
+                "connection %d (%s): hello as device %d with the wrong secret",
+                conn.id,
+                conn.remote,
+                hello.device_id,
+            )
+            self._close(conn, CLOSE_POLICY, "this device id has another secret")
+            return
+        conn.authorized = True
+        self._accept_hello(conn, hello)
+        for frame in held or ():
+            self.receive(conn, frame)
+
+    def _accept_hello(self, conn: Connection, hello: Hello) -> None:
         if conn.device_id is not None and hello.device_id != conn.device_id:
             self._error(
                 conn,
@@ -236,9 +382,28 @@ class ServerCore:
         self._check_epoch()
         if conn.closed:
             return
-        backend = self.backend
         conn.device_id = hello.device_id
         conn.protocol = min(hello.protocol, PROTOCOL_VERSION)
+        # A newer hello replaces one still waiting for the catch-up budget.
+        conn.pending_hello = hello
+        if conn.catchup_timer is None:
+            self._catch_up(conn)
+
+    def _catch_up(self, conn: Connection) -> None:
+        """Answer the connection's pending hello, once its address may catch up."""
+        conn.catchup_timer = None
+        hello = conn.pending_hello
+        if hello is None or conn.closed or self.closing:
+            return
+        limits = conn.limits
+        now = self.clock.time()
+        if limits is not None:
+            wait = limits.catchup.wait(now)
+            if wait > 0:
+                conn.catchup_timer = self.clock.call_later(wait, lambda: self._catch_up(conn))
+                return
+        conn.pending_hello = None
+        backend = self.backend
         conn.batch = hello.batch_pushes
         self._plain.pop(conn, None)
         self._batched.pop(conn, None)
@@ -252,9 +417,14 @@ class ServerCore:
             protocol=conn.protocol,
         )
         # A snapshot is as big as the database, not a sign of a stalled reader:
-        # the connection may have that much more queued before it counts as slow.
-        conn.send_allowance = self.config.max_send_buffer + sum(map(len, pages))
-        conn.peer.send(pages)
+        # the connection may have that much more queued before it counts as slow
+        # (it still counts in the total, max_total_send_buffer).
+        size = sum(map(len, pages))
+        if limits is not None:
+            limits.catchup.spend(size, now)
+        conn.send_allowance = self.config.max_send_buffer + size
+        self._note_queued(conn, conn.peer.send(pages))
+        self._shed_if_over()
         self._changed()
 
     def _refuse_before_hello(
@@ -398,21 +568,30 @@ class ServerCore:
                     frames.append(ack)
             pushes.append(push_payload(write))
         slow: list[Connection] = []
+        total = self.total_queued
         if self._plain:
             shared = Shared(pushes)
             for conn in self._plain:
-                if conn.peer.send(outgoing.pop(conn, ()), shared) > conn.send_allowance:
+                queued = conn.peer.send(outgoing.pop(conn, ()), shared)
+                total += queued - conn.queued
+                conn.queued = queued
+                if queued > conn.send_allowance:
                     slow.append(conn)
         if self._batched:
             shared = Shared(batch_frames(pushes))
             for conn in self._batched:
-                if conn.peer.send(outgoing.pop(conn, ()), shared) > conn.send_allowance:
+                queued = conn.peer.send(outgoing.pop(conn, ()), shared)
+                total += queued - conn.queued
+                conn.queued = queued
+                if queued > conn.send_allowance:
                     slow.append(conn)
+        self.total_queued = total
         for conn, acks in outgoing.items():
             if not conn.closed:
-                conn.peer.send(acks)
+                self._note_queued(conn, conn.peer.send(acks))
         for conn in slow:
             self._drop_slow(conn)
+        self._shed_if_over()
         self._changed()
 
     def _committed_without_pushes(self, writes: Sequence[Write]) -> None:
@@ -483,8 +662,42 @@ class ServerCore:
     def _send(self, conn: Connection, frame: bytes) -> None:
         if conn.closed:
             return
-        if conn.peer.send((frame,)) > conn.send_allowance:
+        queued = conn.peer.send((frame,))
+        self._note_queued(conn, queued)
+        if queued > conn.send_allowance:
             self._drop_slow(conn)
+        else:
+            self._shed_if_over()
+
+    def _note_queued(self, conn: Connection, queued: int) -> None:
+        if conn.closed:
+            return
+        self.total_queued += queued - conn.queued
+        conn.queued = queued
+
+    def _shed_if_over(self) -> None:
+        """Past ``max_total_send_buffer`` (as last reported), ask every peer what
+        it still holds; drop the connections holding most until under the cap."""
+        limit = self.config.max_total_send_buffer
+        if self.total_queued <= limit:
+            return
+        total = 0
+        for conn in self.connections.values():
+            if not conn.closed:
+                conn.queued = conn.peer.send(())
+                total += conn.queued
+        self.total_queued = total
+        if total <= limit:
+            return
+        for conn in sorted(self.connections.values(), key=_queued, reverse=True):
+            if self.total_queued <= limit:
+                break
+            if not conn.closed:
+                logger.warning(
+                    "%d bytes queued for all connections: dropping the biggest reader",
+                    self.total_queued,
+                )
+                self._drop_slow(conn)
 
     def _drop_slow(self, conn: Connection) -> None:
         """A device that stopped reading would make pushes pile up without bound:
@@ -493,10 +706,7 @@ class ServerCore:
             return
         self.slow_connections_dropped += 1
         logger.warning("dropping connection %d: it stopped reading its pushes", conn.id)
-        conn.closed = True
-        self._plain.pop(conn, None)
-        self._batched.pop(conn, None)
-        self.feed.unwatch(conn)
+        self._forget(conn)
         conn.peer.abort()
 
     def _error(

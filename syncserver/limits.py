@@ -12,8 +12,14 @@ from typing import Final
 from .protocol import MAX_FRAME_BYTES
 
 __all__ = [
+    "DEFAULT_ADDRESS_RATE_BURST",
+    "DEFAULT_ADDRESS_RATE_LIMIT",
+    "DEFAULT_CATCHUP_BURST",
+    "DEFAULT_CATCHUP_RATE",
     "DEFAULT_MAX_CONNECTIONS",
+    "DEFAULT_MAX_CONNECTIONS_PER_ADDRESS",
     "DEFAULT_MAX_SEND_BUFFER",
+    "DEFAULT_MAX_TOTAL_SEND_BUFFER",
     "DEFAULT_RATE_BURST",
     "DEFAULT_RATE_LIMIT",
     "MAX_FRAME_BYTES",
@@ -32,6 +38,29 @@ DEFAULT_MAX_CONNECTIONS: Final = 10_000
 DEFAULT_MAX_SEND_BUFFER: Final = 8 * 1024 * 1024
 """Bytes queued for a connection that does not read; past it the connection is
 dropped (the device reconnects and catches up with ``hello since``)."""
+
+
+DEFAULT_MAX_TOTAL_SEND_BUFFER: Final = 128 * 1024 * 1024
+"""Bytes queued for all connections together; past it the connections with the
+most queued are dropped first, so slow readers cannot exhaust the server's memory."""
+
+DEFAULT_MAX_CONNECTIONS_PER_ADDRESS: Final = 1000
+"""Open connections from one client address (a household or an office behind
+one NAT stays far below it)."""
+
+DEFAULT_ADDRESS_RATE_LIMIT: Final = 2000.0
+"""Messages per second one client address may sustain over all its
+connections; past it the server reads its frames more slowly (nothing is refused)."""
+
+DEFAULT_ADDRESS_RATE_BURST: Final = 10_000
+"""Messages one client address may send at once after being idle."""
+
+DEFAULT_CATCHUP_RATE: Final = 8 * 1024 * 1024
+"""Snapshot bytes per second one client address may ask for (``hello``)."""
+
+DEFAULT_CATCHUP_BURST: Final = 64 * 1024 * 1024
+"""Snapshot bytes one client address may ask for at once after being idle: a
+few full catch-ups of a large database."""
 
 
 class TokenBucket:

@@ -40,6 +40,7 @@ __all__ = [
     "ChaosState",
     "ClientMessage",
     "DeviceInfo",
+    "DeviceSecret",
     "Error",
     "ErrorCode",
     "Get",
@@ -111,12 +112,18 @@ class _Message(msgspec.Struct, tag_field="type", frozen=True):
 # -- client to server -------------------------------------------------------
 
 
+DeviceSecret = Annotated[str, msgspec.Meta(min_length=16, max_length=256)]
+"""A device's secret: made by the device (``secrets.token_urlsafe(32)``), kept in its state."""
+
+
 class Hello(_Message, tag="hello", frozen=True):
     """Join (or resync): ask for every key written after revision ``since``.
 
     The first hello binds the connection to ``device_id``. ``epoch`` is the
     epoch ``since`` counts in; when it is not the server's, the server answers
     as for ``since: 0``. ``protocol`` is the newest version the client speaks.
+    ``device_secret`` proves the device owns ``device_id`` (PROTOCOL.md,
+    "Credentials"): the first hello that carries one records it.
     """
 
     device_id: Int64
@@ -125,6 +132,7 @@ class Hello(_Message, tag="hello", frozen=True):
     batch_pushes: bool = False
     protocol: Annotated[int, msgspec.Meta(ge=1)] = PROTOCOL_VERSION
     epoch: Annotated[str, msgspec.Meta(max_length=128)] | None = None
+    device_secret: DeviceSecret | None = None
 
 
 class Set(_Message, tag="set", frozen=True):

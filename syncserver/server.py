@@ -10,9 +10,13 @@ pushes of one commit serialized once for every connection.
 
 Frames over 1 MiB close that connection with 1009 (websockets' ``max_size``).
 A hello without the server's token (when it has one) closes the connection
-with 1008. :meth:`SyncServer.close` stops accepting connections, refuses new
-frames, lets the backend commit its queue, sends every ack and push for what
-was committed, answers the other pending sets ``unavailable`` and then closes
+with 1008. With ``certfile`` the server speaks TLS (``wss://``). Each
+connection's client address is its peer's IP, or the last ``X-Forwarded-For``
+entry when the peer is a trusted proxy (``forwarded_allow``); past the
+address' message budget the shell pauses reading its frames.
+:meth:`SyncServer.close` stops accepting connections, refuses new frames,
+lets the backend commit its queue, sends every ack and push for what was
+committed, answers the other pending sets ``unavailable`` and then closes
 each connection with 1001.
 """
 
@@ -22,6 +26,7 @@ import asyncio
 import contextlib
 import ipaddress
 import logging
+import ssl
 from collections.abc import AsyncIterator, Callable, Sequence
 from http import HTTPStatus
 from pathlib import Path
@@ -121,6 +126,10 @@ class SyncServer:
         """The I/O-free core: connections, requests, fan-out."""
         self._server: Server | None = None
         self._open: dict[ServerConnection, None] = {}
+        self._ssl: ssl.SSLContext | None = None
+        if config.certfile is not None:
+            self._ssl = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+            self._ssl.load_cert_chain(config.certfile, config.keyfile)
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -155,6 +164,7 @@ class SyncServer:
                 compression=None,
                 max_size=MAX_FRAME_BYTES,
                 process_request=self._process_request,
+                ssl=self._ssl,
             )
         except BaseException:
             await core.backend.close()
@@ -168,12 +178,13 @@ class SyncServer:
 
     @property
     def url(self) -> str:
-        """The ``ws://host:port`` clients connect to."""
+        """The ``ws://host:port`` (``wss://`` with TLS) clients connect to."""
         host = self.host
         with contextlib.suppress(ValueError):
             if ipaddress.ip_address(host).version == 6:
                 host = f"[{host}]"
-        return f"ws://{host}:{self.port}"
+        scheme = "wss" if self._ssl is not None else "ws"
+        return f"{scheme}://{host}:{self.port}"
 
     @property
     def revision(self) -> int:
@@ -246,19 +257,42 @@ class SyncServer:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")
         if len(core.connections) >= self.config.max_connections:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "too many connections\n")
+        address = self._client_address(connection.remote_address, request)
+        if address is not None and not core.admits(address):
+            return connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS, "too many connections from your address\n"
+            )
         return None
+
+    def _client_address(self, peer: Any, request: Request | None) -> str | None:
+        """The client's IP: the peer's, or a trusted proxy's ``X-Forwarded-For``."""
+        if not peer:
+            return None
+        address = str(peer[0])
+        if request is not None and address in self.config.forwarded_allow:
+            forwarded = request.headers.get_all("X-Forwarded-For")
+            if forwarded:
+                # The last entry is the one the trusted proxy added itself.
+                address = forwarded[-1].rsplit(",", 1)[-1].strip() or address
+        return address
 
     async def _handle(self, ws: ServerConnection) -> None:
         core = self.core
-        address = ws.remote_address
-        remote = f"{address[0]}:{address[1]}" if address else "?"
+        peer_address = ws.remote_address
+        remote = f"{peer_address[0]}:{peer_address[1]}" if peer_address else "?"
         peer = _WebSocketPeer(ws)
-        conn = core.connect(peer, remote)
+        conn = core.connect(peer, remote, self._client_address(peer_address, ws.request))
         receive = core.receive
         self._open[ws] = None
+        read_pause = core.read_pause
         try:
             async for frame in ws:
                 receive(conn, frame)
+                if conn.limits is not None:
+                    pause = read_pause(conn)
+                    if pause > 0:
+                        # Its address is over its message budget: read slower.
+                        await asyncio.sleep(pause)
         except ConnectionClosed:
             pass
         finally:

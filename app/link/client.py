@@ -33,6 +33,8 @@ import socket
 import ssl
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from pathlib import Path
+from ssl import SSLContext, create_default_context
 from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
@@ -52,7 +54,14 @@ from .errors import (
 )
 from .status import ConnectionStatus, Observable
 
-__all__ = ["Backoff", "Connect", "SyncClient", "Transport", "connect_websocket"]
+__all__ = [
+    "Backoff",
+    "Connect",
+    "SyncClient",
+    "Transport",
+    "client_ssl_context",
+    "connect_websocket",
+]
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +118,30 @@ Connect = Callable[[str], Awaitable[Transport]]
 """Open a transport to a server URL, or raise (``OSError``, ``TimeoutError``...)."""
 
 
-async def connect_websocket(url: str, *, open_timeout: float = 10.0) -> Transport:
-    """The default transport: websockets' client, sized for the protocol's frames."""
+def client_ssl_context(cafile: str | Path | None = None) -> SSLContext:
+    """TLS settings for ``wss://``: the system's CAs, or only those in ``cafile``."""
+    return create_default_context(cafile=None if cafile is None else str(cafile))
+
+
+async def connect_websocket(
+    url: str, *, open_timeout: float = 10.0, ssl: SSLContext | None = None
+) -> Transport:
+    """The default transport: websockets' client, sized for the protocol's frames.
+
+    ``ssl`` is used for ``wss://`` URLs (default: the system's CAs).
+    """
     from websockets.asyncio.client import connect
 
+    options: dict[str, Any] = {}
+    if url.startswith("wss://") and ssl is not None:
+        options["ssl"] = ssl
     connection = await connect(
         url,
         open_timeout=open_timeout,
         close_timeout=1.0,
         compression=None,  # small JSON frames gain nothing from deflate
         max_size=MAX_FRAME_BYTES,
+        **options,
     )
     return connection
 
@@ -134,6 +157,11 @@ class SyncClient:
     claims more than was applied). ``drop_push`` may lose a push on purpose,
     as a flaky network would. ``connect``, ``rng`` and ``clock`` replace the
     transport, the backoff's randomness and the status clock.
+
+    ``token`` is the server's shared token and ``device_secret`` this device's
+    secret (PROTOCOL.md, "Credentials"); both go in every hello. For
+    ``wss://`` URLs, ``ssl`` (an ``ssl.SSLContext``) or ``cafile`` (the CAs to
+    trust instead of the system's) set up TLS.
     """
 
     def __init__(
@@ -155,6 +183,10 @@ class SyncClient:
         heartbeat: float | None = 15.0,
         connect: Connect | None = None,
         clock: Callable[[], float] = time.monotonic,
+        token: str | None = None,
+        device_secret: str | None = None,
+        ssl: SSLContext | None = None,
+        cafile: str | Path | None = None,
     ) -> None:
         if not urls:
             raise ValueError("SyncClient needs at least one server URL")
@@ -170,8 +202,17 @@ class SyncClient:
         self.on_caught_up = on_caught_up
         self.backoff = backoff if backoff is not None else Backoff()
         self.engine = LinkEngine(
-            device_id, since=since, epoch=epoch, heartbeat=heartbeat, drop_push=drop_push
+            device_id,
+            since=since,
+            epoch=epoch,
+            heartbeat=heartbeat,
+            drop_push=drop_push,
+            token=token,
+            device_secret=device_secret,
         )
+        if ssl is not None and cafile is not None:
+            raise ValueError("give ssl or cafile, not both")
+        self._ssl = ssl if cafile is None else client_ssl_context(cafile)
         self.newest_seen: Observable[int] = Observable(self.engine.newest_seen)
         """The end of the unbroken run of revisions this device has applied."""
         self._status: Observable[ConnectionStatus] = Observable(ConnectionStatus("offline"))
@@ -189,7 +230,7 @@ class SyncClient:
         self._task: asyncio.Task[None] | None = None
 
     async def _connect_websocket(self, url: str) -> Transport:
-        return await connect_websocket(url, open_timeout=self.request_timeout)
+        return await connect_websocket(url, open_timeout=self.request_timeout, ssl=self._ssl)
 
     # -- what the engine knows -------------------------------------------------------
 

@@ -17,9 +17,11 @@ unless another is given):
 
 from __future__ import annotations
 
+import base64
 import logging
 import random
 import secrets
+import ssl as ssl_module
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -70,6 +72,9 @@ class DeviceSession:
         connect: Connect | None = None,
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.monotonic,
+        token: str | None = None,
+        ssl: ssl_module.SSLContext | None = None,
+        cafile: str | Path | None = None,
     ) -> DeviceSession:
         """Restore device ``name`` from its state and start connecting.
 
@@ -79,6 +84,9 @@ class DeviceSession:
         checks it missed nothing (None: never). ``store`` replaces the state
         file under ``data_dir``; ``connect``, ``rng`` and ``clock`` replace the
         transport, the randomness (device id, backoff jitter) and the status clock.
+        ``token`` is the server's shared token; ``ssl`` or ``cafile`` set up TLS
+        for ``wss://`` URLs. The device's secret (made with its id, kept in its
+        state) goes in every hello.
         Raises :class:`DeviceInUseError` if the device is open elsewhere.
         """
         items = tuple(catalogue) if catalogue is not None else load_catalogue()
@@ -87,11 +95,20 @@ class DeviceSession:
         stored = await store.load()
         try:
             device_id = stored.device_id
-            if device_id is None:
-                device_id = rng.getrandbits(62) if rng is not None else secrets.randbits(62)
-                store.put_device_id(device_id)
+            device_secret = stored.device_secret
+            if device_id is None or device_secret is None:
+                if device_id is None:
+                    device_id = rng.getrandbits(62) if rng is not None else secrets.randbits(62)
+                    store.put_device_id(device_id)
+                # A device from before secrets gets one now; its first hello records it.
+                device_secret = (
+                    secrets.token_urlsafe(32)
+                    if rng is None
+                    else base64.urlsafe_b64encode(rng.randbytes(32)).decode().rstrip("=")
+                )
+                store.put_device_secret(device_secret)
                 # On disk before the first connection: a process killed right after
-                # its first taps must come back as the same device.
+                # its first taps must come back as the same device, with the same secret.
                 await store.flush()
         except BaseException:
             await store.close()
@@ -144,6 +161,10 @@ class DeviceSession:
             connect=connect,
             rng=rng,
             clock=clock,
+            token=token,
+            device_secret=device_secret,
+            ssl=ssl,
+            cafile=cafile,
         )
         cubit = LikesCubit(
             items,

@@ -129,10 +129,16 @@ class LinkEngine:
         epoch: str | None = None,
         heartbeat: float | None = 15.0,
         drop_push: Callable[[Push], bool] | None = None,
+        token: str | None = None,
+        device_secret: str | None = None,
     ) -> None:
         if heartbeat is not None and heartbeat <= 0:
             raise ValueError("heartbeat must be positive (or None for none)")
         self.device_id = device_id
+        self.token = token
+        """The server's shared token, sent in every hello (None: none)."""
+        self.device_secret = device_secret
+        """Proves this device owns ``device_id`` (PROTOCOL.md, "Credentials")."""
         self.newest_seen = max(since, 0)
         """The end of the unbroken run of revisions this device has applied."""
         self.epoch = epoch or None
@@ -323,6 +329,8 @@ class LinkEngine:
                     batch_pushes=True,
                     protocol=PROTOCOL_VERSION,
                     epoch=self.epoch,
+                    token=self.token,
+                    device_secret=self.device_secret,
                 )
             )
         )

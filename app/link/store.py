@@ -109,6 +109,8 @@ class StoredState:
     revisions: Mapping[str, int] = field(default_factory=dict)
     intents: Mapping[str, Intent] = field(default_factory=dict)
     epoch: str | None = None
+    device_secret: str | None = None
+    """Proves the device owns its id to the server (PROTOCOL.md, "Credentials")."""
 
 
 class StateStore(Protocol):
@@ -123,6 +125,8 @@ class StateStore(Protocol):
     async def load(self) -> StoredState: ...
 
     def put_device_id(self, device_id: int) -> None: ...
+
+    def put_device_secret(self, secret: str) -> None: ...
 
     def put_newest_seen(self, revision: int) -> None: ...
 
@@ -197,6 +201,9 @@ class DeviceStore:
 
     def put_device_id(self, device_id: int) -> None:
         self._put_meta("device_id", str(device_id))
+
+    def put_device_secret(self, secret: str) -> None:
+        self._put_meta("device_secret", secret)
 
     def put_newest_seen(self, revision: int) -> None:
         self._put_meta("newest_seen", str(revision))
@@ -281,6 +288,7 @@ class DeviceStore:
             revisions=revisions,
             intents=intents,
             epoch=meta.get("epoch") or None,
+            device_secret=meta.get("device_secret") or None,
         )
 
     def _move_aside(self, exc: BaseException) -> None:
@@ -411,6 +419,9 @@ class MemoryStore:
     def put_device_id(self, device_id: int) -> None:
         self._meta["device_id"] = device_id
 
+    def put_device_secret(self, secret: str) -> None:
+        self._meta["device_secret"] = secret
+
     def put_newest_seen(self, revision: int) -> None:
         self._meta["newest_seen"] = revision
 
@@ -443,6 +454,7 @@ class MemoryStore:
             revisions=revisions,
             intents=intents,
             epoch=self._meta.get("epoch", durable.epoch),
+            device_secret=self._meta.get("device_secret", durable.device_secret),
         )
         self._drop_unflushed()
 

@@ -85,14 +85,19 @@ class DeviceBridge(QObject):
         data_dir: Path | None = None,
         catalogue: Sequence[CatalogueItem] | None = None,
         request_timeout: float = 10.0,
+        token: str | None = None,
+        cafile: Path | None = None,
     ) -> DeviceBridge:
-        """Open (or reopen, with its persisted state) the device called ``name``."""
+        """Open (or reopen, with its persisted state) the device called ``name``;
+        ``token`` and ``cafile`` are the server's token and the CAs for ``wss://``."""
         session = await DeviceSession.open(
             name,
             list(server_urls),
             data_dir=data_dir,
             catalogue=catalogue,
             request_timeout=request_timeout,
+            token=token,
+            cafile=cafile,
         )
         return cls(session, directory)
 

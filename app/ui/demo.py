@@ -84,9 +84,13 @@ class Demo(QObject):
         latency_ms: int = 600,
         items: int | None = None,
         request_timeout: float = 10.0,
+        token: str | None = None,
+        cafile: Path | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
+        self._token = token
+        self._cafile = cafile
         base = load_catalogue()
         self.catalogue = extend_catalogue(base, items) if items is not None else base
         self.directory = DeviceDirectory()
@@ -187,6 +191,8 @@ class Demo(QObject):
                 data_dir=self.data_dir,
                 catalogue=self.catalogue,
                 request_timeout=self.request_timeout,
+                token=self._token,
+                cafile=self._cafile,
             )
         finally:
             self._opening.discard(name)

@@ -113,6 +113,15 @@ class Backend(Protocol):
         """Every register written after revision ``since``, oldest first."""
         ...
 
+    def claim_device(
+        self, device_id: int, digest: bytes, done: Callable[[bytes | None], None]
+    ) -> None:
+        """Record ``digest`` (a device secret's SHA-256) for ``device_id`` unless
+        one is recorded already, atomically; then call ``done`` with the recorded
+        digest (None if it could not be checked: the backend is down), at once or
+        later on the event loop. Records are never replaced."""
+        ...
+
 
 def is_redis_url(spec: str) -> bool:
     """Whether a ``--backend`` value names a Redis server."""

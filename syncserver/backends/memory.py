@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+from collections.abc import Callable
 
 from . import MAX_BATCH, CommitCallback, FailureCallback, Write
 
@@ -45,6 +46,8 @@ class MemoryBackend:
         self._unavailable = False
         self._available_at: float | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self.devices: dict[int, bytes] = {}
+        """Device id → the SHA-256 of its secret."""
 
     def describe(self) -> str:
         """Where the registers are, for the startup line."""
@@ -128,6 +131,14 @@ class MemoryBackend:
                 values[write.key] = write
             self.revision = batch[-1].revision
             self._on_commit(batch)
+
+    # -- device credentials -------------------------------------------------
+
+    def claim_device(
+        self, device_id: int, digest: bytes, done: Callable[[bytes | None], None]
+    ) -> None:
+        """Record ``digest`` for a device that has none; ``done`` gets the recorded one."""
+        done(self.devices.setdefault(device_id, digest))
 
     # -- reads --------------------------------------------------------------
 

@@ -45,6 +45,8 @@ Keys (all under ``optisync:`` in the URL's database):
   trimmed with ``XADD ... MAXLEN ~ log_retention`` (default 100,000: at
   least the newest 100,000 writes are kept, a few more until Redis trims a
   whole node);
+* ``optisync:devices``: hash, device id → the SHA-256 of its secret, set with
+  HSETNX (the first process to record a device wins; records are never replaced);
 * channel ``optisync:writes``: ``"FIRST [ENTRY,...]"`` per script call.
 
 ENTRY is the JSON array ``[key, value, local_revision, device_id, origin,
@@ -60,7 +62,7 @@ import itertools
 import logging
 import secrets
 import urllib.parse
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -152,6 +154,10 @@ class RedisBackend:
         self._registers = _PREFIX + "registers"
         self._log = _PREFIX + "log"
         self._channel = _PREFIX + "writes"
+        self._devices_key = _PREFIX + "devices"
+        self._devices: dict[int, bytes] = {}
+        """Device secrets' digests this process has seen recorded (never replaced)."""
+        self._claims: set[asyncio.Task[None]] = set()
         self._write_script = self._redis.register_script(_WRITE_SCRIPT)
         self._load_script = self._redis.register_script(_LOAD_SCRIPT)
         self._origin = secrets.randbits(62)
@@ -259,6 +265,37 @@ class RedisBackend:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
         await self._redis.aclose()
+
+    # -- device credentials -------------------------------------------------
+
+    def claim_device(
+        self, device_id: int, digest: bytes, done: Callable[[bytes | None], None]
+    ) -> None:
+        """Record ``digest`` for a device with HSETNX unless one is recorded;
+        ``done`` gets the recorded digest (None: Redis could not be asked)."""
+        known = self._devices.get(device_id)
+        if known is not None:
+            done(known)
+            return
+        task = asyncio.get_running_loop().create_task(self._claim(device_id, digest, done))
+        self._claims.add(task)
+        task.add_done_callback(self._claims.discard)
+
+    async def _claim(
+        self, device_id: int, digest: bytes, done: Callable[[bytes | None], None]
+    ) -> None:
+        field = str(device_id)
+        try:
+            async with self._redis.pipeline(transaction=True) as pipe:
+                pipe.hsetnx(self._devices_key, field, digest)
+                pipe.hget(self._devices_key, field)
+                _, recorded = await pipe.execute()
+        except Exception as exc:
+            logger.warning("could not check device %d's secret in Redis: %s", device_id, exc)
+            done(None)
+            return
+        self._devices[device_id] = bytes(recorded)
+        done(bytes(recorded))
 
     # -- writes -------------------------------------------------------------
 

@@ -42,6 +42,7 @@ import asyncio
 import logging
 import secrets
 import sqlite3
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Literal
@@ -76,6 +77,14 @@ ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revi
 """
 
 
+_DEVICES_SCHEMA = """
+CREATE TABLE IF NOT EXISTS devices (
+    device_id INTEGER PRIMARY KEY,
+    secret_sha256 BLOB NOT NULL
+)
+"""
+
+
 class SQLiteBackend:
     """The registers, their revisions, and the group-commit queue.
 
@@ -104,6 +113,7 @@ class SQLiteBackend:
         self._wakeup = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
+        self._devices: dict[int, bytes] = {}
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -124,6 +134,11 @@ class SQLiteBackend:
         db.execute(f"PRAGMA synchronous={self._synchronous}")
         db.execute(_SCHEMA)
         db.execute(_META_SCHEMA)
+        db.execute(_DEVICES_SCHEMA)
+        self._devices = {
+            int(device): bytes(digest)
+            for device, digest in db.execute("SELECT device_id, secret_sha256 FROM devices")
+        }
         # The epoch is made once, with the database (or on the first open of
         # a database from before epochs); INSERT OR IGNORE keeps an existing one.
         db.execute(
@@ -212,6 +227,28 @@ class SQLiteBackend:
             db.execute("ROLLBACK")
             raise
 
+    # -- device credentials -------------------------------------------------
+
+    def claim_device(
+        self, device_id: int, digest: bytes, done: Callable[[bytes | None], None]
+    ) -> None:
+        """Record ``digest`` for a device that has none; ``done`` gets the
+        recorded one at once (this process is the database's only writer)."""
+        recorded = self._devices.setdefault(device_id, digest)
+        if recorded is digest and not self._closing:
+            asyncio.get_running_loop().run_in_executor(
+                self._executor, self._record_device, device_id, digest
+            ).add_done_callback(_log_failure)
+        done(recorded)
+
+    def _record_device(self, device_id: int, digest: bytes) -> None:
+        db = self._db
+        if db is not None:
+            db.execute(
+                "INSERT OR IGNORE INTO devices (device_id, secret_sha256) VALUES (?, ?)",
+                (device_id, digest),
+            )
+
     # -- reads --------------------------------------------------------------
 
     def changed_since(self, since: int) -> list[Write]:
@@ -224,3 +261,8 @@ class SQLiteBackend:
 
 def _by_revision(write: Write) -> int:
     return write.revision
+
+
+def _log_failure(future: asyncio.Future[None]) -> None:
+    if not future.cancelled() and future.exception() is not None:
+        logger.error("could not record a device secret: %s", future.exception())

@@ -226,15 +226,15 @@ async def test_connections_beyond_the_cap_are_refused_with_503(db_path: Path, cl
         assert (await first.set("k", 1))["server_revision"] == 1
 
 
-async def test_set_before_hello_on_a_token_server_is_hello_required(
-    db_path: Path, clients: Clients
-):
-    """On a server with a token, a set before hello is refused and writes nothing."""
+async def test_set_before_hello_on_a_token_server_closes_with_1008(db_path: Path, clients: Clients):
+    """On a server with a token, a set before hello closes 1008 and writes nothing."""
     async with serve(db_path=db_path, token="s3cret") as guarded:
         client = await clients(guarded.url)
         await client.send(SET)
-        error = await client.recv_type("error")
-        assert (error["code"], error["request_id"]) == ("hello_required", "r")
+        with pytest.raises(ConnectionClosed) as closed:
+            await client.recv()
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 1008
         assert guarded.revision == 0
 
 
