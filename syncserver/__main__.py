@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .access import resolve_token
 from .backends import is_redis_url
 from .cli import (
     RUNTIME,
@@ -36,7 +37,6 @@ from .cli import (
     fail,
     package_version,
 )
-from .access import resolve_token
 from .config import ServerConfig
 from .limits import MAX_FRAME_BYTES
 from .logs import LOG_LEVELS, configure_logging
