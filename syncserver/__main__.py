@@ -320,6 +320,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """The options: the command line, else the environment, else the defaults."""
     parser = _build_parser()
     args = parser.parse_args(argv)
+    token_on_command_line = args.token is not None
     for option in _OPTIONS:
         if getattr(args, option.dest) is not None:
             continue
@@ -333,6 +334,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         setattr(args, option.dest, value)
     if args.verbose:
         args.log_level = "debug"
+    if args.token_file is not None and not token_on_command_line:
+        args.token = None  # --token-file wins over OPTISYNC_TOKEN
     try:
         args.token = resolve_token(args.token, args.token_file, environ={})
     except ValueError as exc:

@@ -24,12 +24,11 @@ TOKEN = "conformance-secret"
 
 @check(needs_launcher=True)
 async def a_hello_without_the_servers_token_closes_1008(ctx: Context) -> None:
-    """--token: a hello without the token or with a wrong one closes 1008; a set before is
-    hello_required."""
+    """--token: a hello without the token or with a wrong one closes 1008, and so does a
+    set before it."""
     server = await ctx.require_launcher().shared("--token", TOKEN)
-    peer = await ctx.connect(server.url)
-    expect_error(await peer.set(ctx.key(), 1, 1, request_id="early"), "hello_required", "early")
     for first in (
+        {"type": "set", "request_id": "early", "key": ctx.key(), "value": 1, "local_revision": 1},
         {"type": "hello", "device_id": 1, "since": 0},
         {"type": "hello", "device_id": 1, "since": 0, "token": TOKEN + "x"},
     ):
@@ -56,12 +55,14 @@ async def demo_controls_are_refused_without_allow_chaos(ctx: Context) -> None:
 
 @check(needs_launcher=True)
 async def demo_controls_need_the_token_on_a_server_with_one(ctx: Context) -> None:
-    """--token --allow-chaos: chaos or observe before a hello with the token get hello_required."""
+    """--token --allow-chaos: chaos or observe before a hello with the token close 1008."""
     server = await ctx.require_launcher().shared("--token", TOKEN, "--allow-chaos")
-    peer = await ctx.connect(server.url)
     for kind in ("chaos", "observe"):
-        reply = await peer.request({"type": kind, "request_id": kind}, "chaos_state")
-        expect_error(reply, "hello_required", kind)
+        peer = await ctx.connect(server.url)
+        await peer.send({"type": kind, "request_id": kind})
+        code = await peer.wait_closed()
+        expect(code == 1008, f"{kind} before hello closed with {code}, expected 1008")
+    peer = await ctx.connect(server.url)
     await peer.hello(ctx.device_id(), token=TOKEN)
     state = await peer.request({"type": "chaos", "request_id": "after"}, "chaos_state")
     expect(state["type"] == "chaos_state", f"after the hello, chaos got {state}")
