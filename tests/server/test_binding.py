@@ -5,6 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+from websockets.exceptions import ConnectionClosed
+
 from syncserver import SyncServer, serve
 
 from .conftest import Clients
@@ -108,16 +111,20 @@ async def test_snapshot_says_which_protocol_the_connection_speaks(
 
 
 async def test_demo_controls_need_the_token_on_a_server_with_one(db_path: Path, clients: Clients):
-    """On a token server, chaos and observe before a hello get hello_required and change nothing."""
+    """On a token server, chaos and observe before a hello close 1008 and change nothing."""
     async with serve(db_path=db_path, token="t", allow_chaos=True) as guarded:
-        client = await clients(guarded.url)
-        await client.send({"type": "chaos", "request_id": 1, "push_enabled": False})
-        error = await client.recv_type("error")
-        assert (error["code"], error["request_id"]) == ("hello_required", 1)
-        await client.send({"type": "observe", "request_id": 2})
-        error = await client.recv_type("error")
-        assert (error["code"], error["request_id"]) == ("hello_required", 2)
+        for message in (
+            {"type": "chaos", "request_id": 1, "push_enabled": False},
+            {"type": "observe", "request_id": 2},
+        ):
+            early = await clients(guarded.url)
+            await early.send(message)
+            with pytest.raises(ConnectionClosed) as closed:
+                await early.recv()
+            assert closed.value.rcvd is not None
+            assert closed.value.rcvd.code == 1008
         assert guarded.chaos.settings.push_enabled
+        client = await clients(guarded.url)
         await client.hello(token="t")
         await client.send({"type": "chaos", "request_id": 3, "push_enabled": False})
         assert (await client.recv_type("chaos_state"))["settings"]["push_enabled"] is False
