@@ -229,6 +229,16 @@ class DeviceWindow(QWidget):
             if needle
             else "click a heart, or press space"
         )
+        current = self.list.currentIndex()
+        if current.isValid() and self.list.isRowHidden(current.row()):
+            # Space must never toggle an item the filter hides: focus the first shown one.
+            first = next(
+                (row for row in range(self.model.rowCount()) if not self.list.isRowHidden(row)),
+                None,
+            )
+            self.list.setCurrentIndex(
+                self.model.index(first) if first is not None else self.model.index(-1)
+            )
 
     def visible_items(self) -> int:
         return sum(not self.list.isRowHidden(row) for row in range(self.model.rowCount()))

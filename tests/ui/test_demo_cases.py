@@ -241,6 +241,7 @@ def test_the_item_filter_box_narrows_a_big_list(harness: Harness) -> None:
         if not window.list.isRowHidden(row)
     )
     assert "of 1000 items" in window.items_hint.text()
+    assert not window.list.isRowHidden(window.list.currentIndex().row())  # space hits a shown row
     window.search.clear()
     assert window.visible_items() == 1000
 
