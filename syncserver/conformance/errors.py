@@ -61,9 +61,10 @@ async def a_frame_without_a_type_is_a_bad_request(ctx: Context) -> None:
 
 @check()
 async def frames_that_are_not_json_objects_are_bad_requests(ctx: Context) -> None:
-    """Not JSON, NaN, a list, a number, a string, an empty frame: bad_request, request_id null."""
+    """Not JSON (a lone surrogate included), a list, a number, a string: bad_request, null."""
     peer, _ = await ctx.device()
-    for text in ("{", "", "NaN", "[1]", "3", '"hello"', "null", '{"type":"get"} x'):
+    surrogate = '{"type":"get","request_id":"s","key":"k\\ud800"}'
+    for text in ("{", "", "NaN", "[1]", "3", '"hello"', "null", '{"type":"get"} x', surrogate):
         await _refused_raw(peer, text, "bad_request", None)
     await still_open(peer)
 
