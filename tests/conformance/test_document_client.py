@@ -193,3 +193,27 @@ def test_the_document_client_imports_only_websockets_and_the_standard_library():
             continue
         for name in names:
             assert name.split(".")[0] in allowed, name
+
+
+async def test_a_document_client_converges_after_the_server_loses_its_history(
+    server, devices, tmp_path
+):
+    """The server comes back on a new database (new epoch): every device forgets the old
+    history, keys only it knew read as never written, and offline intents are sent again."""
+    doc, a, b = devices
+    tea, _, fig = KEYS
+    doc.change(tea, True)
+    await converged(server, doc, a, b)
+    old_epoch = doc.epoch
+    await server.close()
+    await until(lambda: not doc.online, server, doc)
+    doc.change(fig, True)  # while the server is down
+    reborn = await start_server(
+        port=server.port, db_path=tmp_path / "new.sqlite3", allow_chaos=True
+    )
+    try:
+        await converged(reborn, doc, a, b)
+        assert doc.epoch != old_epoch
+        assert server_values(reborn) == {**dict.fromkeys(KEYS, False), fig: True}
+    finally:
+        await reborn.close()
