@@ -81,8 +81,8 @@ async def fail_next_refuses_the_next_request_with_injected_failure(ctx: Context)
 
 
 @check(needs_chaos=True)
-async def observe_sends_the_server_state_at_once(ctx: Context) -> None:
-    """observe: a server_state at once, listing this connection, counts, values and settings."""
+async def observe_starts_a_feed_of_the_server_state(ctx: Context) -> None:
+    """observe: a server_state soon, listing this connection, counts, totals, values, settings."""
     peer, device_id = await ctx.device()
     await peer.set(ctx.key(), 1, 1)
     await peer.send({"type": "observe", "request_id": "o"})
