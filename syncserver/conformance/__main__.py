@@ -26,7 +26,8 @@ need particular options (token, connection/rate/send-buffer limits, restart
 on the same data, shutdown). CMD must start a server that prints a line
 holding ws://HOST:PORT once it listens, and accept the options PROTOCOL.md
 lists, which the kit appends: --token T, --allow-chaos, --max-connections N,
---rate-limit N, --rate-burst N, --max-send-buffer BYTES. Every "{dir}" in
+--rate-limit N, --rate-burst N, --max-send-buffer BYTES,
+--require-device-secrets. Every "{dir}" in
 CMD becomes a fresh empty directory per server (the same one when a check
 restarts it), so it can keep its data there, e.g.:
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from .peer import Message, Peer, expect
@@ -266,6 +267,29 @@ async def a_hello_with_another_epoch_is_answered_as_since_0(ctx: Context) -> Non
 
 
 # -- device binding ----------------------------------------------------------------
+
+
+@check()
+async def a_device_secret_keeps_other_connections_off_its_device_id(ctx: Context) -> None:
+    """The first secret sent for an id is recorded: the same secret is let in again, another
+    one is closed with 1008 before any reply."""
+    device_id, secret = ctx.device_id(), secrets.token_urlsafe(32)
+    first = await ctx.connect()
+    expect_snapshot(await first.hello(device_id, device_secret=secret), since=0)
+    again = await ctx.connect()
+    expect_snapshot(await again.hello(device_id, device_secret=secret), since=0)
+    thief = await ctx.connect()
+    await thief.send(
+        {
+            "type": "hello",
+            "device_id": device_id,
+            "since": 0,
+            "device_secret": secrets.token_urlsafe(32),
+        }
+    )
+    code = await thief.wait_closed()
+    expect(code == 1008, f"a hello with another secret closed with {code}, expected 1008")
+    await still_open(first)
 
 
 @check()

@@ -7,6 +7,7 @@ server options PROTOCOL.md documents.
 from __future__ import annotations
 
 import asyncio
+import secrets
 import signal
 import socket
 
@@ -66,6 +67,20 @@ async def demo_controls_need_the_token_on_a_server_with_one(ctx: Context) -> Non
     await peer.hello(ctx.device_id(), token=TOKEN)
     state = await peer.request({"type": "chaos", "request_id": "after"}, "chaos_state")
     expect(state["type"] == "chaos_state", f"after the hello, chaos got {state}")
+
+
+@check(needs_launcher=True)
+async def without_a_device_secret_a_server_that_requires_them_closes_1008(ctx: Context) -> None:
+    """--require-device-secrets: a first hello without device_secret closes 1008; with one it
+    is answered."""
+    server = await ctx.require_launcher().shared("--require-device-secrets")
+    peer = await ctx.connect(server.url)
+    await peer.send({"type": "hello", "device_id": ctx.device_id(), "since": 0})
+    code = await peer.wait_closed()
+    expect(code == 1008, f"a hello without a secret closed with {code}, expected 1008")
+    peer = await ctx.connect(server.url)
+    snapshot = await peer.hello(ctx.device_id(), device_secret=secrets.token_urlsafe(32))
+    expect_snapshot(snapshot, since=0)
 
 
 @check(needs_launcher=True)

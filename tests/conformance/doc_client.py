@@ -47,6 +47,7 @@ class DocDevice:
         self.heartbeat = heartbeat
         # §1: chosen once, 1 … 2**62 - 1, from a secure generator.
         self.device_id = device_id if device_id is not None else secrets.randbits(62) or 1
+        self.device_secret = secrets.token_urlsafe(32)  # made with the id, kept with it
         # The state a device keeps.
         self.epoch: str | None = None
         self.newest_seen = 0
@@ -156,6 +157,7 @@ class DocDevice:
             "since": self.newest_seen,
             "protocol": 1,
             "batch_pushes": True,
+            "device_secret": self.device_secret,
         }
         if self.epoch is not None:
             hello["epoch"] = self.epoch
