@@ -40,7 +40,8 @@ def run_kit_now(*args: str) -> subprocess.CompletedProcess[str]:
 
 async def test_the_kit_passes_against_this_server(chaos_server: RunningServer):
     """Every check passes, none skipped, against python -m syncserver --allow-chaos."""
-    status, out, err = await run_kit(chaos_server.url, "--start-server", START)
+    wait = str(TIMEOUT / 2)  # per expected frame; scales with OPTISYNC_TIMEOUT_FACTOR
+    status, out, err = await run_kit(chaos_server.url, "--start-server", START, "--timeout", wait)
     lines = out.splitlines()
     failures = [line for line in lines[:-1] if not line.startswith("PASS ")]
     assert failures == [], "\n".join(failures) + err
