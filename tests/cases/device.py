@@ -6,6 +6,8 @@ with its state in DATA_DIR and answers each command with one JSON line:
 * ``tap ITEM``  -> ``{"tapped": ITEM}`` once the toggle is shown;
 * ``state``     -> every item's like, phase and revision, the link status, the
   newest revision seen and the keys still in flight or with intents;
+* ``tap-and-die ITEM`` -> toggles the item, then SIGKILLs its own process before
+  anything else runs (no answer);
 * ``flush``     -> ``{"flushed": true}`` once the state file holds what is shown;
 * ``quit``      -> closes the session and exits 0.
 
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import signal
 import sys
 from pathlib import Path
 
@@ -62,6 +66,9 @@ async def _main(name: str, data_dir: Path, url: str) -> int:
             if command == "tap":
                 session.toggle_like(argument)
                 _say({"tapped": argument})
+            elif command == "tap-and-die":
+                session.toggle_like(argument)
+                os.kill(os.getpid(), signal.SIGKILL)
             elif command == "state":
                 _say(_state(session))
             elif command == "flush":

@@ -16,7 +16,7 @@ from app.link.backoff import Backoff
 from syncserver.protocol import Ack
 from tests.faults.conftest import ServerProcess
 from tests.faults.proxy import ChaosProxy
-from tests.faults.test_real_process_faults import ITEMS
+from tests.faults.test_real_process_faults import ITEMS, server_registers
 from tests.timeouts import TIMEOUT
 
 ROUNDS = 80
@@ -102,14 +102,6 @@ async def server_snapshot(port: int) -> dict[str, Any]:
             merged.update({k: v for k, v in page.items() if k != "values"})
             if not page.get("more", False):
                 return merged
-
-
-async def server_registers(port: int) -> tuple[int, dict[str, tuple[Any, int]]]:
-    """The server's revision and every register."""
-    snapshot = await server_snapshot(port)
-    return snapshot["revision"], {
-        e["key"]: (e["value"], e["server_revision"]) for e in snapshot["values"]
-    }
 
 
 async def current_epoch(port: int) -> str:

@@ -24,15 +24,17 @@ ROUNDS = 150
 
 
 async def server_registers(port: int) -> tuple[int, dict[str, tuple[Any, int]]]:
-    """The server's revision and every register, read with a plain hello since 0."""
-    async with connect(f"ws://127.0.0.1:{port}") as ws:
+    """The server's revision and every register, read with a plain hello since 0
+    (every page of the snapshot)."""
+    registers: dict[str, tuple[Any, int]] = {}
+    async with connect(f"ws://127.0.0.1:{port}", max_size=None, max_queue=None) as ws:
         await ws.send(encode(Hello(device_id=0, since=0)))
         while True:
             message = decode_server_message(await asyncio.wait_for(ws.recv(), TIMEOUT))
             if isinstance(message, Snapshot):
-                return message.revision, {
-                    e.key: (e.value, e.server_revision) for e in message.values
-                }
+                registers.update((e.key, (e.value, e.server_revision)) for e in message.values)
+                if not message.more:
+                    return message.revision, registers
 
 
 def record_acks(session: DeviceSession, acks: list[Ack]) -> None:

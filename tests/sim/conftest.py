@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 import os
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -48,12 +47,11 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     from tests.sim.tally import TALLY
 
     if TALLY.schedules:
-        elapsed = time.perf_counter() - TALLY.started
         faults = ", ".join(f"{name} {count}" for name, count in sorted(TALLY.faults.items()))
         closes = ", ".join(f"{code}: {count}" for code, count in sorted(TALLY.closes.items()))
         terminalreporter.write_line(
             f"optisync simulation (profile {_PROFILE}): "
-            f"{TALLY.schedules} schedules in {elapsed:.1f}s; {TALLY.taps} taps, "
+            f"{TALLY.schedules} schedules in {TALLY.seconds:.1f}s; {TALLY.taps} taps, "
             f"{TALLY.writes} writes, {TALLY.pushes_dropped} push frames dropped, "
             f"{TALLY.gap_resyncs} gap resyncs, {TALLY.taps_lost_to_kills} taps lost to "
             f"kills before their store flushed, {TALLY.second_opens_refused} second opens "
