@@ -27,9 +27,9 @@ on the same data, shutdown). CMD must start a server that prints a line
 holding ws://HOST:PORT once it listens, and accept the options PROTOCOL.md
 lists, which the kit appends: --token T, --allow-chaos, --max-connections N,
 --rate-limit N, --rate-burst N, --max-send-buffer BYTES,
---require-device-secrets. Every "{dir}" in
-CMD becomes a fresh empty directory per server (the same one when a check
-restarts it), so it can keep its data there, e.g.:
+--require-device-secrets, --max-connections-per-address N, --limit-loopback.
+Every "{dir}" in CMD becomes a fresh empty directory per server (the same one
+when a check restarts it), so it can keep its data there, e.g.:
 
   python -m syncserver.conformance ws://127.0.0.1:8765 \\
       --start-server 'python -m syncserver --port 0 --db {dir}/sync.sqlite3'

@@ -107,6 +107,22 @@ async def past_max_connections_the_handshake_gets_http_503(ctx: Context) -> None
 
 
 @check(needs_launcher=True)
+async def past_the_connections_per_address_the_handshake_gets_http_429(ctx: Context) -> None:
+    """--max-connections-per-address 2 --limit-loopback: a third from one address gets 429."""
+    server = await ctx.require_launcher().shared(
+        "--max-connections-per-address", "2", "--limit-loopback"
+    )
+    await ctx.connect(server.url)
+    await ctx.connect(server.url)
+    try:
+        await ctx.connect(server.url)
+    except InvalidStatus as exc:
+        expect(exc.response.status_code == 429, f"refused with {exc.response.status_code}")
+    else:
+        raise CheckFailed("a third connection from one address was accepted")
+
+
+@check(needs_launcher=True)
 async def messages_over_the_rate_limit_get_rate_limited(ctx: Context) -> None:
     """--rate-limit 1 --rate-burst 3: the extra gets are answered rate_limited; nothing closes."""
     server = await ctx.require_launcher().shared("--rate-limit", "1", "--rate-burst", "3")
