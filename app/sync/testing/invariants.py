@@ -4,6 +4,8 @@ the server's history.
 Throughout the run, from every device's :class:`~app.sync.SyncEvent` stream:
 
 * at most one request in flight per (device, key);
+* on a connection, the ack of a write arrives before the push of that write (and
+  of every later one), as the protocol promises when no demo delays are on;
 * requests sent for a key never outnumber the taps on it (``RequestSent`` never
   outnumbers ``OptimisticApplied``; resends after ``unavailable`` are one request).
 

@@ -381,20 +381,34 @@ class Simulation:
     def _on_connection(self, connection: Any) -> None:
         for slot in self._slots:
             if connection.owner is not None and connection.owner is slot.process:
-                connection.client.received = self._ack_reader(slot.index)
+                connection.client.received = self._wire_reader(slot.index)
                 return
 
-    def _ack_reader(self, device: int) -> Any:
+    def _wire_reader(self, device: int) -> Any:
+        """Watches what one connection of ``device`` receives: records acks, and checks
+        that each ack comes before the push of its write (and of any later one)."""
         monitor = self.monitor
         server = self.server
         assert server is not None
+        newest_push = 0
 
         def read(frame: str) -> None:
+            nonlocal newest_push
             if frame.startswith('{"type":"ack"'):
                 ack = json.loads(frame)
-                monitor.on_ack(
-                    device, Ack(server.epoch, ack["key"], ack["value"], ack["server_revision"])
-                )
+                revision = ack["server_revision"]
+                if newest_push >= revision:
+                    monitor.problem(
+                        f"device {device}: the ack of revision {revision} came after the "
+                        f"push of revision {newest_push} on the same connection"
+                    )
+                monitor.on_ack(device, Ack(server.epoch, ack["key"], ack["value"], revision))
+            elif frame.startswith('{"type":"pushes"'):
+                pushes = json.loads(frame)["pushes"]
+                if pushes:
+                    newest_push = max(newest_push, pushes[-1]["server_revision"])
+            elif frame.startswith('{"type":"push"'):
+                newest_push = max(newest_push, json.loads(frame)["server_revision"])
 
         return read
 
