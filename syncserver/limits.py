@@ -55,12 +55,14 @@ connections; past it the server reads its frames more slowly (nothing is refused
 DEFAULT_ADDRESS_RATE_BURST: Final = 10_000
 """Messages one client address may send at once after being idle."""
 
-DEFAULT_CATCHUP_RATE: Final = 8 * 1024 * 1024
-"""Snapshot bytes per second one client address may ask for (``hello``)."""
+DEFAULT_CATCHUP_RATE: Final = 4 * 1024 * 1024
+"""Snapshot bytes per second one client address may ask for (``hello``):
+encoding them is what a catch-up costs the server's one thread."""
 
-DEFAULT_CATCHUP_BURST: Final = 64 * 1024 * 1024
-"""Snapshot bytes one client address may ask for at once after being idle: a
-few full catch-ups of a large database."""
+DEFAULT_CATCHUP_BURST: Final = 16 * 1024 * 1024
+"""Snapshot bytes one client address may ask for at once after being idle. A
+snapshot bigger than this is still sent (the budget may go into debt); the
+address' next hello then waits until the debt is paid."""
 
 
 class TokenBucket:
