@@ -154,8 +154,8 @@ def test_schedule_naming_a_missing_device_or_key_is_refused() -> None:
 def test_exported_members_are_the_documented_api() -> None:
     """__all__ lists exactly the public names, each documented in the package docstring."""
     public = {name for name in dir(testing) if not name.startswith("_")}
-    modules = {"flows", "invariants", "loop", "network", "processes", "schedule", "server"}
-    modules |= {"simulation"}
+    modules = {"flows", "hostile", "invariants", "loop", "network", "processes", "schedule"}
+    modules |= {"server", "simulation", "stores"}
     assert set(testing.__all__) == public - modules
     assert testing.__doc__ is not None
     for name in testing.__all__:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import random
 from collections import Counter
@@ -13,9 +12,9 @@ from typing import Any
 
 from app.link import Backoff
 from app.link.errors import DeviceInUseError
-from app.link.store import MemoryStore, StoredState
-from syncserver.protocol import MAX_VALUE_DEPTH
+from app.link.store import MemoryStore
 
+from . import hostile
 from .flows import DeviceIO, Flow, FlowDevice, Likes
 from .invariants import Ack, InvariantViolation, Monitor
 from .loop import VirtualDeadlock, run_virtual
@@ -43,13 +42,12 @@ from .schedule import (
     WriteDelay,
 )
 from .server import SimServer
+from .stores import SimStore
 
 __all__ = ["LinkTimings", "RunStats", "Simulation"]
 
 _SETTLE_STEP = 0.05
 _URLS = ("ws://sim.invalid",)
-_RAW_PATIENCE = 10.0
-"""How long (virtual seconds) a raw client waits for its replies."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,58 +83,13 @@ class RunStats:
     """How many connections ended with each close code."""
 
 
-class _Store(MemoryStore):
-    """A device's store: every change reaches the durable state ``delay`` later, as
-    the state file's writer thread does; what a kill finds unflushed is lost."""
-
-    def __init__(self, name: str, durable: StoredState | None, delay: float) -> None:
-        super().__init__(name, durable)
-        self.delay = delay
-        self.process: Process | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def _soon(self) -> None:
-        if self._timer is None and self.process is not None and not self.process.dead:
-            self._timer = asyncio.get_running_loop().call_later(self.delay, self._flush_now)
-
-    def _flush_now(self) -> None:
-        self._timer = None
-        if self.process is not None and not self.process.dead:
-            self.process.spawn(self.flush())
-
-    def abandon(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-
-    def put_device_id(self, device_id: int) -> None:
-        super().put_device_id(device_id)
-        self._soon()
-
-    def put_newest_seen(self, revision: int) -> None:
-        super().put_newest_seen(revision)
-        self._soon()
-
-    def put_epoch(self, epoch: str | None) -> None:
-        super().put_epoch(epoch)
-        self._soon()
-
-    def put_value(self, key: str, value: Any, server_revision: int) -> None:
-        super().put_value(key, value, server_revision)
-        self._soon()
-
-    def put_intent(self, key: str, intent: Any) -> None:
-        super().put_intent(key, intent)
-        self._soon()
-
-
 @dataclass(slots=True)
 class _Slot:
     """One device: its store outlives its processes."""
 
     index: int
     name: str
-    store: _Store
+    store: SimStore
     process: Process | None = None
     session: FlowDevice | None = None
     device_id: int | None = None
@@ -251,7 +204,7 @@ class Simulation:
         await server.start()
         for index in range(self.device_count):
             name = f"device-{index}"
-            slot = _Slot(index, name, _Store(name, None, self.timings.store_flush))
+            slot = _Slot(index, name, SimStore(name, None, self.timings.store_flush))
             self._slots.append(slot)
             await self._open(slot)
         for action in schedule.actions:
@@ -351,7 +304,7 @@ class Simulation:
         self.network.abort_owner(process)
         # The dead process' store object keeps its unflushed puts; the next one
         # starts from what was durable.
-        slot.store = _Store(slot.name, store.durable, self.timings.store_flush)
+        slot.store = SimStore(slot.name, store.durable, self.timings.store_flush)
         slot.session = None
         slot.process = None
 
@@ -456,11 +409,16 @@ class Simulation:
                 slot = self._slots[device]
                 asyncio.get_running_loop().call_later(after, self._kill, slot, down_for)
             case StolenWrite(device=device, key=key):
-                self._background_task(self._stolen_write(device, key))
+                wire_key = self.flow.key(key)
+                victim = self._slots[device].device_id
+                value = not server.register(wire_key)[0]
+                self._background_task(
+                    hostile.stolen_write(network, self.monitor, wire_key, value, victim)
+                )
             case BigData(keys=keys, size=size):
-                self._background_task(self._big_data(keys, size))
+                self._background_task(hostile.big_data(network, keys, size))
             case NestedValue(depth=depth):
-                self._background_task(self._nested_value(depth))
+                self._background_task(hostile.nested_value(network, self.monitor, depth))
 
     async def _restart_after(self, down_for: float) -> None:
         await asyncio.sleep(down_for)
@@ -471,86 +429,6 @@ class Simulation:
         assert self.server is not None
         await self.server.shutdown()
         await self._restart_after(down_for)
-
-    async def _raw(self, frames: list[str], wanted: set[Any]) -> dict[Any, dict[str, Any]]:
-        """Send ``frames`` on a connection of its own, after a hello; the replies by
-        request id (empty if the server was unreachable or closed the connection)."""
-        assert self.network is not None
-        try:
-            connection = await self.network.open(None, None)
-        except OSError:
-            return {}
-        client = connection.client
-        replies: dict[Any, dict[str, Any]] = {}
-        await client.send(json.dumps({"type": "hello", "device_id": _RAW_DEVICE_ID, "since": 0}))
-        for frame in frames:
-            await client.send(frame)
-
-        async def read() -> None:
-            async for frame in client:
-                if not frame.startswith(('{"type":"ack"', '{"type":"error"')):
-                    continue
-                reply = json.loads(frame)
-                replies[reply.get("request_id")] = reply
-                if wanted <= replies.keys() or None in replies:
-                    return
-
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(read(), _RAW_PATIENCE)
-        await client.close()
-        return replies
-
-    async def _stolen_write(self, device: int, key: int) -> None:
-        victim = self._slots[device].device_id
-        wire_key = self.flow.key(key)
-        assert self.server is not None
-        value, _ = self.server.register(wire_key)
-        frame = json.dumps(
-            {
-                "type": "set",
-                "request_id": 1,
-                "key": wire_key,
-                "value": not value,
-                "local_revision": 0,
-                "device_id": victim,
-            }
-        )
-        reply = (await self._raw([frame], {1})).get(1)
-        if reply is not None and reply["type"] == "ack":
-            self.monitor.problem(
-                f"the server accepted a set of {wire_key!r} naming device {device}'s id "
-                f"{victim} from another connection"
-            )
-
-    async def _big_data(self, keys: int, size: int) -> None:
-        filler = "x" * size
-        frames = [
-            json.dumps(
-                {
-                    "type": "set",
-                    "request_id": number,
-                    "key": f"blob/{number}",
-                    "value": filler,
-                    "local_revision": 1,
-                }
-            )
-            for number in range(keys)
-        ]
-        await self._raw(frames, set(range(keys)))
-
-    async def _nested_value(self, depth: int) -> None:
-        nested = "[" * depth + "]" * depth
-        head = f'{{"type":"set","request_id":1,"key":"nested/{depth}","value":'
-        frame = head + nested + ',"local_revision":1}'
-        replies = await self._raw([frame], {1})
-        reply = replies.get(1) or replies.get(None)
-        if reply is None:
-            return
-        refused = reply["type"] == "error" and reply.get("code") == "bad_request"
-        if depth > MAX_VALUE_DEPTH and reply["type"] == "ack":
-            self.monitor.problem(f"the server stored a value nested {depth} levels deep")
-        if depth <= MAX_VALUE_DEPTH and refused:
-            self.monitor.problem(f"the server refused a value nested only {depth} levels deep")
 
     def _validate(self, action: Action) -> None:
         device = getattr(action, "device", None)
@@ -645,10 +523,6 @@ class Simulation:
             f"unhandled error in the event loop: {context.get('message')}: "
             f"{context.get('exception')!r}"
         )
-
-
-_RAW_DEVICE_ID = 987_654_321
-"""The device id raw clients (stolen writes, big data, nested values) say hello with."""
 
 
 class _NoQuiescence(Exception):
