@@ -32,8 +32,13 @@ class RunningServer:
             stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=ENV,
         )  # fmt: skip
         assert process.stdout is not None
-        line = (await asyncio.wait_for(process.stdout.readline(), TIMEOUT)).decode()
-        assert "ws://" in line, line
+        try:
+            line = (await asyncio.wait_for(process.stdout.readline(), TIMEOUT)).decode()
+            assert "ws://" in line, line
+        except BaseException:
+            process.kill()  # never leave a server behind a failed start
+            await process.wait()
+            raise
         return cls(process, line[line.index("ws://") :].split()[0])
 
     async def stop(self) -> int:
