@@ -17,6 +17,7 @@ from app.sync.testing import (
     DuplicatePush,
     FailNextRequest,
     HistoryReset,
+    Impersonate,
     KillDevice,
     Latency,
     NestedValue,
@@ -89,6 +90,8 @@ def actions(devices: int, keys: int, faults: tuple[str, ...]) -> st.SearchStrate
         choices.append(st.builds(KillDevice, device, _seconds(0.02), _seconds(0.5)))
     if "stolen" in faults:
         choices.append(st.builds(StolenWrite, device, key))
+    if "stolen" in faults:
+        choices.append(st.builds(Impersonate, device, key))
     if "big" in faults:
         choices.append(st.builds(BigData, st.integers(1, 24), st.sampled_from([100, 60_000])))
     if "nested" in faults:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from app.sync import PushIgnoredStale, SyncFailed
 from app.sync.testing import (
     Action,
@@ -14,6 +16,7 @@ from app.sync.testing import (
     DuplicatePush,
     FailNextRequest,
     HistoryReset,
+    Impersonate,
     KillDevice,
     Latency,
     LinkTimings,
@@ -236,3 +239,34 @@ def test_too_deep_values_are_refused_and_deep_enough_ones_stored() -> None:
     assert simulation.server is not None
     assert simulation.server.register("nested/980") == (None, 0)
     assert simulation.server.register("nested/32")[1] > 0
+
+
+def test_hello_as_a_device_with_a_wrong_secret_is_closed_before_writing() -> None:
+    """Another connection says hello with device 0's id and a wrong secret, then sets a
+    key: the server knows device 0's secret, closes the connection and writes nothing."""
+    actions: list[Action] = [Tap(0, 0), Advance(0.5), Impersonate(0, 0)]
+    simulation = play(2, 1, Schedule(8, actions))
+    assert simulation.server is not None
+    assert [w.key for h in simulation.server.history.values() for w in h] == [ITEM_0]
+    assert simulation.stats is not None
+    assert simulation.stats.closes.get(1008) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="link: a device whose id another connection claimed (1008 'another secret') "
+    "retries for ever instead of taking a new id",
+)
+def test_device_whose_id_was_claimed_on_a_fresh_database_syncs_again() -> None:
+    """While device 0 is cut off, the server restarts on a fresh database and another
+    connection claims device 0's id first: device 0 must still get its tap stored (it is
+    closed 1008 on every reconnect and its tap never leaves)."""
+    actions: list[Action] = [
+        Tap(0, 0),
+        Advance(0.5),
+        Disconnect(0, 3.0),
+        Tap(0, 0),
+        Impersonate(0, 0, claim_unknown=True),
+        HistoryReset(0.0),
+    ]
+    play(2, 1, Schedule(1, actions), settle_limit=30.0)

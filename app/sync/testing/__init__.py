@@ -44,7 +44,8 @@ Public API
     :class:`DuplicateOpen` (a second process opens a device's identity),
     :class:`KillDevice` (SIGKILL a device; it reopens from what its store had
     flushed), :class:`StolenWrite` (another connection sets a key with a
-    device's id), :class:`BigData` (writes whose commits and snapshots need
+    device's id), :class:`Impersonate` (another connection says hello as a
+    device, with a wrong secret), :class:`BigData` (writes whose commits and snapshots need
     several frames) and :class:`NestedValue` (a value nested past the limit).
 ``InvariantViolation``
     An ``AssertionError`` whose message lists the broken promises and ends
@@ -94,6 +95,7 @@ from .schedule import (
     DuplicatePush,
     FailNextRequest,
     HistoryReset,
+    Impersonate,
     KillDevice,
     Latency,
     NestedValue,
@@ -121,6 +123,7 @@ __all__ = [
     "Flow",
     "FlowDevice",
     "HistoryReset",
+    "Impersonate",
     "InvariantViolation",
     "KillDevice",
     "Latency",

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+from collections.abc import Callable
 from typing import Any
 
 from syncserver.protocol import MAX_VALUE_DEPTH
@@ -17,10 +18,18 @@ from syncserver.protocol import MAX_VALUE_DEPTH
 from .invariants import Monitor
 from .network import Network
 
-__all__ = ["RAW_DEVICE_ID", "big_data", "exchange", "nested_value", "stolen_write"]
+__all__ = [
+    "RAW_DEVICE_ID",
+    "big_data",
+    "exchange",
+    "impersonate",
+    "nested_value",
+    "stolen_write",
+]
 
 RAW_DEVICE_ID = 987_654_321
 """The device id raw clients say hello with (no simulated device has it)."""
+_WRONG_SECRET = "not-the-device-secret-" + "x" * 22
 _PATIENCE = 10.0
 """How long (virtual seconds) a raw client waits for its replies."""
 
@@ -72,6 +81,50 @@ async def stolen_write(
         monitor.problem(
             f"the server accepted a set of {key!r} naming device id {victim} "
             "from another connection"
+        )
+
+
+async def impersonate(
+    network: Network,
+    monitor: Monitor,
+    key: str,
+    value: Any,
+    victim: int,
+    *,
+    on_record: Callable[[], bool] | None = None,
+) -> None:
+    """A hello as device ``victim`` with a wrong secret, then a set of ``key``: the
+    server must close the connection (1008) before writing anything. With
+    ``on_record``, the hello is only sent if it says the server (the process this
+    connection reached) has the victim's secret on record."""
+    try:
+        connection = await network.open(None, None)
+    except OSError:
+        return
+    client = connection.client
+    if on_record is not None and not on_record():
+        await client.close()
+        return
+    hello = {"type": "hello", "device_id": victim, "since": 0, "device_secret": _WRONG_SECRET}
+    await client.send(json.dumps(hello))
+    frame = {"type": "set", "request_id": 1, "key": key, "value": value, "local_revision": 0}
+    await client.send(json.dumps(frame))
+    reply = None
+
+    async def read() -> None:
+        nonlocal reply
+        async for received in client:
+            if received.startswith('{"type":"ack"'):
+                reply = json.loads(received)
+                return
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(read(), _PATIENCE)
+    await client.close()
+    if reply is not None and on_record is not None:
+        monitor.problem(
+            f"the server accepted a hello as device id {victim} with a wrong secret "
+            f"and wrote {key!r}"
         )
 
 

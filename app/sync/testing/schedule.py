@@ -26,6 +26,7 @@ __all__ = [
     "DuplicatePush",
     "FailNextRequest",
     "HistoryReset",
+    "Impersonate",
     "KillDevice",
     "Latency",
     "NestedValue",
@@ -165,6 +166,19 @@ class StolenWrite:
 
 
 @dataclass(frozen=True, slots=True)
+class Impersonate:
+    """Another connection says hello as ``device`` (its id, a wrong secret), then sets
+    ``key``; a server with the device's secret on record must close it with 1008 and
+    write nothing. A database with no record for the id (a fresh one the device has
+    not reached yet) gives the id to whoever claims it first: the impostor only tries
+    then if ``claim_unknown``."""
+
+    device: int
+    key: int = 0
+    claim_unknown: bool = False
+
+
+@dataclass(frozen=True, slots=True)
 class BigData:
     """Another connection writes ``keys`` keys of ``size``-character strings in one
     burst (outside the flow's keys): commits and snapshots bigger than one frame."""
@@ -197,6 +211,7 @@ Action = (
     | DuplicateOpen
     | KillDevice
     | StolenWrite
+    | Impersonate
     | BigData
     | NestedValue
 )

@@ -51,6 +51,8 @@ class _Disk:
     epoch: str | None = None
     revision: int = 0
     values: tuple[tuple[str, BackendWrite], ...] = ()
+    devices: tuple[tuple[int, bytes], ...] = ()
+    """Each device id's recorded secret digest."""
 
 
 class _LoopClock:
@@ -144,6 +146,7 @@ class SimServer:
             backend = MemoryBackend(committed, on_failure, epoch=epoch)
             backend.revision = disk.revision
             backend.values = dict(disk.values)
+            backend.devices = dict(disk.devices)
             return backend
 
         core = ServerCore(make_backend, _LoopClock(), self.config)
@@ -185,10 +188,20 @@ class SimServer:
     def _stop(self) -> None:
         backend = self.backend
         if backend is not None:
-            self._disk = _Disk(backend.epoch, backend.revision, tuple(backend.values.items()))
+            self._disk = _Disk(
+                backend.epoch,
+                backend.revision,
+                tuple(backend.values.items()),
+                tuple(backend.devices.items()),
+            )
         self._generation += 1
         self.core = None
         self.backend = None
+
+    def knows_device(self, device_id: int | None) -> bool:
+        """Whether the database has a secret on record for ``device_id``."""
+        devices = self.backend.devices if self.backend is not None else dict(self._disk.devices)
+        return device_id in devices
 
     def outage(self, seconds: float) -> None:
         """The backend fails every commit for ``seconds``."""

@@ -31,6 +31,7 @@ from .schedule import (
     DuplicatePush,
     FailNextRequest,
     HistoryReset,
+    Impersonate,
     KillDevice,
     Latency,
     NestedValue,
@@ -415,6 +416,17 @@ class Simulation:
                 self._background_task(
                     hostile.stolen_write(network, self.monitor, wire_key, value, victim)
                 )
+            case Impersonate(device=device, key=key, claim_unknown=claim_unknown):
+                victim = self._slots[device].device_id
+                if victim is not None:
+                    wire_key = self.flow.key(key)
+                    value = not server.register(wire_key)[0]
+                    on_record = None if claim_unknown else lambda: server.knows_device(victim)
+                    self._background_task(
+                        hostile.impersonate(
+                            network, self.monitor, wire_key, value, victim, on_record=on_record
+                        )
+                    )
             case BigData(keys=keys, size=size):
                 self._background_task(hostile.big_data(network, keys, size))
             case NestedValue(depth=depth):

@@ -42,6 +42,10 @@ class SimStore(MemoryStore):
         super().put_device_id(device_id)
         self._soon()
 
+    def put_device_secret(self, secret: str) -> None:
+        super().put_device_secret(secret)
+        self._soon()
+
     def put_newest_seen(self, revision: int) -> None:
         super().put_newest_seen(revision)
         self._soon()
