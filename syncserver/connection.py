@@ -8,11 +8,14 @@ connection and gives the core a :class:`Clock`; the core keeps a
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .access import AddressLimits
 from .limits import TokenBucket
 from .protocol import PROTOCOL_VERSION, Hello
+
+if TYPE_CHECKING:
+    from .catchup import CatchUp
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -87,6 +90,7 @@ class Connection:
         "authorized",
         "batch",
         "bucket",
+        "catch_up",
         "catchup_timer",
         "closed",
         "device_id",
@@ -139,4 +143,6 @@ class Connection:
         self.closed = False
         self.send_allowance = send_allowance
         """Unread bytes past which the connection is dropped as slow: the
-        server's max_send_buffer plus the size of its last snapshot."""
+        server's max_send_buffer plus what its snapshot may have queued."""
+        self.catch_up: CatchUp | None = None
+        """The snapshot being sent to this connection, page by page."""

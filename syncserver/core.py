@@ -50,7 +50,8 @@ from dataclasses import dataclass
 import msgspec
 
 from .access import AddressLimits, secret_digest, secrets_match
-from .backends import Backend, CommitCallback, FailureCallback, Write
+from .backends import Backend, ChangePage, CommitCallback, FailureCallback, Write
+from .catchup import BUFFER_BEFORE_NEXT_PAGE, PAGE_WAIT, CatchUp
 from .chaos import ChaosControls
 from .config import ServerConfig
 from .connection import (
@@ -65,7 +66,7 @@ from .connection import (
     Shared,
 )
 from .feed import ObserverFeed, StateCallback, capped_state
-from .frames import batch_frame, batch_frames, push_payload, snapshot_pages
+from .frames import SnapshotPage, batch_frame, batch_frames, push_payload
 from .limits import TokenBucket
 from .protocol import (
     MAX_VALUE_BYTES,
@@ -405,27 +406,90 @@ class ServerCore:
         conn.pending_hello = None
         backend = self.backend
         conn.batch = hello.batch_pushes
+        if conn in self._plain or conn in self._batched:
+            self._subscribe(conn)  # already receiving pushes: switch to the asked form now
+        since = hello.since if hello.epoch is None or hello.epoch == backend.epoch else 0
+        revision = backend.revision
+        if since >= revision:
+            # Up to date (the heartbeat's usual case): one empty page, no read at all.
+            conn.catch_up = None
+            self._subscribe(conn)
+            page = SnapshotPage(revision, epoch=backend.epoch, since=since, protocol=conn.protocol)
+            conn.peer.send((page.frame([], more=False),))
+        else:
+            run = conn.catch_up = CatchUp(since, epoch=backend.epoch, protocol=conn.protocol)
+            self._read_page(conn, run)
+        self._changed()
+
+    def _subscribe(self, conn: Connection) -> None:
+        """``conn`` gets every push from now on, one frame each or in batches."""
         self._plain.pop(conn, None)
         self._batched.pop(conn, None)
-        (self._batched if hello.batch_pushes else self._plain)[conn] = None
-        since = hello.since if hello.epoch is None or hello.epoch == backend.epoch else 0
-        pages = snapshot_pages(
-            backend.revision,
-            backend.changed_since(since),
-            epoch=backend.epoch,
-            since=since,
-            protocol=conn.protocol,
-        )
+        (self._batched if conn.batch else self._plain)[conn] = None
+
+    # -- catch-up, page by page (catchup.py) ---------------------------------
+
+    def _read_page(self, conn: Connection, run: CatchUp) -> None:
+        if conn.closed or conn.catch_up is not run:
+            return  # gone, or a newer hello started another snapshot
+
+        def deliver(page: ChangePage) -> None:
+            self._on_page(conn, run, page)
+
+        self.backend.read_changes(run.after, run.revision, run.budget, deliver)
+
+    def _on_page(self, conn: Connection, run: CatchUp, page: ChangePage) -> None:
+        if conn.closed or conn.catch_up is not run:
+            return
+        if page.read_at < self.backend.revision:
+            # Pushes newer than this read went out already (or, on the first
+            # page, would be missed): the page might show older values. Again.
+            self._read_page(conn, run)
+            return
+        frame = run.page
+        if frame is None:
+            frame = run.start(page.read_at)
+            self._subscribe(conn)
+        run.after = page.last
+        more = not page.complete
         # A snapshot is as big as the database, not a sign of a stalled reader:
-        # the connection may have that much more queued before it counts as slow
-        # (it still counts in the total, max_total_send_buffer).
-        size = sum(map(len, pages))
-        if limits is not None:
-            limits.catchup.spend(size, now)
-        conn.send_allowance = self.config.max_send_buffer + size
-        self._note_queued(conn, conn.peer.send(pages))
+        # it is sent a page at a time, each page once the reader has taken most
+        # of the last, so the connection may have one page more queued than
+        # max_send_buffer before it counts as slow (it still counts in the total,
+        # max_total_send_buffer).
+        payload = frame.frame(page.entries, more=more)
+        now = self.clock.time()
+        if conn.limits is not None:
+            conn.limits.catchup.spend(len(payload), now)
+        conn.send_allowance = self.config.max_send_buffer + BUFFER_BEFORE_NEXT_PAGE + len(payload)
+        buffered = conn.peer.send((payload,))
+        self._note_queued(conn, buffered)
         self._shed_if_over()
-        self._changed()
+        if not more:
+            conn.catch_up = None
+            self._changed()
+            return
+        self._next_page(conn, run, buffered)
+
+    def _next_page(self, conn: Connection, run: CatchUp, buffered: int) -> None:
+        """Read the next page on a later loop iteration, once the reader keeps up
+        and its address may catch up further."""
+        if conn.closed or conn.catch_up is not run:
+            return
+        wait = 0.0
+        if buffered > BUFFER_BEFORE_NEXT_PAGE:
+            wait = PAGE_WAIT
+        elif conn.limits is not None:
+            wait = conn.limits.catchup.wait(self.clock.time())
+        if wait > 0:
+
+            def look_again() -> None:
+                if not conn.closed and conn.catch_up is run:
+                    self._next_page(conn, run, conn.peer.send(()))
+
+            self.clock.call_later(wait, look_again)
+        else:
+            self.clock.call_later(0, lambda: self._read_page(conn, run))
 
     def _refuse_before_hello(
         self, conn: Connection, request_id: RequestId, device_id: int | None = None
@@ -463,7 +527,7 @@ class ServerCore:
         if self.chaos.take_failure():
             self._refuse_injected(conn, get.request_id)
             return
-        found = self.backend.values.get(get.key)
+        found = self.backend.get(get.key)
         if found is None:
             reply = Value(get.request_id, get.key, None, 0)
         else:

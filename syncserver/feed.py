@@ -61,17 +61,13 @@ def capped_state(
         for _, c in zip(range(device_budget), connections, strict=False)
     ]
     budget -= len(devices) * _DEVICE_BYTES
-    registers = backend.values
-    writes = list(registers.values())
-    total = sum(map(_entry_bytes, writes))
-    if total > budget:
-        kept: list[Write] = []
-        for write in sorted(writes, key=_by_revision, reverse=True):
-            budget -= _entry_bytes(write)
-            if budget < 0:
-                break
-            kept.append(write)
-        writes = kept
+    # The newest writes that fit, read newest first: never every register.
+    writes: list[Write] = []
+    for write in backend.newest():
+        budget -= _entry_bytes(write)
+        if budget < 0:
+            break
+        writes.append(write)
     writes.sort(key=_by_key)
     return ServerState(
         revision=backend.revision,
@@ -80,13 +76,9 @@ def capped_state(
         requests_in_flight=requests_in_flight,
         values=[snapshot_entry(write) for write in writes],
         chaos=chaos,
-        values_total=len(registers),
+        values_total=backend.count,
         devices_total=len(connections),
     )
-
-
-def _by_revision(write: Write) -> int:
-    return write.revision
 
 
 def _by_key(write: Write) -> str:

@@ -16,6 +16,7 @@ from .backends import Write
 from .protocol import MAX_PAGE_BYTES, Push, SnapshotEntry, encode_bytes
 
 __all__ = [
+    "SnapshotPage",
     "batch_frame",
     "batch_frames",
     "push_payload",
@@ -76,22 +77,33 @@ def batch_frames(pushes: list[bytes]) -> list[bytes]:
     return [batch_frame(page) for page in _pages(pushes, budget)]
 
 
+class SnapshotPage:
+    """The frame of every page of one snapshot, around its entries."""
+
+    __slots__ = ("budget", "head", "tail")
+
+    def __init__(self, revision: int, *, epoch: str, since: int, protocol: int) -> None:
+        self.head = b'{"type":"snapshot","revision":%d,"values":[' % revision
+        self.tail = b'],"protocol":%d,"epoch":%s,"since":%d,"more":' % (
+            protocol,
+            _encode_text(epoch),
+            since,
+        )
+        self.budget = MAX_PAGE_BYTES - len(self.head) - len(self.tail) - len(b"false}")
+        """How many bytes the comma-joined entries of one page may take."""
+
+    def frame(self, entries: list[bytes], *, more: bool) -> bytes:
+        """One page holding ``entries`` (already encoded snapshot entries)."""
+        return self.head + b",".join(entries) + self.tail + (b"true}" if more else b"false}")
+
+
 def snapshot_pages(
     revision: int, writes: Iterable[Write], *, epoch: str, since: int, protocol: int
 ) -> list[bytes]:
     """The ``snapshot`` answering a hello, as pages of at most MAX_PAGE_BYTES;
     every page but the last says ``more``."""
     entries = [encode_bytes(snapshot_entry(write)) for write in writes]
-    head = b'{"type":"snapshot","revision":%d,"values":[' % revision
-    tail = b'],"protocol":%d,"epoch":%s,"since":%d,"more":' % (
-        protocol,
-        _encode_text(epoch),
-        since,
-    )
-    budget = MAX_PAGE_BYTES - len(head) - len(tail) - len(b"false}")
-    pages = _pages(entries, budget)
+    page = SnapshotPage(revision, epoch=epoch, since=since, protocol=protocol)
+    pages = _pages(entries, page.budget)
     last = len(pages) - 1
-    return [
-        head + b",".join(page) + tail + (b"false}" if index == last else b"true}")
-        for index, page in enumerate(pages)
-    ]
+    return [page.frame(entries, more=index != last) for index, entries in enumerate(pages)]

@@ -24,9 +24,11 @@ count up by one. ``newest_seen`` is the end of that unbroken run. A push that
 skips past ``newest_seen + 1`` means something was missed: it is still
 applied (the core's revision rules make that harmless) and the engine asks
 ``hello since newest_seen`` again. While that resync is pending further pushes
-are applied without being counted; the snapshot moves ``newest_seen`` to the
-server's revision. A lost *last* push has no successor to reveal it, so an
-online engine also says hello every ``heartbeat`` seconds (:meth:`tick`).
+are applied and remembered; the snapshot's last page moves ``newest_seen`` to
+the server's revision, then on through the unbroken run of pushes above it
+that arrived meanwhile (a server may send pushes between pages). A lost
+*last* push has no successor to reveal it, so an online engine also says
+hello every ``heartbeat`` seconds (:meth:`tick`).
 
 A frame the engine cannot decode, or one of a type it does not know, is
 logged and dropped: one bad frame never costs the connection.
@@ -157,6 +159,8 @@ class LinkEngine:
         self._pending: set[int] = set()
         self._resyncing = False
         self._run: _PageRun | None = None
+        self._early: set[int] = set()
+        """Revisions pushed while a snapshot was on its way."""
         self._outgoing: list[str] = []
         self._events: list[LinkEvent] = []
 
@@ -168,6 +172,7 @@ class LinkEngine:
         self.online = False
         self._resyncing = False
         self._run = None
+        self._early.clear()
         self._say_hello(now)
 
     def disconnected(self) -> frozenset[int]:
@@ -176,6 +181,7 @@ class LinkEngine:
         self.online = False
         self._resyncing = False
         self._run = None
+        self._early.clear()
         self.heartbeat_due = None
         self._outgoing.clear()
         lost, self._pending = frozenset(self._pending), set()
@@ -270,7 +276,9 @@ class LinkEngine:
         if run is not None and run.keys is not None:
             run.keys.update(push.key for push in pushes)
         if not self.online or self._resyncing:
-            return  # a snapshot is on its way and will cover these revisions
+            # A snapshot is on its way; what it does not cover, these continue.
+            self._early.update(push.server_revision for push in pushes)
+            return
         for push in pushes:
             newest = self.newest_seen
             if push.server_revision == newest + 1:
@@ -305,6 +313,9 @@ class LinkEngine:
             self.newest_seen = page.revision  # a new history: its counter starts afresh
         else:
             self.newest_seen = max(self.newest_seen, page.revision)
+        early, self._early = self._early, set()
+        while self.newest_seen + 1 in early:
+            self.newest_seen += 1
         if page.epoch:
             self.epoch = page.epoch
         went_online = not self.online

@@ -20,10 +20,14 @@ and the ordered stream of committed writes that the server fans out.
 * ``on_failure`` gets this process' writes that could not be made durable.
 * :attr:`Backend.epoch` names the database's history: a random id made with
   the database, kept with it, and new whenever the registers start over.
-* Reads (:meth:`Backend.get`, :meth:`Backend.changed_since`,
-  :attr:`Backend.revision`) answer from memory, from the state as of the
-  newest write that went through ``on_commit``. That is what makes a
-  ``snapshot`` consistent with the pushes a connection receives after it.
+* Reads: :attr:`Backend.revision` is the newest write that went through
+  ``on_commit``. :meth:`Backend.read_changes` reads the registers written
+  after a revision, oldest first, one page at a time, through an index on
+  revision (a catch-up costs what was written since, not the whole
+  database); each page says which revision it was read at (``read_at``),
+  so the server can check that no push it already sent is newer than what
+  the page read (``core.py`` explains the rule). :meth:`Backend.get` and
+  :meth:`Backend.newest` serve ``get`` and the observer feed.
 
 Two backends: :class:`~syncserver.backends.sqlite.SQLiteBackend` (the
 default, embedded, one process) and
@@ -33,7 +37,7 @@ Redis). ``syncserver/BACKENDS.md`` documents their durability and retention.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
@@ -41,6 +45,7 @@ from typing import Final, Protocol
 __all__ = [
     "MAX_BATCH",
     "Backend",
+    "ChangePage",
     "CommitCallback",
     "FailureCallback",
     "Write",
@@ -64,6 +69,20 @@ class Write:
     device_id: int = 0
 
 
+@dataclass(slots=True)
+class ChangePage:
+    """One page of registers read for a snapshot, oldest first."""
+
+    entries: list[bytes]
+    """Each register as a snapshot entry's JSON, in revision order."""
+    last: int
+    """The revision of the last entry (the ``after`` it was read from if none)."""
+    complete: bool
+    """No register after ``last`` is left in the range asked for."""
+    read_at: int
+    """Every write up to this revision was in the registers when the page was read."""
+
+
 CommitCallback = Callable[[Sequence[Write]], None]
 FailureCallback = Callable[[Sequence[Write], BaseException], None]
 
@@ -83,8 +102,8 @@ class Backend(Protocol):
         ...
 
     @property
-    def values(self) -> Mapping[str, Write]:
-        """Every register: key → its newest write, as of :attr:`revision`."""
+    def count(self) -> int:
+        """How many registers there are."""
         ...
 
     @property
@@ -109,8 +128,26 @@ class Backend(Protocol):
         ``RuntimeError`` once the backend is closing."""
         ...
 
-    def changed_since(self, since: int) -> list[Write]:
-        """Every register written after revision ``since``, oldest first."""
+    def get(self, key: str) -> Write | None:
+        """One register's newest committed write (None if never written)."""
+        ...
+
+    def newest(self) -> Iterator[Write]:
+        """The registers, newest first, up to :attr:`revision` (read lazily)."""
+        ...
+
+    def read_changes(
+        self,
+        after: int,
+        upto: int | None,
+        budget: int,
+        done: Callable[[ChangePage], None],
+    ) -> None:
+        """Read the registers written after revision ``after`` (and at most
+        ``upto``; None: up to :attr:`ChangePage.read_at`), oldest first, as
+        snapshot entries whose comma-joined size is at most ``budget`` (one
+        entry at least); call ``done`` with the page on the event loop, at
+        once or later. Costs O(entries read), never a scan of every register."""
         ...
 
     def claim_device(

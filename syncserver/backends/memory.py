@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Mapping
 
-from . import MAX_BATCH, CommitCallback, FailureCallback, Write
+from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
+from .ordered import RevisionLog
 
 __all__ = ["BackendUnavailableError", "MemoryBackend"]
 
@@ -37,7 +38,7 @@ class MemoryBackend:
     ) -> None:
         self.epoch = epoch if epoch is not None else secrets.token_hex(16)
         self.revision = 0
-        self.values: dict[str, Write] = {}
+        self._registers = RevisionLog()
         self._on_commit = on_commit
         self._on_failure = on_failure
         self._queue: list[Write] = []
@@ -52,6 +53,21 @@ class MemoryBackend:
     def describe(self) -> str:
         """Where the registers are, for the startup line."""
         return "memory (not durable)"
+
+    @property
+    def values(self) -> Mapping[str, Write]:
+        """Every register: key → its newest write."""
+        return self._registers.values
+
+    @values.setter
+    def values(self, registers: Mapping[str, Write]) -> None:
+        """Start from these registers (a harness restoring a process' disk)."""
+        self._registers = RevisionLog(registers.values())
+
+    @property
+    def count(self) -> int:
+        """How many registers there are."""
+        return len(self._registers.values)
 
     @property
     def queued(self) -> int:
@@ -97,7 +113,7 @@ class MemoryBackend:
         writes, so the server notices the new epoch at once."""
         self.epoch = secrets.token_hex(16)
         self.revision = 0
-        self.values = {}
+        self._registers = RevisionLog()
         self._on_commit([])
 
     def _now(self) -> float:
@@ -125,10 +141,10 @@ class MemoryBackend:
                 self._on_failure(batch, BackendUnavailableError("the backend is unavailable"))
                 continue
             first = self.revision + 1
-            values = self.values
+            registers = self._registers
             for offset, write in enumerate(batch):
                 write.revision = first + offset
-                values[write.key] = write
+                registers.put(write)
             self.revision = batch[-1].revision
             self._on_commit(batch)
 
@@ -142,12 +158,24 @@ class MemoryBackend:
 
     # -- reads --------------------------------------------------------------
 
+    def get(self, key: str) -> Write | None:
+        """One register's newest write."""
+        return self._registers.values.get(key)
+
+    def newest(self) -> Iterator[Write]:
+        """The registers, newest first."""
+        return self._registers.newest()
+
     def changed_since(self, since: int) -> list[Write]:
         """Every register written after revision ``since``, oldest first."""
-        changed = [write for write in self.values.values() if write.revision > since]
-        changed.sort(key=_by_revision)
-        return changed
+        return list(self._registers.after(since))
 
-
-def _by_revision(write: Write) -> int:
-    return write.revision
+    def read_changes(
+        self,
+        after: int,
+        upto: int | None,
+        budget: int,
+        done: Callable[[ChangePage], None],
+    ) -> None:
+        """A page of registers written after ``after``, at once (see ``Backend``)."""
+        done(self._registers.page(after, upto, budget, self.revision))

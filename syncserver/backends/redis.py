@@ -62,7 +62,7 @@ import itertools
 import logging
 import secrets
 import urllib.parse
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Final
 
 import msgspec
@@ -71,7 +71,8 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
-from . import MAX_BATCH, CommitCallback, FailureCallback, Write
+from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
+from .ordered import RevisionLog
 
 __all__ = ["DEFAULT_LOG_RETENTION", "LOST_LOG_INTERVAL", "RedisBackend"]
 
@@ -164,7 +165,8 @@ class RedisBackend:
         self._sequence = itertools.count(1)
         self._revision = 0
         self._epoch = ""
-        self._values: dict[str, Write] = {}
+        self._copy = RevisionLog()
+        """This process' copy of the registers, as of :attr:`revision`."""
         self._queue: list[Write] = []
         self._pending: dict[int, Write] = {}
         """This process' writes sent to Redis and not yet back through the subscription."""
@@ -194,7 +196,12 @@ class RedisBackend:
     @property
     def values(self) -> Mapping[str, Write]:
         """Every register as of :attr:`revision`."""
-        return self._values
+        return self._copy.values
+
+    @property
+    def count(self) -> int:
+        """How many registers there are."""
+        return len(self._copy.values)
 
     @property
     def queued(self) -> int:
@@ -209,11 +216,27 @@ class RedisBackend:
             netloc = f"{netloc}:{parts.port}"
         return "redis " + urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
+    def get(self, key: str) -> Write | None:
+        """One register, from this process' copy."""
+        return self._copy.values.get(key)
+
+    def newest(self) -> Iterator[Write]:
+        """The registers, newest first."""
+        return self._copy.newest()
+
     def changed_since(self, since: int) -> list[Write]:
         """Every register written after revision ``since``, oldest first."""
-        changed = [write for write in self._values.values() if write.revision > since]
-        changed.sort(key=lambda write: write.revision)
-        return changed
+        return list(self._copy.after(since))
+
+    def read_changes(
+        self,
+        after: int,
+        upto: int | None,
+        budget: int,
+        done: Callable[[ChangePage], None],
+    ) -> None:
+        """A page of this process' copy of the registers, at once (see ``Backend``)."""
+        done(self._copy.page(after, upto, budget, self._revision))
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -431,7 +454,7 @@ class RedisBackend:
     def _apply(self, first: int, entries: list[Entry]) -> None:
         """Hand revisions ``first``, ``first + 1``, ... to the server."""
         writes: list[Write] = []
-        values = self._values
+        registers = self._copy
         pending = self._pending
         origin = self._origin
         revision = first
@@ -441,7 +464,7 @@ class RedisBackend:
                 write = Write(key, bytes(raw), revision, local_revision, device_id)
             else:
                 write.revision = revision
-            values[key] = write
+            registers.put(write)
             writes.append(write)
             revision += 1
         self._revision = revision - 1
@@ -513,7 +536,7 @@ class RedisBackend:
                 del pending[sequence]
                 changed.append(write)
         changed.sort(key=lambda write: write.revision)
-        self._values = values
+        self._copy = RevisionLog(values.values())
         self._revision = counter
         previous, self._epoch = self._epoch, _text(epoch)
         if report:

@@ -31,9 +31,16 @@ which still survives the process being killed at any moment, but the last
 commits can be lost if the machine loses power. Use it where a single writer's
 latency matters more than power-loss safety.
 
-The store keeps every current value in memory too (``values``): reads and
-snapshots never touch the disk, and the server's in-memory view only ever
-contains committed writes.
+Nothing per register is kept in memory: start-up reads the newest revision
+and the number of registers (through the index on ``revision``), whatever the
+size of the database. A catch-up (``hello since R``) reads the registers
+written after ``R`` through that index, one page at a time, in the same worker
+thread as the commits (so a page never sees half a transaction, and its
+``read_at`` is exactly the revisions committed before it); each page's JSON
+is built by SQLite, so the event loop only sends bytes. ``get`` and the
+observer feed read on the event loop from a second, read-only connection
+(point lookups and a short scan of the newest rows); a ``get`` may answer
+with a write committed a moment before its push goes out.
 """
 
 from __future__ import annotations
@@ -42,12 +49,12 @@ import asyncio
 import logging
 import secrets
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Literal
+from typing import Final, Literal
 
-from . import MAX_BATCH, CommitCallback, FailureCallback, Write
+from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
 
 __all__ = ["SQLiteBackend", "Synchronous"]
 
@@ -65,6 +72,8 @@ CREATE TABLE IF NOT EXISTS registers (
     device_id INTEGER NOT NULL DEFAULT 0
 )
 """
+# Catch-up reads registers in revision order; MAX(revision) at start-up uses it too.
+_INDEX = "CREATE INDEX IF NOT EXISTS registers_by_revision ON registers (revision)"
 # Databases made before snapshots named their writer lack the last two columns.
 _WRITER_COLUMNS = (
     "ALTER TABLE registers ADD COLUMN local_revision INTEGER NOT NULL DEFAULT 0",
@@ -75,6 +84,17 @@ INSERT INTO registers (key, value, revision, local_revision, device_id) VALUES (
 ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision,
     local_revision = excluded.local_revision, device_id = excluded.device_id
 """
+# A snapshot entry's JSON, built by SQLite: the value is stored as JSON already.
+_READ_CHANGES = """
+SELECT revision, CAST('{"key":' || json_quote(key) || ',"value":' || value
+    || ',"server_revision":' || revision || ',"local_revision":' || local_revision
+    || ',"device_id":' || device_id || '}' AS BLOB)
+FROM registers WHERE revision > ? AND revision <= ? ORDER BY revision
+"""
+_FETCH: Final = 256
+"""Rows fetched from SQLite at a time."""
+_KEYS_PER_QUERY: Final = 500
+"""Keys per ``IN (...)`` when counting a batch's new keys."""
 
 
 _DEVICES_SCHEMA = """
@@ -103,12 +123,17 @@ class SQLiteBackend:
         self.path = path
         self.revision = 0
         self.epoch = ""
-        self.values: dict[str, Write] = {}
+        self.count = 0
+        """How many registers there are."""
+        self._durable = 0
+        """The newest committed revision (read and written in the worker thread)."""
         self._on_commit = on_commit
         self._on_failure = on_failure
         self._synchronous = synchronous
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="syncserver-db")
         self._db: sqlite3.Connection | None = None
+        self._reader: sqlite3.Connection | None = None
+        """Read-only, used on the event loop for ``get`` and the observer feed."""
         self._queue: list[Write] = []
         self._wakeup = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
@@ -122,7 +147,7 @@ class SQLiteBackend:
         return f"db {self.path}"
 
     async def open(self) -> None:
-        """Open (or create) the database and load every register into memory."""
+        """Open (or create) the database; read its revision, not its registers."""
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._executor, self._open_sync)
         self._committer = asyncio.create_task(self._commit_loop(), name="syncserver-commit")
@@ -150,11 +175,18 @@ class SQLiteBackend:
         if "device_id" not in columns:
             for statement in _WRITER_COLUMNS:
                 db.execute(statement)
-        rows = db.execute("SELECT key, value, revision, local_revision, device_id FROM registers")
-        for key, value, revision, local_revision, device_id in rows:
-            self.values[key] = Write(key, value.encode(), revision, local_revision, device_id)
-            self.revision = max(self.revision, revision)
-        self._db = db
+        indexed = db.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'registers_by_revision'"
+        ).fetchone()
+        if indexed is None:
+            logger.info("indexing %s by revision (once per database)", self.path)
+            db.execute(_INDEX)
+        (newest,) = db.execute("SELECT MAX(revision) FROM registers").fetchone()
+        self.revision = self._durable = newest or 0
+        (self.count,) = db.execute("SELECT COUNT(*) FROM registers").fetchone()
+        reader = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        reader.execute("PRAGMA query_only=1")
+        self._db, self._reader = db, reader
 
     async def close(self) -> None:
         """Commit whatever is queued, then close the database."""
@@ -167,9 +199,10 @@ class SQLiteBackend:
         self._executor.shutdown(wait=True)
 
     def _close_sync(self) -> None:
-        if self._db is not None:
-            self._db.close()
-            self._db = None
+        for db in (self._db, self._reader):
+            if db is not None:
+                db.close()
+        self._db = self._reader = None
 
     # -- writes -------------------------------------------------------------
 
@@ -201,14 +234,12 @@ class SQLiteBackend:
                     for w in batch
                 ]
                 try:
-                    await loop.run_in_executor(self._executor, self._commit_sync, rows)
+                    added = await loop.run_in_executor(self._executor, self._commit_sync, rows)
                 except Exception as exc:
                     self._on_failure(batch, exc)
                     continue
                 self.revision = batch[-1].revision
-                values = self.values
-                for write in batch:
-                    values[write.key] = write
+                self.count += added
                 try:
                     self._on_commit(batch)
                 except Exception:
@@ -216,16 +247,28 @@ class SQLiteBackend:
             if self._closing:
                 return
 
-    def _commit_sync(self, rows: list[tuple[str, str, int, int, int]]) -> None:
+    def _commit_sync(self, rows: list[tuple[str, str, int, int, int]]) -> int:
+        """Commit ``rows``; returns how many of their keys are new."""
         db = self._db
         assert db is not None
+        keys = list(dict.fromkeys(row[0] for row in rows))
         db.execute("BEGIN IMMEDIATE")
         try:
+            existing = 0
+            for start in range(0, len(keys), _KEYS_PER_QUERY):
+                chunk = keys[start : start + _KEYS_PER_QUERY]
+                marks = ",".join("?" * len(chunk))
+                (found,) = db.execute(
+                    f"SELECT COUNT(*) FROM registers WHERE key IN ({marks})", chunk
+                ).fetchone()
+                existing += found
             db.executemany(_UPSERT, rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
+        self._durable = rows[-1][2]
+        return len(keys) - existing
 
     # -- device credentials -------------------------------------------------
 
@@ -251,16 +294,92 @@ class SQLiteBackend:
 
     # -- reads --------------------------------------------------------------
 
-    def changed_since(self, since: int) -> list[Write]:
-        """Every register written after revision ``since``, oldest first."""
-        return sorted(
-            (write for write in self.values.values() if write.revision > since),
-            key=_by_revision,
+    def get(self, key: str) -> Write | None:
+        """One register, read on the event loop (a primary-key lookup)."""
+        reader = self._reader
+        assert reader is not None, "the backend is not open"
+        row = reader.execute(
+            "SELECT value, revision, local_revision, device_id FROM registers WHERE key = ?",
+            (key,),
+        ).fetchone()
+        if row is None:
+            return None
+        value, revision, local_revision, device_id = row
+        return Write(key, value.encode(), revision, local_revision, device_id)
+
+    def newest(self) -> Iterator[Write]:
+        """The registers up to :attr:`revision`, newest first, read lazily on the loop."""
+        reader = self._reader
+        assert reader is not None, "the backend is not open"
+        cursor = reader.execute(
+            "SELECT key, value, revision, local_revision, device_id FROM registers"
+            " WHERE revision <= ? ORDER BY revision DESC",
+            (self.revision,),
         )
+        try:
+            while rows := cursor.fetchmany(_FETCH):
+                for key, value, revision, local_revision, device_id in rows:
+                    yield Write(key, value.encode(), revision, local_revision, device_id)
+        finally:
+            cursor.close()
 
+    def changed_since(self, since: int) -> list[Write]:
+        """Every register written after revision ``since``, oldest first (for tests
+        and tools: it reads them all at once, on the calling thread)."""
+        reader = self._reader
+        assert reader is not None, "the backend is not open"
+        rows = reader.execute(
+            "SELECT key, value, revision, local_revision, device_id FROM registers"
+            " WHERE revision > ? AND revision <= ? ORDER BY revision",
+            (since, self.revision),
+        )
+        return [Write(k, v.encode(), r, lr, d) for k, v, r, lr, d in rows]
 
-def _by_revision(write: Write) -> int:
-    return write.revision
+    def read_changes(
+        self,
+        after: int,
+        upto: int | None,
+        budget: int,
+        done: Callable[[ChangePage], None],
+    ) -> None:
+        """Read a page in the worker thread, between commits; ``done`` gets it on the loop."""
+        loop = asyncio.get_running_loop()
+        try:
+            future = loop.run_in_executor(self._executor, self._read_sync, after, upto, budget)
+        except RuntimeError:
+            return  # closed: the connection that asked is being closed too
+
+        def deliver(future: asyncio.Future[ChangePage]) -> None:
+            if future.cancelled():
+                return
+            error = future.exception()
+            if error is not None:
+                logger.error("could not read registers after revision %d: %s", after, error)
+                return
+            done(future.result())
+
+        future.add_done_callback(deliver)
+
+    def _read_sync(self, after: int, upto: int | None, budget: int) -> ChangePage:
+        db = self._db
+        if db is None:
+            raise RuntimeError("the database is closed")
+        read_at = self._durable
+        cursor = db.execute(_READ_CHANGES, (after, read_at if upto is None else upto))
+        entries: list[bytes] = []
+        size = 0
+        last = after
+        try:
+            while rows := cursor.fetchmany(_FETCH):
+                for revision, entry in rows:
+                    if entries and size + len(entry) + 1 > budget:
+                        return ChangePage(entries, last, False, read_at)
+                    entries.append(entry)
+                    size += len(entry) + 1
+                    last = revision
+        finally:
+            cursor.close()
+        return ChangePage(entries, last, True, read_at)
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:

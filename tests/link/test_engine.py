@@ -87,17 +87,33 @@ def test_online_only_after_the_last_snapshot_page() -> None:
     assert engine.newest_seen == 5
 
 
-def test_pushes_between_pages_are_applied_but_not_counted() -> None:
-    """A push arriving mid-snapshot is handed out; newest_seen still waits for the last page."""
+def test_pushes_between_pages_count_once_the_last_page_arrives() -> None:
+    """A push arriving mid-snapshot is handed out; newest_seen waits for the last
+    page, then continues through the unbroken run of pushes above the snapshot."""
     engine = LinkEngine(7)
     engine.connected(0.0)
     engine.receive(_snapshot(5, ["like/a"], more=True), 0.0)
     engine.receive(_frame(_push(6)), 0.0)
+    engine.receive(_frame(_push(8)), 0.0)
     assert engine.newest_seen == 0
     engine.receive(_snapshot(5, ["like/b"]), 0.0)
     events = engine.events_received()
     assert isinstance(events[1], PushesReceived)
-    assert engine.newest_seen == 5
+    assert engine.newest_seen == 6  # 7 is missing: 8 does not count
+
+
+def test_pushes_before_the_first_page_count_after_the_snapshot() -> None:
+    """Pushes that arrive before a resync's first page still extend the run after it,
+    so a server that sends pushes while reading pages causes no second resync."""
+    engine = LinkEngine(7)
+    _online(engine, 3)
+    engine.resync(0.0)
+    engine.data_to_send()
+    engine.receive(_frame(_push(5)), 0.0)
+    engine.receive(_frame({"type": "pushes", "pushes": [_push(6), _push(7)]}), 0.0)
+    engine.receive(_snapshot(4, ["like/a"]), 0.0)
+    assert engine.newest_seen == 7
+    assert engine.gaps_detected == 0
 
 
 def test_consecutive_pushes_extend_the_unbroken_run() -> None:
@@ -145,7 +161,8 @@ def test_the_heartbeat_says_hello_when_due_and_not_before() -> None:
 
 def test_a_snapshot_of_another_epoch_starts_a_new_history() -> None:
     """Another epoch: the first page says new_epoch, CaughtUp lists every key the new
-    history holds (pages and pushes), and newest_seen drops to its revision."""
+    history holds (pages and pushes), and newest_seen drops to its revision (then
+    follows the pushes that arrived between pages)."""
     engine = LinkEngine(7, since=40, epoch="old")
     engine.connected(0.0)
     engine.receive(_snapshot(2, ["like/a"], epoch="new", more=True), 0.0)
@@ -157,10 +174,10 @@ def test_a_snapshot_of_another_epoch_starts_a_new_history() -> None:
     assert isinstance(events[2], SnapshotPage)
     assert not events[2].new_epoch
     assert events[-1] == CaughtUp(
-        2, "new", frozenset({"like/a", "like/b", "like/c"}), went_online=True
+        3, "new", frozenset({"like/a", "like/b", "like/c"}), went_online=True
     )
     assert engine.epoch == "new"
-    assert engine.newest_seen == 2
+    assert engine.newest_seen == 3
 
 
 def test_a_first_epoch_is_adopted_without_forgetting() -> None:
