@@ -46,6 +46,7 @@ with a write committed a moment before its push goes out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import secrets
 import sqlite3
@@ -296,12 +297,11 @@ class SQLiteBackend:
 
     def get(self, key: str) -> Write | None:
         """One register, read on the event loop (a primary-key lookup)."""
-        reader = self._reader
-        assert reader is not None, "the backend is not open"
-        row = reader.execute(
-            "SELECT value, revision, local_revision, device_id FROM registers WHERE key = ?",
-            (key,),
-        ).fetchone()
+        with self._reading() as reader:
+            row = reader.execute(
+                "SELECT value, revision, local_revision, device_id FROM registers WHERE key = ?",
+                (key,),
+            ).fetchone()
         if row is None:
             return None
         value, revision, local_revision, device_id = row
@@ -309,31 +309,46 @@ class SQLiteBackend:
 
     def newest(self) -> Iterator[Write]:
         """The registers up to :attr:`revision`, newest first, read lazily on the loop."""
-        reader = self._reader
-        assert reader is not None, "the backend is not open"
-        cursor = reader.execute(
-            "SELECT key, value, revision, local_revision, device_id FROM registers"
-            " WHERE revision <= ? ORDER BY revision DESC",
-            (self.revision,),
-        )
-        try:
-            while rows := cursor.fetchmany(_FETCH):
-                for key, value, revision, local_revision, device_id in rows:
-                    yield Write(key, value.encode(), revision, local_revision, device_id)
-        finally:
-            cursor.close()
+        with self._reading() as reader:
+            cursor = reader.execute(
+                "SELECT key, value, revision, local_revision, device_id FROM registers"
+                " WHERE revision <= ? ORDER BY revision DESC",
+                (self.revision,),
+            )
+            try:
+                while rows := cursor.fetchmany(_FETCH):
+                    for key, value, revision, local_revision, device_id in rows:
+                        yield Write(key, value.encode(), revision, local_revision, device_id)
+            finally:
+                cursor.close()
 
     def changed_since(self, since: int) -> list[Write]:
         """Every register written after revision ``since``, oldest first (for tests
         and tools: it reads them all at once, on the calling thread)."""
-        reader = self._reader
-        assert reader is not None, "the backend is not open"
-        rows = reader.execute(
-            "SELECT key, value, revision, local_revision, device_id FROM registers"
-            " WHERE revision > ? AND revision <= ? ORDER BY revision",
-            (since, self.revision),
-        )
+        with self._reading() as reader:
+            rows = reader.execute(
+                "SELECT key, value, revision, local_revision, device_id FROM registers"
+                " WHERE revision > ? AND revision <= ? ORDER BY revision",
+                (since, self.revision),
+            ).fetchall()
         return [Write(k, v.encode(), r, lr, d) for k, v, r, lr, d in rows]
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[sqlite3.Connection]:
+        """The read-only connection; before :meth:`open` or after :meth:`close`
+        (a closed server's state is still asked for) one for this read alone."""
+        if self._reader is not None:
+            yield self._reader
+            return
+        if self.path.exists():
+            reader = sqlite3.connect(f"{self.path.resolve().as_uri()}?mode=ro", uri=True)
+        else:  # never opened: no registers
+            reader = sqlite3.connect(":memory:")
+            reader.execute(_SCHEMA)
+        try:
+            yield reader
+        finally:
+            reader.close()
 
     def read_changes(
         self,
