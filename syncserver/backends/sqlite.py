@@ -180,7 +180,8 @@ class SQLiteBackend:
             "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'registers_by_revision'"
         ).fetchone()
         if indexed is None:
-            logger.info("indexing %s by revision (once per database)", self.path)
+            if db.execute("SELECT 1 FROM registers LIMIT 1").fetchone() is not None:
+                logger.info("indexing %s by revision (once per database)", self.path)
             db.execute(_INDEX)
         (newest,) = db.execute("SELECT MAX(revision) FROM registers").fetchone()
         self.revision = self._durable = newest or 0
