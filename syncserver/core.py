@@ -324,12 +324,13 @@ class ServerCore:
     def _on_hello(self, conn: Connection, hello: Hello) -> None:
         if self.closing:
             return
-        if conn.authorized:
-            self._accept_hello(conn, hello)
-            return
         config = self.config
+        # Every hello carries the token, the first and every resync.
         if config.token is not None and not secrets_match(hello.token, config.token):
             self._close(conn, CLOSE_POLICY, "hello with the server's token first")
+            return
+        if conn.authorized:
+            self._accept_hello(conn, hello)
             return
         secret = hello.device_secret
         if secret is None:

@@ -287,6 +287,10 @@ class RedisBackend:
             self._follower.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._follower
+        for claim in list(self._claims):
+            claim.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await claim
         await self._redis.aclose()
 
     # -- device credentials -------------------------------------------------

@@ -100,3 +100,17 @@ async def test_device_secrets_survive_a_server_restart(tmp_path: Path):
     async with serve(db_path=db_path, require_device_secrets=True) as server:
         assert await _close_code(server.url, hello(5, OTHER)) == 1008
         await _snapshot(server.url, hello(5, SECRET))
+
+
+async def test_every_hello_on_a_token_server_must_carry_the_token_not_only_the_first():
+    """A resync hello without the token closes the connection (1008) like a first one."""
+    core = ServerCore(MemoryBackend, ManualClock(), ServerConfig(token="t"))
+    await core.backend.open()
+    peer = Peer()
+    conn = core.connect(peer)
+    core.receive(conn, json.dumps({"type": "hello", "device_id": 5, "token": "t"}))
+    assert peer.count("snapshot") == 1
+    core.receive(conn, json.dumps({"type": "hello", "device_id": 5}))
+    assert conn.closed
+    assert peer.count("snapshot") == 1
+    await core.backend.close()
