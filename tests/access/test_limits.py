@@ -119,16 +119,30 @@ async def test_pipelined_hellos_wait_for_the_address_catchup_budget_and_coalesce
     await core.backend.close()
 
 
+async def _write_one(core: ServerCore) -> None:
+    """One register, so that a hello since 0 is a real catch-up (not an empty page)."""
+    writer = core.connect(Peer(), "w")
+    core.receive(writer, hello(device_id=9))
+    core.receive(
+        writer,
+        json.dumps({"type": "set", "request_id": 1, "key": "k", "value": 1, "local_revision": 1}),
+    )
+    await asyncio.sleep(0)  # MemoryBackend commits on the next loop iteration
+    assert core.revision == 1
+
+
 async def test_loopback_clients_have_no_address_budget_unless_asked():
     """Local tools are not throttled by default; limit_loopback applies the budgets."""
     clock = ManualClock()
     core = await _core(clock, catchup_rate=1.0, catchup_burst=1)
+    await _write_one(core)
     free = Peer()
     conn = core.connect(free, "127.0.0.1:1", address="127.0.0.1")
     for _ in range(3):
         core.receive(conn, hello())
     assert free.count("snapshot") == 3
     limited_core = await _core(clock, catchup_rate=1.0, catchup_burst=1, limit_loopback=True)
+    await _write_one(limited_core)
     limited = Peer()
     conn = limited_core.connect(limited, "127.0.0.1:2", address="127.0.0.1")
     for _ in range(3):
