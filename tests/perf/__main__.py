@@ -27,6 +27,7 @@ SUITES = (
     "convergence",
     "repaint",
     "scale",
+    "catchup",
 )
 """Benchmark modules under tests.perf, each with ``run(quick) -> list[Row]``."""
 
