@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from app.sync import DeviceContext, PushMetadata, PushVerdict
+import pytest
+
+from app.sync import Cubit, DeviceContext, PushMetadata, PushVerdict
 from tests.core.helpers import KEY, HeldServer, LikeCubit
 from tests.timeouts import TIMEOUT
 
@@ -161,3 +163,55 @@ def test_two_devices_converge_on_the_last_write() -> None:
         two.push(liked, metadata)
     assert one.state == two.state
     assert one.state.liked is False
+
+
+def test_a_push_with_a_non_integer_revision_is_refused_and_changes_nothing() -> None:
+    """A str or bool where a revision belongs raises TypeError before anything changes."""
+    cubit = LikeCubit(HeldServer())
+    for metadata in (("5", 0, OTHER_DEVICE), (5, True, OTHER_DEVICE), (5, 0, None)):
+        with pytest.raises(TypeError, match="must be an int"):
+            cubit.push(True, metadata)  # type: ignore[arg-type]
+    assert cubit.state.liked is False
+    assert cubit.device.server_revision(KEY) == -1
+    assert cubit.events == []
+
+
+def test_int_subclass_revisions_work_like_ints() -> None:
+    """Revisions that are int subclasses (not bool) take the checked path and apply."""
+
+    class Revision(int):
+        pass
+
+    cubit = LikeCubit(HeldServer())
+    verdict = cubit.push(True, (Revision(3), Revision(0), Revision(OTHER_DEVICE)))
+    assert verdict is PushVerdict.APPLY
+    assert cubit.device.server_revision(KEY) == 3
+
+
+def test_push_verdicts_are_the_same_with_or_without_listeners() -> None:
+    """Events are skipped when nobody listens; the decisions and bookkeeping are not."""
+    device = DeviceContext(1)
+    quiet = Cubit(False, device=device)
+
+    def push(metadata: tuple[int, int, int]) -> PushVerdict:
+        return quiet.server_push(
+            key=KEY,
+            push_metadata=metadata,
+            get_server_revision_from_state=lambda _state: -1,
+            apply_server_push_to_state=lambda _state, _revision: True,
+        )
+
+    assert not device.observed
+    device.book(KEY).local_revision = 2
+    assert push((5, 1, 1)) is PushVerdict.SELF_ECHO
+    assert push((5, 2, OTHER_DEVICE)) is PushVerdict.STALE
+    assert quiet.state is False
+    assert push((6, 2, OTHER_DEVICE)) is PushVerdict.APPLY
+    assert quiet.state is True
+    assert device.server_revision(KEY) == 6
+    heard: list[str] = []
+    device.subscribe(lambda event: heard.append(type(event).__name__))
+    push((6, 2, OTHER_DEVICE))
+    push((7, 1, 1))
+    push((8, 2, 1))
+    assert heard == ["PushIgnoredStale", "SelfEchoAcknowledged", "PushApplied"]
