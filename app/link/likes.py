@@ -5,6 +5,9 @@ One key per item, ``like/<item id>``, on the wire and in the core alike.
 snapshots go through ``server_push``; a failed sync reloads the key from the
 server (the reference's ``onFinish`` example), so the UI ends on the server's
 truth. Per-key statuses are derived from the core's events (``keystatus.py``).
+Events gather their changes in a draft that becomes one new state: at once for
+a single event, at the end of a batch for a frame of pushes, so a frame costs
+one state copy and one status per key it touched, however many pushes it holds.
 
 A key's server revision has one owner, the core's :class:`DeviceContext`:
 the state shows values, intents and statuses, and statuses read the revision
@@ -16,10 +19,11 @@ badge says so (``SyncPhase.UNAVAILABLE`` with the retry time).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -28,6 +32,7 @@ from app.sync import (
     DeviceContext,
     OptimisticApplied,
     PushApplied,
+    PushMetadata,
     RequestSent,
     ResponseApplied,
     SyncCompletion,
@@ -192,6 +197,24 @@ class _Track:
     retry_at: float | None = None
 
 
+@dataclass(slots=True)
+class _Draft:
+    """State changes gathered since the last emit: one event's, or a whole batch's
+    (a frame of pushes), turned into one new state by ``LikesCubit._commit``."""
+
+    liked: dict[str, bool] = field(default_factory=dict)
+    intents: dict[str, Intent | None] = field(default_factory=dict)
+    """Item id -> its intent from now on (None: cleared)."""
+    requests: int = 0
+    stale: dict[str, None] = field(default_factory=dict)
+    """Item ids whose status is derived again at the commit (a dict keeps their order)."""
+
+
+def _unknown_revision(_state: object) -> int:
+    """What the state knows of a server revision: nothing (the device context owns it)."""
+    return -1
+
+
 def _constant(value: bool) -> Callable[[], bool]:
     return lambda: value
 
@@ -233,6 +256,9 @@ class LikesCubit(Cubit[LikesState]):
         self._clock = clock
         self._tracks: dict[str, _Track] = {}
         self._new_history = False
+        self._positions = state.positions  # items never move: every state shares it
+        self._draft: _Draft | None = None
+        self._batch_depth = 0
         for key, revision in (revisions or {}).items():
             if item_id_of(key) in state.positions:
                 self.device.restore(key, server_revision=revision)
@@ -240,8 +266,31 @@ class LikesCubit(Cubit[LikesState]):
             # Restored intents: keep local revisions rising across restarts.
             self.device.restore(like_key(item_id), local_revision=intent.local_revision)
             self._track(item_id).last_choice = bool(intent.value)
-        self.emit(self._with_statuses(state, state.positions))
+        with self.batch():
+            for item_id in state.positions:
+                self._touch(item_id)
         self._unsubscribe = self.device.subscribe(self._on_event)
+
+    @property
+    def state(self) -> LikesState:
+        """The state now, with whatever a batch has changed so far."""
+        if self._draft is not None:
+            self._commit()  # held back for the batch's end; someone reads it now
+        return self._state
+
+    @contextlib.contextmanager
+    def batch(self) -> Iterator[None]:
+        """Hold emits (:meth:`Cubit.batch`). Changes are gathered and become one
+        new state when the outermost batch ends: each key's status is derived once,
+        however many events touched it, and no mapping is copied per event."""
+        with super().batch():
+            self._batch_depth += 1
+            try:
+                yield
+            finally:
+                self._batch_depth -= 1
+                if not self._batch_depth:
+                    self._commit()
 
     # -- user actions ------------------------------------------------------------
 
@@ -291,7 +340,12 @@ class LikesCubit(Cubit[LikesState]):
             for entry in snapshot.values:
                 writer = entry.device_id or UNKNOWN_DEVICE  # 0: written by an older server
                 item_id = item_id_of(entry.key)
-                if self._new_history and item_id is not None and item_id in self.state.intents:
+                if (
+                    self._new_history
+                    and item_id is not None
+                    and item_id in self._positions
+                    and self._intent_pending(item_id)
+                ):
                     self.device.learn_server_revision(entry.key, entry.server_revision)
                     self._refresh(item_id)
                     continue
@@ -309,7 +363,8 @@ class LikesCubit(Cubit[LikesState]):
             track.failed = False
             track.last_choice = None
         with self.batch():
-            self._emit_if_changed(self._with_statuses(self.state, self.state.positions))
+            for item_id in self._positions:
+                self._touch(item_id)
 
     def caught_up(self, keys_written: Collection[str] | None = None) -> list[SyncCompletion]:
         """The snapshot is complete. After a new history's snapshot, ``keys_written``
@@ -317,16 +372,15 @@ class LikesCubit(Cubit[LikesState]):
         revision 0). Then every unconfirmed intent is sent again."""
         if keys_written is not None:
             with self.batch():
-                state = self.state
-                for item in state.items:
-                    key = like_key(item.id)
-                    if key in keys_written or item.id in state.intents:
+                for item_id in self._positions:
+                    draft = self._touch(item_id)
+                    key = like_key(item_id)
+                    if key in keys_written or self._intent_pending(item_id):
                         continue
                     if self.device.in_flight(key):
                         continue
                     self.device.learn_server_revision(key, 0)
-                    state = state.with_liked(item.id, False)
-                self._emit_if_changed(self._with_statuses(state, state.positions))
+                    draft.liked[item_id] = False
         self._new_history = False
         return self.resume_intents()
 
@@ -338,6 +392,8 @@ class LikesCubit(Cubit[LikesState]):
 
     def _sync(self, item_id: str, choose: Callable[[], bool], *, tap: bool) -> SyncCompletion:
         key = like_key(item_id)
+        # Reading ``state`` first also settles a batch's pending changes, so the
+        # core's optimistic apply starts from the state as it is now.
         if item_id not in self.state.positions:
             raise KeyError(f"no item {item_id!r} in this device's catalogue")
         device = self.device
@@ -438,18 +494,23 @@ class LikesCubit(Cubit[LikesState]):
         self, key: str, value: object, server_revision: int, local_revision: int, device_id: int
     ) -> None:
         item_id = item_id_of(key)
-        if item_id is None or item_id not in self.state.positions:
+        if item_id is None or item_id not in self._positions:
             return  # not one of this catalogue's likes
         liked = _as_like(value)
         if liked is None:
             log.warning("ignoring non-boolean value %r for %s", value, key)
             return
-        device = self.device
+
+        def apply(_state: LikesState, _revision: int) -> None:
+            # Gathered into the batch's draft: the state is copied once per frame.
+            self._touch(item_id).liked[item_id] = liked
+
         self.server_push(
             key=key,
-            push_metadata=(server_revision, local_revision, device_id),
-            get_server_revision_from_state=lambda _state: device.server_revision(key),
-            apply_server_push_to_state=lambda state, _revision: state.with_liked(item_id, liked),
+            push_metadata=PushMetadata(server_revision, local_revision, device_id),
+            # The device's context owns the revision: the state adds nothing to it.
+            get_server_revision_from_state=_unknown_revision,
+            apply_server_push_to_state=apply,
         )
 
     def _track(self, item_id: str) -> _Track:
@@ -459,80 +520,153 @@ class LikesCubit(Cubit[LikesState]):
         return track
 
     def _on_event(self, event: SyncEvent) -> None:
-        if not isinstance(event.key, str):
+        key = event.key
+        if not isinstance(key, str) or not key.startswith(KEY_PREFIX):
             return
-        item_id = item_id_of(event.key)
-        if item_id is None or item_id not in self.state.positions:
+        item_id = key[len(KEY_PREFIX) :]
+        if item_id not in self._positions:
             return
         track = self._track(item_id)
-        state = self.state
-        if isinstance(event, OptimisticApplied):
-            track.failed = False
-            track.last_choice = bool(event.value)
-        elif isinstance(event, RequestSent):
-            track.sent_value = bool(event.value)
-            state = state.evolve(requests=state.requests + 1)
-        elif isinstance(event, ResponseApplied):
-            track.writer = self.device.device_id
-        elif isinstance(event, PushApplied):
+        draft = self._touch(item_id)
+        # Pushes first: a frame of them is the hot path.
+        if isinstance(event, PushApplied):
             # A newer server write supersedes any intent not yet confirmed (last
             # write wins); our own echo at the newest local revision confirms it.
             track.writer = event.from_device_id
             track.failed = False
-            if item_id in state.intents:
+            if self._intent_pending(item_id):
                 log.info(
                     "intent for %s superseded by server revision %d",
-                    event.key,
+                    key,
                     event.server_revision,
                 )
-                state = state.with_intent(item_id, None)
+                draft.intents[item_id] = None
+        elif isinstance(event, OptimisticApplied):
+            track.failed = False
+            track.last_choice = bool(event.value)
+        elif isinstance(event, RequestSent):
+            track.sent_value = bool(event.value)
+            draft.requests += 1
+        elif isinstance(event, ResponseApplied):
+            track.writer = self.device.device_id
         elif isinstance(event, SyncFinished):
-            state = state.with_intent(item_id, None)
+            draft.intents[item_id] = None
         elif isinstance(event, SyncFailed):
             # Only a sync that reached the server and failed is shown as failed;
             # an intent that never left waits for the reconnect as "saving".
             track.failed = not isinstance(event.error, DisconnectedError | ClientClosedError)
-        self._emit_if_changed(self._with_status(state, item_id))
+        if not self._batch_depth:
+            self._commit()
+
+    def _touch(self, item_id: str) -> _Draft:
+        """The pending changes, with ``item_id``'s status to be derived again."""
+        draft = self._draft
+        if draft is None:
+            draft = self._draft = _Draft()
+        draft.stale[item_id] = None
+        return draft
+
+    def _intent_pending(self, item_id: str) -> bool:
+        """Whether an intent waits for ``item_id``, pending changes included."""
+        draft = self._draft
+        if draft is not None and item_id in draft.intents:
+            return draft.intents[item_id] is not None
+        return item_id in self._state.intents
 
     def _refresh(self, item_id: str) -> None:
-        self._emit_if_changed(self._with_status(self.state, item_id))
+        self._touch(item_id)
+        if not self._batch_depth:
+            self._commit()
 
-    def _with_statuses(self, state: LikesState, item_ids: Iterable[str]) -> LikesState:
-        for item_id in item_ids:
-            state = self._with_status(state, item_id)
-        return state
+    def _commit(self) -> None:
+        """Turn the pending changes into one new state; emit it if anything changed.
+
+        Each touched key's status is derived from the final values: events only
+        touch their own key, so that is the status its last event would derive."""
+        draft = self._draft
+        if draft is None:
+            return
+        self._draft = None
+        state = self._state
+        positions = self._positions
+        items = state.items
+        if draft.liked:
+            changed: list[Item] | None = None
+            for item_id, liked in draft.liked.items():
+                index = positions[item_id]
+                old = items[index]
+                if old.liked != liked:
+                    if changed is None:
+                        changed = list(items)
+                    changed[index] = Item(old.id, old.title, old.icon, liked)
+            if changed is not None:
+                items = tuple(changed)
+        intents = state.intents
+        if draft.intents:
+            new_intents: dict[str, Intent] | None = None
+            for item_id, intent in draft.intents.items():
+                if intents.get(item_id) == intent:
+                    continue
+                if new_intents is None:
+                    new_intents = dict(intents)
+                if intent is None:
+                    del new_intents[item_id]
+                else:
+                    new_intents[item_id] = intent
+            if new_intents is not None:
+                intents = new_intents
+        statuses = state.statuses
+        new_statuses: dict[str, KeyStatus] | None = None
+        for item_id in draft.stale:
+            status = self._derive(item_id, items[positions[item_id]].liked, item_id in intents)
+            if statuses.get(item_id) != status:
+                if new_statuses is None:
+                    new_statuses = dict(statuses)
+                new_statuses[item_id] = status
+        if new_statuses is not None:
+            statuses = new_statuses
+        if (
+            items is state.items
+            and intents is state.intents
+            and statuses is state.statuses
+            and not draft.requests
+        ):
+            return  # nothing changed: no emit
+        self.emit(
+            LikesState(
+                items, statuses, state.taps, state.requests + draft.requests, intents, positions
+            )
+        )
 
     def _with_status(self, state: LikesState, item_id: str) -> LikesState:
-        key = like_key(item_id)
-        track = self._track(item_id)
-        liked = state.liked(item_id)
-        status = derive_status(
-            server_revision=self.device.server_revision(key),
-            in_flight=self.device.in_flight(key),
-            value_moved_since_send=(
-                track.sent_value is not None
-                and liked != track.sent_value
-                and not self.device.latest_change_from_push(key)
-            ),
-            intent_pending=item_id in state.intents,
-            failed=track.failed,
-            writer=track.writer,
-            device_id=self.device.device_id,
-            lost_choice=track.last_choice is not None and liked != track.last_choice,
-            retry_at=track.retry_at,
-        )
+        status = self._derive(item_id, state.liked(item_id), item_id in state.intents)
         if state.statuses.get(item_id) == status:
             return state
         return state.evolve(statuses={**state.statuses, item_id: status})
 
-    def _emit_if_changed(self, state: LikesState) -> None:
-        # Every with_* returns the same object when nothing changed, so identity
-        # is enough; comparing whole states cost O(items) on every event.
-        if state is not self.state:
-            self.emit(state)
+    def _derive(self, item_id: str, liked: bool, intent_pending: bool) -> KeyStatus:
+        """The item's status, given the value shown and whether an intent waits."""
+        key = like_key(item_id)
+        track = self._track(item_id)
+        device = self.device
+        return derive_status(
+            server_revision=device.server_revision(key),
+            in_flight=device.in_flight(key),
+            value_moved_since_send=(
+                track.sent_value is not None
+                and liked != track.sent_value
+                and not device.latest_change_from_push(key)
+            ),
+            intent_pending=intent_pending,
+            failed=track.failed,
+            writer=track.writer,
+            device_id=device.device_id,
+            lost_choice=track.last_choice is not None and liked != track.last_choice,
+            retry_at=track.retry_at,
+        )
 
     def refresh_all(self, item_ids: Iterable[str] | None = None) -> None:
         """Recompute statuses (e.g. after restoring state)."""
         with self.batch():
-            for item_id in item_ids if item_ids is not None else self.state.positions:
+            for item_id in item_ids if item_ids is not None else self._positions:
                 self._refresh(item_id)

@@ -11,15 +11,17 @@ from app.link import (
     DeviceInUseError,
     DeviceSession,
     Intent,
+    KeyStatus,
     LikesCubit,
     LikesState,
     MemoryStore,
+    SyncPhase,
     Transport,
     like_key,
 )
 from app.link.store import StoredState
 from app.sync import DeviceContext
-from syncserver.protocol import Ack, Push, Value
+from syncserver.protocol import Ack, Push, Snapshot, SnapshotEntry, Value
 from tests.timeouts import TIMEOUT
 
 from .helpers import CATALOGUE, eventually
@@ -57,6 +59,105 @@ async def test_a_pushes_frame_is_one_state_change_and_one_emit() -> None:
     assert len(emitted) == 1
     assert [emitted[0].liked(i) for i in ("tea", "jam", "fig")] == [True, True, True]
     assert [cubit.server_revision(i) for i in ("tea", "jam", "fig")] == [1, 2, 3]
+
+
+async def test_a_frame_touching_one_key_many_times_emits_one_state_with_its_final_status() -> None:
+    """Five pushes for one key in one frame: one emit, the last value, the intent
+    superseded, and the status the last push calls for (overridden by its writer)."""
+    restored = {"tea": Intent(True, 1, -1)}
+    cubit = LikesCubit(CATALOGUE, HeldBackend(), device=DeviceContext(7), intents=restored)
+    assert cubit.state.status("tea").phase is SyncPhase.SAVING
+    emitted: list[LikesState] = []
+    cubit.subscribe(emitted.append)
+    cubit.apply_pushes([_push("tea", rev, liked=rev % 2 == 0) for rev in range(1, 6)])
+    assert len(emitted) == 1
+    assert emitted[0] is cubit.state
+    assert emitted[0].liked("tea") is False
+    assert "tea" not in emitted[0].intents
+    assert emitted[0].status("tea") == KeyStatus(SyncPhase.OVERRIDDEN, 42, 5)
+
+
+async def test_a_frame_ends_where_its_pushes_applied_one_by_one_end() -> None:
+    """News, a stale push, our own older echo and our newest echo in one frame give
+    the state (values, intents, statuses) that applying them one at a time gives."""
+    pushes = [
+        _push("tea", 4),
+        Push(like_key("jam"), False, 5, 2, 7),  # our older request's echo
+        _push("tea", 3, liked=False),  # stale
+        _push("fig", 6),
+        Push(like_key("jam"), True, 7, 3, 7),  # our newest request's echo
+        _push("fig", 8, liked=False),
+    ]
+    cubits = []
+    for _ in range(2):
+        restored = {"jam": Intent(True, 3, -1), "fig": Intent(True, 1, -1)}
+        cubits.append(
+            LikesCubit(CATALOGUE, HeldBackend(), device=DeviceContext(7), intents=restored)
+        )
+    by_frame, one_by_one = cubits
+    emitted: list[LikesState] = []
+    by_frame.subscribe(emitted.append)
+    by_frame.apply_pushes(pushes)
+    for push in pushes:
+        one_by_one.apply_push(push)
+    assert len(emitted) == 1
+    assert by_frame.state == one_by_one.state
+    assert by_frame.state.status("jam") == KeyStatus(SyncPhase.SYNCED, None, 7)
+    assert by_frame.state.status("fig") == KeyStatus(SyncPhase.OVERRIDDEN, 42, 8)
+    assert not by_frame.state.intents
+
+
+async def test_a_frame_of_stale_pushes_emits_nothing() -> None:
+    """Pushes at or below the known revisions change no value or status: no emit."""
+    cubit = LikesCubit(CATALOGUE, HeldBackend(), device=DeviceContext(7), revisions={"like/tea": 9})
+    before = cubit.state
+    emitted: list[LikesState] = []
+    cubit.subscribe(emitted.append)
+    cubit.apply_pushes([_push("tea", 8), _push("tea", 9)])
+    assert emitted == []
+    assert cubit.state is before
+
+
+async def test_the_state_read_inside_a_batch_shows_the_changes_so_far() -> None:
+    """Reading ``state`` mid-batch gives values and statuses up to date; subscribers
+    still hear of the batch once, at its end."""
+    cubit = LikesCubit(CATALOGUE, HeldBackend(), device=DeviceContext(7))
+    emitted: list[LikesState] = []
+    cubit.subscribe(emitted.append)
+    with cubit.batch():
+        cubit.apply_push(_push("jam", 3))
+        assert cubit.state.liked("jam")
+        assert cubit.state.status("jam").server_revision == 3
+        cubit.apply_push(_push("fig", 4))
+        assert emitted == []
+    assert len(emitted) == 1
+    assert emitted[0].liked("jam")
+    assert emitted[0].liked("fig")
+    assert emitted[0].status("fig") == KeyStatus(SyncPhase.SYNCED, None, 4)
+
+
+async def test_a_new_history_unsets_keys_it_never_wrote_in_one_emit() -> None:
+    """forget_history, a snapshot, then caught_up: keys absent from the new history
+    show not liked at revision 0, written keys show the snapshot's value."""
+    cubit = LikesCubit(
+        CATALOGUE,
+        HeldBackend(),
+        device=DeviceContext(7),
+        liked={"tea": True, "jam": True},
+        revisions={"like/tea": 3, "like/jam": 4},
+    )
+    cubit.forget_history()
+    assert cubit.state.status("tea").server_revision == 0
+    emitted: list[LikesState] = []
+    cubit.subscribe(emitted.append)
+    cubit.apply_snapshot(Snapshot(1, [SnapshotEntry(like_key("jam"), False, 1, 1, 42)]))
+    cubit.caught_up({like_key("jam")})
+    assert len(emitted) == 2
+    state = cubit.state
+    assert (state.liked("tea"), state.liked("jam")) == (False, False)
+    assert state.status("tea") == KeyStatus(SyncPhase.SYNCED, None, 0)
+    assert state.status("jam") == KeyStatus(SyncPhase.SYNCED, None, 1)
+    assert cubit.server_revision("tea") == 0
 
 
 async def test_the_device_context_is_the_one_owner_of_server_revisions() -> None:
