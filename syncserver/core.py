@@ -89,6 +89,7 @@ from .protocol import (
     encode_bytes,
     read_request_id,
 )
+from .stats import ServerStats
 
 __all__ = [
     "CLOSE_GOING_AWAY",
@@ -117,6 +118,8 @@ class _SetRequest(Write):
 
     connection: Connection | None = None
     request_id: RequestId = 0
+    received: float | None = None
+    """The clock when its ``set`` arrived (for the commit latency metric)."""
 
 
 _MAX_HELD_FRAMES = 256
@@ -147,6 +150,8 @@ class ServerCore:
         self.connections: dict[int, Connection] = {}
         self.requests_received = 0
         self.slow_connections_dropped = 0
+        self.stats = ServerStats()
+        """Counters for ``GET /metrics``."""
         self.closing = False
         self._epoch: str | None = None
         self._next_id = 1
@@ -218,6 +223,7 @@ class ServerCore:
             limits,
         )
         self._next_id += 1
+        self.stats.connections += 1
         self.connections[conn.id] = conn
         self._changed()
         return conn
@@ -225,7 +231,8 @@ class ServerCore:
     def disconnect(self, conn: Connection) -> None:
         """The connection is gone; its pending acks are dropped when they come."""
         self._forget(conn)
-        self.connections.pop(conn.id, None)
+        if self.connections.pop(conn.id, None) is not None and conn.device_id is not None:
+            logger.info("device %d disconnected from %s", conn.device_id, conn.remote)
         limits = conn.limits
         if limits is not None and conn.address is not None:
             conn.limits = None
@@ -384,6 +391,8 @@ class ServerCore:
         self._check_epoch()
         if conn.closed:
             return
+        if conn.device_id is None:
+            logger.info("device %d connected from %s", hello.device_id, conn.remote)
         conn.device_id = hello.device_id
         conn.protocol = min(hello.protocol, PROTOCOL_VERSION)
         # A newer hello replaces one still waiting for the catch-up budget.
@@ -553,8 +562,9 @@ class ServerCore:
         device_id = conn.device_id
         assert device_id is not None
         request = _SetRequest(
-            set_.key, value, 0, set_.local_revision, device_id, conn, set_.request_id
-        )
+            set_.key, value, 0, set_.local_revision, device_id, conn, set_.request_id,
+            self.clock.time(),
+        )  # fmt: skip
         self._outstanding[id(request)] = request
         delay = self.chaos.settings.write_delay
         if delay:
@@ -605,6 +615,8 @@ class ServerCore:
         if not writes:
             return
         settings = self.chaos.settings
+        subscribers = len(self._plain) + len(self._batched) if settings.push_enabled else 0
+        self.stats.committed(writes, self.clock.time(), subscribers)
         if not self.closing and (
             settings.ack_delay
             or not settings.push_enabled
@@ -703,6 +715,7 @@ class ServerCore:
     def failed(self, writes: Sequence[Write], exc: BaseException) -> None:
         """Writes that could not be made durable: their writers get ``unavailable``."""
         logger.error("could not commit %d writes: %s", len(writes), exc)
+        self.stats.failed(writes)
         for write in writes:
             if isinstance(write, _SetRequest):
                 self._refuse(write, "not stored; try again later")
@@ -777,6 +790,7 @@ class ServerCore:
     def _error(
         self, conn: Connection, request_id: RequestId | None, code: ErrorCode | str, message: str
     ) -> None:
+        self.stats.errors[code] += 1
         self._send(conn, encode_bytes(Error(request_id, code, message)))
 
     def _later(

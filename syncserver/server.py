@@ -27,7 +27,7 @@ import contextlib
 import ipaddress
 import logging
 import ssl
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any, Final
@@ -43,6 +43,7 @@ from .chaos import ChaosControls
 from .config import ServerConfig
 from .core import ServerCore, Shared, StateCallback
 from .limits import MAX_FRAME_BYTES
+from .observability import Observability
 from .protocol import ServerState
 from .wire import text_frame, write_frames
 
@@ -85,6 +86,10 @@ class _WebSocketPeer:
     def abort(self) -> None:
         self.ws.transport.abort()
 
+    def buffered(self) -> int:
+        """Bytes written and not yet taken by the network (for /metrics)."""
+        return self.ws.transport.get_write_buffer_size()
+
 
 class _RunningLoopClock:
     """The core's clock: whichever event loop is running the server."""
@@ -124,6 +129,8 @@ class SyncServer:
 
         self.core = ServerCore(make_backend, _RunningLoopClock(), config)
         """The I/O-free core: connections, requests, fan-out."""
+        self.observability = Observability(self.core)
+        """``GET /healthz`` and ``GET /metrics`` on the same port."""
         self._server: Server | None = None
         self._open: dict[ServerConnection, None] = {}
         self._ssl: ssl.SSLContext | None = None
@@ -251,7 +258,12 @@ class SyncServer:
 
     # -- connections --------------------------------------------------------
 
-    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+    def _process_request(
+        self, connection: ServerConnection, request: Request
+    ) -> Awaitable[Response] | Response | None:
+        answer = self.observability.process_request(connection, request)
+        if answer is not None:
+            return answer
         core = self.core
         if core.closing:
             return connection.respond(HTTPStatus.SERVICE_UNAVAILABLE, "shutting down\n")

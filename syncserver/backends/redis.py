@@ -270,6 +270,10 @@ class RedisBackend:
                 settings.get("appendfsync"),
             )
 
+    async def ping(self) -> None:
+        """Raise unless Redis answers now (``GET /healthz`` asks)."""
+        await self._redis.ping()
+
     async def close(self) -> None:
         """Send whatever is queued, stop following, disconnect."""
         self._closing = True

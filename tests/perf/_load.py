@@ -21,6 +21,7 @@ Connections live for one measurement (seconds), well inside the servers'
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import base64
 import json
@@ -327,6 +328,11 @@ def _serve() -> None:
 
 def main() -> None:
     """Entry point of a worker process (driven by :class:`Load` on stdin)."""
+    argparse.ArgumentParser(
+        prog="python -m tests.perf._load",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    ).parse_args()
     _serve()
 
 

@@ -24,8 +24,9 @@ from pathlib import Path
 
 from app.link import DeviceSession, like_key, load_catalogue
 from syncserver import SyncServer
+from tests.perf.cli import bench_main
 from tests.perf.devices import in_process_server, wait_until
-from tests.perf.report import Row, print_table
+from tests.perf.report import Row
 
 __all__ = ["run"]
 
@@ -103,4 +104,4 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    print_table("coalescing", run(quick="--quick" in sys.argv))
+    sys.exit(bench_main("coalescing", "coalescing", run, __doc__))

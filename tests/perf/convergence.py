@@ -50,8 +50,9 @@ from websockets.asyncio.client import connect
 
 from app.link import CatalogueItem, load_catalogue
 from syncserver.protocol import Snapshot, decode_server_message
+from tests.perf.cli import bench_main
 from tests.perf.fleet import Fleet
-from tests.perf.report import Row, print_table
+from tests.perf.report import Row
 from tests.perf.server import Server, relay_server, subprocess_server
 
 __all__ = ["run"]
@@ -211,4 +212,4 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    print_table("convergence", run(quick="--quick" in sys.argv))
+    sys.exit(bench_main("convergence", "convergence", run, __doc__))

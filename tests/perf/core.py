@@ -16,7 +16,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from app.sync import Cubit, DeviceContext
-from tests.perf.report import Row, print_table
+from tests.perf.cli import bench_main
+from tests.perf.report import Row
 
 ITEMS = 100
 """Items in the benchmark state: a small catalogue, as in the demo."""
@@ -196,4 +197,4 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    print_table("optisync core", run(quick="--quick" in sys.argv))
+    sys.exit(bench_main("core", "optisync core", run, __doc__))

@@ -35,7 +35,8 @@ from syncserver.protocol import (
     decode_server_message,
     encode_bytes,
 )
-from tests.perf.report import Row, print_table
+from tests.perf.cli import bench_main
+from tests.perf.report import Row
 
 __all__ = [
     "Headless",
@@ -185,4 +186,4 @@ def run(quick: bool = False) -> list[Row]:
 if __name__ == "__main__":
     import sys
 
-    print_table("what a push costs a device", run(quick="--quick" in sys.argv))
+    sys.exit(bench_main("devices", "what a push costs a device", run, __doc__))

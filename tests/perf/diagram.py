@@ -46,8 +46,9 @@ from app.ui.directory import DeviceDirectory
 from app.ui.sequence_feed import SequenceRecorder
 from app.ui.sequence_window import SequenceWindow
 from app.ui.theme import apply_theme
+from tests.perf.cli import bench_main
 from tests.perf.devices import in_process_server, percentile, wait_until
-from tests.perf.report import Row, print_table
+from tests.perf.report import Row
 
 __all__ = ["main", "run"]
 
@@ -188,11 +189,7 @@ def run(quick: bool = False) -> list[Row]:
 
 
 def main() -> int:
-    rows = run(quick="--quick" in sys.argv)
-    print_table("diagram", rows)
-    for row in rows:
-        print(f"{row.name}: {row.value:.2f} ms (budget {FRAME_MS:.1f} ms)")
-    return 0
+    return bench_main("diagram", "diagram", run, __doc__)
 
 
 if __name__ == "__main__":

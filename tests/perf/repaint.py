@@ -66,8 +66,9 @@ from app.ui.directory import DeviceDirectory
 from app.ui.item_delegate import ItemDelegate
 from app.ui.item_model import ItemRole
 from app.ui.theme import apply_theme
+from tests.perf.cli import bench_main
 from tests.perf.devices import in_process_server, percentile, wait_until
-from tests.perf.report import Row, print_table
+from tests.perf.report import Row
 
 __all__ = ["run"]
 
@@ -291,4 +292,4 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    print_table("repaint", run(quick="--quick" in sys.argv))
+    sys.exit(bench_main("repaint", "repaint", run, __doc__))

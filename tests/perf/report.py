@@ -10,10 +10,13 @@ enough to be the bottleneck) that print under the table.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-__all__ = ["Row", "format_table", "print_table"]
+__all__ = ["Row", "format_table", "on_row", "print_table"]
+
+on_row: Callable[[Row], None] | None = None
+"""Told of every :class:`Row` as it is made (``tests.perf.cli`` prints progress with it)."""
 
 
 @dataclass(frozen=True)
@@ -34,6 +37,10 @@ class Row:
     cpu_us: float | None = None
     ceiling_cpu_us: float | None = None
     warnings: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if on_row is not None:
+            on_row(self)
 
     @property
     def ratio(self) -> float | None:

@@ -36,8 +36,9 @@ from pathlib import Path
 
 from tests.perf._bare import connect_raw
 from tests.perf._load import Load
+from tests.perf.cli import bench_main
 from tests.perf.devices import percentile
-from tests.perf.report import Row, print_table
+from tests.perf.report import Row
 from tests.perf.server import Server, relay_server, subprocess_server
 
 __all__ = ["run"]
@@ -163,4 +164,4 @@ def run(quick: bool = False) -> list[Row]:
 
 
 if __name__ == "__main__":
-    print_table("scale", run(quick="--quick" in sys.argv))
+    sys.exit(bench_main("scale", "scale", run, __doc__))

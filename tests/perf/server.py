@@ -49,7 +49,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.perf._load import Load, LoadResult
-from tests.perf.report import Row, print_table
+from tests.perf.cli import bench_main
+from tests.perf.report import Row
 
 __all__ = [
     "Measured",
@@ -298,9 +299,9 @@ def run(quick: bool = False) -> list[Row]:
     return asyncio.run(_run(quick))
 
 
-def main() -> None:
-    print_table("optisync server vs a bare relay", run(quick="--quick" in sys.argv[1:]))
+def main() -> int:
+    return bench_main("server", "optisync server vs a bare relay", run, __doc__)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -26,7 +26,8 @@ import sys
 import tempfile
 from collections.abc import AsyncIterator
 
-from tests.perf.report import Row, print_table
+from tests.perf.cli import bench_main
+from tests.perf.report import Row
 from tests.perf.server import (
     Measured,
     Server,
@@ -136,10 +137,10 @@ def run(quick: bool = False) -> list[Row]:
     return asyncio.run(_run(quick))
 
 
-def main() -> None:
-    rows = run(quick="--quick" in sys.argv[1:])
-    print_table("Redis backend, 2 processes; ceiling = one SQLite process, same load", rows)
+def main() -> int:
+    title = "Redis backend, 2 processes; ceiling = one SQLite process, same load"
+    return bench_main("server_redis", title, run, __doc__)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
