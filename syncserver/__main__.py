@@ -40,6 +40,7 @@ from .cli import (
 from .config import ServerConfig
 from .limits import MAX_FRAME_BYTES
 from .logs import LOG_LEVELS, configure_logging
+from .loop import loop_name, run
 
 __all__ = ["ENV_PREFIX", "main", "parse_args", "server_config"]
 
@@ -269,6 +270,12 @@ _OPTIONS = (
         "FULL|NORMAL",
     ),
     _Option(
+        "--no-uvloop",
+        _flag,
+        False,
+        "run on asyncio's own event loop even when uvloop is installed",
+    ),
+    _Option(
         "--log-level", _log_level, "info", f"one of {', '.join(LOG_LEVELS)}; -v is debug", "LEVEL"
     ),
 )
@@ -440,7 +447,8 @@ async def _run(args: argparse.Namespace) -> None:
         raise CommandLineError(message, RUNTIME) from exc
     try:
         print(
-            f"syncserver listening on {server.url} ({server.backend}, revision {server.revision})",
+            f"syncserver listening on {server.url} ({server.backend}, revision "
+            f"{server.revision}, {loop_name(not args.no_uvloop)})",
             flush=True,
         )
         await stop.wait()
@@ -454,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     configure_logging(args.log_level)
     try:
         with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(_run(args))
+            run(_run(args), use_uvloop=not args.no_uvloop)
     except CommandLineError as exc:
         fail(PROG, str(exc), exc.code)
     sys.exit(0)
