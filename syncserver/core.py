@@ -443,7 +443,12 @@ class ServerCore:
         if conn.closed or conn.catch_up is not run:
             return  # gone, or a newer hello started another snapshot
 
-        def deliver(page: ChangePage) -> None:
+        def deliver(page: ChangePage | None) -> None:
+            if page is None:
+                # The device would wait for the rest forever: let it reconnect.
+                if conn.catch_up is run:
+                    self._close(conn, CLOSE_TRY_AGAIN_LATER, "could not read the snapshot")
+                return
             self._on_page(conn, run, page)
 
         self.backend.read_changes(run.after, run.revision, run.budget, deliver)

@@ -141,13 +141,15 @@ class Backend(Protocol):
         after: int,
         upto: int | None,
         budget: int,
-        done: Callable[[ChangePage], None],
+        done: Callable[[ChangePage | None], None],
     ) -> None:
         """Read the registers written after revision ``after`` (and at most
         ``upto``; None: up to :attr:`ChangePage.read_at`), oldest first, as
         snapshot entries whose comma-joined size is at most ``budget`` (one
         entry at least); call ``done`` with the page on the event loop, at
-        once or later. Costs O(entries read), never a scan of every register."""
+        once or later, or with None if the registers could not be read (the
+        database failed, or the backend is closing). Costs O(entries read),
+        never a scan of every register."""
         ...
 
     def claim_device(

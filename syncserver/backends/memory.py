@@ -175,7 +175,7 @@ class MemoryBackend:
         after: int,
         upto: int | None,
         budget: int,
-        done: Callable[[ChangePage], None],
+        done: Callable[[ChangePage | None], None],
     ) -> None:
         """A page of registers written after ``after``, at once (see ``Backend``)."""
         done(self._registers.page(after, upto, budget, self.revision))

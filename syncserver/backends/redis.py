@@ -233,7 +233,7 @@ class RedisBackend:
         after: int,
         upto: int | None,
         budget: int,
-        done: Callable[[ChangePage], None],
+        done: Callable[[ChangePage | None], None],
     ) -> None:
         """A page of this process' copy of the registers, at once (see ``Backend``)."""
         done(self._copy.page(after, upto, budget, self._revision))

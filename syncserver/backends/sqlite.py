@@ -356,21 +356,21 @@ class SQLiteBackend:
         after: int,
         upto: int | None,
         budget: int,
-        done: Callable[[ChangePage], None],
+        done: Callable[[ChangePage | None], None],
     ) -> None:
         """Read a page in the worker thread, between commits; ``done`` gets it on the loop."""
         loop = asyncio.get_running_loop()
         try:
             future = loop.run_in_executor(self._executor, self._read_sync, after, upto, budget)
-        except RuntimeError:
-            return  # closed: the connection that asked is being closed too
+        except RuntimeError:  # the worker is gone: the backend is closing
+            done(None)
+            return
 
         def deliver(future: asyncio.Future[ChangePage]) -> None:
-            if future.cancelled():
-                return
-            error = future.exception()
-            if error is not None:
+            error = None if future.cancelled() else future.exception()
+            if future.cancelled() or error is not None:
                 logger.error("could not read registers after revision %d: %s", after, error)
+                done(None)
                 return
             done(future.result())
 

@@ -14,7 +14,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from syncserver import serve
-from syncserver.backends import CommitCallback, FailureCallback, Write
+from syncserver.backends import ChangePage, CommitCallback, FailureCallback, Write
 from syncserver.backends.memory import MemoryBackend
 from syncserver.backends.ordered import RevisionLog, encode_entry
 from syncserver.backends.sqlite import SQLiteBackend
@@ -234,6 +234,52 @@ def _every_register(core: ServerCore) -> list[Write]:
     backend = core.backend
     assert isinstance(backend, SQLiteBackend | MemoryBackend)
     return backend.changed_since(0)
+
+
+class _UnreadableBackend(MemoryBackend):
+    """A memory backend whose registers cannot be read (a failing disk, say)."""
+
+    def read_changes(
+        self,
+        after: int,
+        upto: int | None,
+        budget: int,
+        done: Callable[[ChangePage | None], None],
+    ) -> None:
+        done(None)
+
+
+class _ClosablePeer(_Peer):
+    def __init__(self) -> None:
+        super().__init__()
+        self.closed_with: int | None = None
+
+    def close(self, code: int, reason: str) -> None:
+        self.closed_with = code
+
+
+async def test_a_snapshot_that_cannot_be_read_closes_the_connection_with_1013() -> None:
+    """When the registers cannot be read the connection is closed with 1013 (try
+    again later) instead of leaving the device waiting for pages forever; an
+    up-to-date hello needs no read and is still answered."""
+    core = ServerCore(_UnreadableBackend, asyncio.get_running_loop())
+    await core.backend.open()
+    writer = core.connect(_Peer())
+    core.receive(writer, json.dumps({"type": "hello", "device_id": 9}))
+    set_ = {"type": "set", "request_id": 1, "key": "k", "value": 1, "local_revision": 1}
+    core.receive(writer, json.dumps(set_))
+    await asyncio.sleep(0)  # the memory backend commits on the next iteration
+    assert core.revision == 1
+    peer = _ClosablePeer()
+    core.receive(core.connect(peer), json.dumps({"type": "hello", "device_id": 1}))
+    assert (peer.closed_with, peer.frames) == (1013, [])
+    current = _ClosablePeer()
+    epoch = core.backend.epoch
+    hello = {"type": "hello", "device_id": 2, "since": 1, "epoch": epoch}
+    core.receive(core.connect(current), json.dumps(hello))
+    assert current.closed_with is None
+    assert [(f["type"], f["values"]) for f in current.frames] == [("snapshot", [])]
+    await core.backend.close()
 
 
 # -- the in-memory index -------------------------------------------------------------
