@@ -19,11 +19,10 @@ badge says so (``SyncPhase.UNAVAILABLE`` with the retry time).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import random
 import time
-from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -70,6 +69,7 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 KEY_PREFIX = "like/"
+_PREFIX_LENGTH = len(KEY_PREFIX)
 
 
 def like_key(item_id: str) -> str:
@@ -79,7 +79,7 @@ def like_key(item_id: str) -> str:
 
 def item_id_of(key: str) -> str | None:
     """The item id of a like key, or None for any other key."""
-    return key[len(KEY_PREFIX) :] if key.startswith(KEY_PREFIX) else None
+    return key[_PREFIX_LENGTH:] if key.startswith(KEY_PREFIX) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,7 +258,6 @@ class LikesCubit(Cubit[LikesState]):
         self._new_history = False
         self._positions = state.positions  # items never move: every state shares it
         self._draft: _Draft | None = None
-        self._batch_depth = 0
         for key, revision in (revisions or {}).items():
             if item_id_of(key) in state.positions:
                 self.device.restore(key, server_revision=revision)
@@ -278,19 +277,10 @@ class LikesCubit(Cubit[LikesState]):
             self._commit()  # held back for the batch's end; someone reads it now
         return self._state
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
-        """Hold emits (:meth:`Cubit.batch`). Changes are gathered and become one
-        new state when the outermost batch ends: each key's status is derived once,
-        however many events touched it, and no mapping is copied per event."""
-        with super().batch():
-            self._batch_depth += 1
-            try:
-                yield
-            finally:
-                self._batch_depth -= 1
-                if not self._batch_depth:
-                    self._commit()
+    def _batch_ending(self) -> None:
+        # The outermost batch ends: its gathered changes become one state, each
+        # key's status derived once however many events touched it.
+        self._commit()
 
     # -- user actions ------------------------------------------------------------
 
@@ -493,13 +483,16 @@ class LikesCubit(Cubit[LikesState]):
     def _apply_write(
         self, key: str, value: object, server_revision: int, local_revision: int, device_id: int
     ) -> None:
-        item_id = item_id_of(key)
-        if item_id is None or item_id not in self._positions:
+        # Once per push on every device: the helpers are inlined (item_id_of, _as_like).
+        if not key.startswith(KEY_PREFIX):
+            return
+        item_id = key[_PREFIX_LENGTH:]
+        if item_id not in self._positions:
             return  # not one of this catalogue's likes
-        liked = _as_like(value)
-        if liked is None:
+        if value is not None and value is not True and value is not False:
             log.warning("ignoring non-boolean value %r for %s", value, key)
             return
+        liked = value is True  # null means never written: not liked
 
         def apply(_state: LikesState, _revision: int) -> None:
             # Gathered into the batch's draft: the state is copied once per frame.
@@ -523,11 +516,14 @@ class LikesCubit(Cubit[LikesState]):
         key = event.key
         if not isinstance(key, str) or not key.startswith(KEY_PREFIX):
             return
-        item_id = key[len(KEY_PREFIX) :]
+        item_id = key[_PREFIX_LENGTH:]
         if item_id not in self._positions:
             return
-        track = self._track(item_id)
-        draft = self._touch(item_id)
+        track = self._tracks.get(item_id) or self._track(item_id)
+        draft = self._draft
+        if draft is None:
+            draft = self._draft = _Draft()
+        draft.stale[item_id] = None
         # Pushes first: a frame of them is the hot path.
         if isinstance(event, PushApplied):
             # A newer server write supersedes any intent not yet confirmed (last
@@ -555,7 +551,7 @@ class LikesCubit(Cubit[LikesState]):
             # Only a sync that reached the server and failed is shown as failed;
             # an intent that never left waits for the reconnect as "saving".
             track.failed = not isinstance(event.error, DisconnectedError | ClientClosedError)
-        if not self._batch_depth:
+        if not self._holding:  # outside a batch: settle now
             self._commit()
 
     def _touch(self, item_id: str) -> _Draft:
@@ -575,7 +571,7 @@ class LikesCubit(Cubit[LikesState]):
 
     def _refresh(self, item_id: str) -> None:
         self._touch(item_id)
-        if not self._batch_depth:
+        if not self._holding:  # outside a batch: settle now
             self._commit()
 
     def _commit(self) -> None:
@@ -646,9 +642,9 @@ class LikesCubit(Cubit[LikesState]):
 
     def _derive(self, item_id: str, liked: bool, intent_pending: bool) -> KeyStatus:
         """The item's status, given the value shown and whether an intent waits."""
-        key = like_key(item_id)
-        track = self._track(item_id)
-        device = self.device
+        key = KEY_PREFIX + item_id
+        track = self._tracks.get(item_id) or self._track(item_id)
+        device = self._device
         return derive_status(
             server_revision=device.server_revision(key),
             in_flight=device.in_flight(key),

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
-from collections.abc import Awaitable, Callable, Hashable, Iterable, Iterator
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
@@ -118,6 +118,32 @@ class _Receipt:
         self._book.server_revision = max(self._book.server_revision, revision)
 
 
+class _Batch:
+    """What :meth:`Cubit.batch` returns. A plain context manager: every device
+    opens one per pushes frame, and a generator-based one costs several times more."""
+
+    __slots__ = ("_before", "_cubit")
+
+    def __init__(self, cubit: Cubit[Any]) -> None:
+        self._cubit = cubit
+        self._before: Any = None
+
+    def __enter__(self) -> None:
+        cubit = self._cubit
+        self._before = cubit._state
+        cubit._holding += 1
+
+    def __exit__(self, *exc_info: object) -> None:
+        cubit = self._cubit
+        try:
+            if cubit._holding == 1:
+                cubit._batch_ending()
+        finally:
+            cubit._holding -= 1
+            if not cubit._holding and cubit._state is not self._before:
+                cubit.emit(cubit._state)
+
+
 class Cubit(Generic[S]):
     """Holds immutable state, tells subscribers of every change, and syncs it."""
 
@@ -143,18 +169,14 @@ class Cubit(Generic[S]):
         for listener in tuple(self._listeners):
             listener(state)
 
-    @contextlib.contextmanager
-    def batch(self) -> Iterator[None]:
+    def batch(self) -> contextlib.AbstractContextManager[None]:
         """Hold emits: the state changes at once, subscribers hear of it once when
         the outermost batch ends (applying a frame of many pushes, say)."""
-        before = self._state
-        self._holding += 1
-        try:
-            yield
-        finally:
-            self._holding -= 1
-            if not self._holding and self._state is not before:
-                self.emit(self._state)
+        return _Batch(self)
+
+    def _batch_ending(self) -> None:
+        """Called as the outermost batch ends, before subscribers hear of it: a
+        subclass that gathers changes during a batch turns them into state here."""
 
     def subscribe(self, listener: StateListener[S]) -> Callable[[], None]:
         """Call ``listener(state)`` on every emit; returns an unsubscribe function."""
@@ -484,9 +506,10 @@ class Cubit(Generic[S]):
         if from_state > book.server_revision:
             book.server_revision = from_state
         known = book.server_revision
+        device_id = device.device_id
         verdict = judge_push(
             push,
-            device_id=device.device_id,
+            device_id=device_id,
             local_revision=book.local_revision,
             known_server_revision=known,
         )
@@ -500,7 +523,7 @@ class Cubit(Generic[S]):
                 device.publish(
                     PushApplied(
                         key=key,
-                        device_id=device.device_id,
+                        device_id=device_id,
                         local_revision=book.local_revision,
                         server_revision=server_revision,
                         from_device_id=from_device_id,
@@ -513,7 +536,7 @@ class Cubit(Generic[S]):
                 device.publish(
                     SelfEchoAcknowledged(
                         key=key,
-                        device_id=device.device_id,
+                        device_id=device_id,
                         local_revision=book.local_revision,
                         server_revision=server_revision,
                         push_local_revision=local_revision,
@@ -523,7 +546,7 @@ class Cubit(Generic[S]):
             device.publish(
                 PushIgnoredStale(
                     key=key,
-                    device_id=device.device_id,
+                    device_id=device_id,
                     local_revision=book.local_revision,
                     server_revision=known,
                     push_revision=server_revision,

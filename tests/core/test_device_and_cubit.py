@@ -86,6 +86,53 @@ def test_a_batch_emits_once_at_its_end() -> None:
     assert heard == [3]
 
 
+def test_a_batch_that_raises_still_tells_subscribers_once() -> None:
+    """An error inside a batch propagates; what changed before it is emitted once."""
+    cubit: Cubit[int] = Cubit(0)
+    heard: list[int] = []
+    cubit.subscribe(heard.append)
+
+    def fail_midway() -> None:
+        with cubit.batch():
+            cubit.emit(1)
+            raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        fail_midway()
+    assert heard == [1]
+    with cubit.batch():
+        cubit.emit(2)
+    assert heard == [1, 2]
+
+
+class _Gathering(Cubit[int]):
+    """Adds up numbers during a batch and turns them into state as it ends."""
+
+    def __init__(self) -> None:
+        super().__init__(0)
+        self.pending = 0
+        self.endings = 0
+
+    def _batch_ending(self) -> None:
+        self.endings += 1
+        self.emit(self.state + self.pending)
+        self.pending = 0
+
+
+def test_a_batch_lets_a_subclass_settle_once_before_subscribers_hear() -> None:
+    """_batch_ending runs once, as the outermost batch ends, with emits still held."""
+    cubit = _Gathering()
+    heard: list[int] = []
+    cubit.subscribe(heard.append)
+    with cubit.batch():
+        cubit.pending += 2
+        with cubit.batch():
+            cubit.pending += 3
+        assert cubit.endings == 0
+    assert cubit.endings == 1
+    assert heard == [5]
+
+
 def test_forgetting_server_revisions_keeps_local_ones() -> None:
     """A new server history: every known server revision goes back to -1 (unknown),
     local revisions stay."""
