@@ -1,19 +1,24 @@
 """Catch-up at scale: a server over a database of a million registers.
 
-    python -m tests.perf.catchup [--quick] [--registers N]
+    python -m tests.perf.catchup [--quick] [--registers N] [--no-uvloop]
 
 Set-up writes the registers straight into a fresh SQLite file (one
 transaction, the server's own schema; quick mode: 100,000). Then:
 
 * **server start**: from spawning ``python -m tests.perf.catchup --serve DB``
   (a ``SyncServer`` on that file plus a loop-stall monitor, in a process of
-  its own) to its listening line, interpreter start-up and imports included;
+  its own, on the loop ``python -m syncserver`` would use: uvloop when it is
+  installed, unless ``--no-uvloop``) to its listening line, interpreter
+  start-up and imports included;
 * **empty resync**: the server's own cost of answering an up-to-date
   ``hello since newest`` (``ServerCore.receive`` on the same file in this
   process, median of 2,000), and the wire round trip beside it (no target);
 * **new device caught up**: ``hello since 0`` on a raw websocket until the
   snapshot's last page has arrived, and the **longest loop stall** in the
-  server meanwhile (a task that sleeps 1 ms and records how late it wakes);
+  server meanwhile (a task that sleeps 1 ms and records how late it wakes),
+  with the loop thread's own CPU time over that same stretch beside it: the
+  part of the stall the server caused, without the time the OS gave its CPU
+  to other processes;
 * **server RSS**: the server process' peak resident memory (``VmHWM``),
   start-up and the new device's catch-up included.
 
@@ -38,10 +43,13 @@ from pathlib import Path
 
 from websockets.asyncio.client import connect
 
+from syncserver.loop import loop_name
+from syncserver.loop import run as run_loop
+from tests.perf.cli import bench_parser, progress, verdict
 from tests.perf.registers import create_database, fill_registers
 from tests.perf.report import Row, print_table
 
-__all__ = ["main", "run"]
+__all__ = ["bounded_registers", "main", "run"]
 
 TARGET_EMPTY_RESYNC_MS = 0.1
 TARGET_START_S = 1.0
@@ -60,15 +68,16 @@ async def _serve(db: Path) -> None:
 
     server = await SyncServer.start(db_path=db)
     print(f"listening {server.url} revision {server.revision}", flush=True)
-    longest = 0.0
+    longest = longest_cpu = 0.0
 
     async def monitor() -> None:
-        nonlocal longest
+        nonlocal longest, longest_cpu
         loop = asyncio.get_running_loop()
         while True:
-            before = loop.time()
+            before, cpu_before = loop.time(), time.thread_time()
             await asyncio.sleep(0.001)
             longest = max(longest, loop.time() - before - 0.001)
+            longest_cpu = max(longest_cpu, time.thread_time() - cpu_before)
 
     watcher = asyncio.create_task(monitor())
     loop = asyncio.get_running_loop()
@@ -76,8 +85,8 @@ async def _serve(db: Path) -> None:
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), sys.stdin)
     while line := (await reader.readline()).decode().strip():
         if line == "stall":
-            print(f"{longest * 1000:.3f}", flush=True)
-            longest = 0.0
+            print(f"{longest * 1000:.3f} {longest_cpu * 1000:.3f}", flush=True)
+            longest = longest_cpu = 0.0
         elif line == "memory":
             print(_memory(), flush=True)
     watcher.cancel()
@@ -92,10 +101,11 @@ def _memory() -> str:
 
 
 class _ServerProcess:
-    def __init__(self, db: Path) -> None:
+    def __init__(self, db: Path, use_uvloop: bool) -> None:
         self.started = time.perf_counter()
+        loop = [] if use_uvloop else ["--no-uvloop"]
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.perf.catchup", "--serve", str(db)],
+            [sys.executable, "-m", "tests.perf.catchup", "--serve", str(db), *loop],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             text=True,
@@ -207,7 +217,7 @@ async def _empty_resync_cost(db: Path, count: int) -> tuple[float, str]:
         await core.backend.close()
 
 
-def run(quick: bool = False, registers: int | None = None) -> list[Row]:
+def run(quick: bool = False, registers: int | None = None, use_uvloop: bool = True) -> list[Row]:
     count = registers if registers is not None else (100_000 if quick else 1_000_000)
     with tempfile.TemporaryDirectory(prefix="optisync-catchup-") as folder:
         db = Path(folder) / "registers.sqlite3"
@@ -217,18 +227,18 @@ def run(quick: bool = False, registers: int | None = None) -> list[Row]:
         setup = time.perf_counter() - started
         print(f"set-up: {count:,} registers written into {db.name} in {setup:.1f} s", flush=True)
         resync_ms, epoch = asyncio.run(_empty_resync_cost(db, 2000))
-        server = _ServerProcess(db)
+        server = _ServerProcess(db, use_uvloop)
         try:
             server.ask("stall")
             caught_up, pages, entries = asyncio.run(_catch_up(server.url))
-            stall_ms = float(server.ask("stall"))
+            stall_ms, stall_cpu_ms = (float(v) for v in server.ask("stall").split())
             round_trip_ms = asyncio.run(_round_trip(server.url, newest, epoch, 200))
             _rss, peak = (int(v) for v in server.ask("memory").split())
         finally:
             server.stop()
     if entries != count:
         raise RuntimeError(f"the snapshot held {entries:,} registers, not {count:,}")
-    label = f"{count // 1000:,}k registers"
+    label = f"{count // 1000:,}k registers, {loop_name(use_uvloop)}"
     load = ", ".join(f"{value:.1f}" for value in os.getloadavg())
     note = (f"load average {load} on {os.cpu_count()} cores during the run",)
     return [
@@ -258,13 +268,21 @@ def run(quick: bool = False, registers: int | None = None) -> list[Row]:
             lower_is_better=True,
         ),
         Row(
-            "longest server loop stall during that catch-up",
+            f"longest server loop stall during that catch-up ({loop_name(use_uvloop)})",
             stall_ms,
             "ms",
             TARGET_STALL_MS,
             1.0,
             lower_is_better=True,
             warnings=note,
+        ),
+        Row(
+            "  its loop thread's CPU time between the same two ticks",
+            stall_cpu_ms,
+            "ms",
+            TARGET_STALL_MS,
+            1.0,
+            lower_is_better=True,
         ),
         Row(
             f"server peak RSS ({label})",
@@ -277,19 +295,35 @@ def run(quick: bool = False, registers: int | None = None) -> list[Row]:
     ]
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="python -m tests.perf.catchup", description=__doc__)
-    parser.add_argument("--quick", action="store_true", help="100,000 registers, not 1,000,000")
-    parser.add_argument("--registers", type=int, help="how many registers to write")
+def main() -> int:
+    parser = bench_parser("python -m tests.perf.catchup", __doc__)
+    parser.add_argument("--registers", type=bounded_registers, help="how many registers to write")
+    parser.add_argument(
+        "--no-uvloop",
+        action="store_true",
+        help="serve on asyncio's loop even with uvloop installed",
+    )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve is not None:
-        asyncio.run(_serve(args.serve))
-        return
-    if args.registers is not None and args.registers < 1:
-        parser.error("--registers must be at least 1")
-    print_table("catch-up", run(quick=args.quick, registers=args.registers))
+        run_loop(_serve(args.serve), use_uvloop=not args.no_uvloop)
+        return 0
+    with progress("catchup"):
+        rows = run(quick=args.quick, registers=args.registers, use_uvloop=not args.no_uvloop)
+    print_table("catch-up", rows)
+    return verdict(rows)
+
+
+def bounded_registers(text: str) -> int:
+    """A ``--registers`` value: a whole number, at least 1."""
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a whole number: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return count
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
