@@ -30,6 +30,7 @@ SUITES = (
     "repaint",
     "scale",
     "catchup",
+    "scrape",
 )
 """Benchmark modules under tests.perf, each with ``run(quick) -> list[Row]``."""
 

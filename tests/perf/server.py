@@ -112,7 +112,8 @@ class Server:
 @contextlib.asynccontextmanager
 async def subprocess_server(*args: str, pin: bool = True) -> AsyncIterator[Server]:
     """``python ARGS`` until the block ends; ``pin`` keeps it on the server core."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    # A line per device connecting would bury the tables (and cost the server CPU).
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OPTISYNC_LOG_LEVEL": "warning"}
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *args,
