@@ -29,7 +29,7 @@ from .sequence_window import SequenceWindow
 from .server_bridge import ServerBridge
 from .server_window import ServerWindow
 
-__all__ = ["Demo", "device_name", "extend_catalogue"]
+__all__ = ["Demo", "device_index", "device_name", "extend_catalogue", "keep_on_screen"]
 
 GAP = 12
 DEVICE_WIDTH = 440
@@ -38,6 +38,7 @@ MIN_DEVICE_WIDTH = 380
 MIN_SERVER_WIDTH = 440
 HEIGHT = 760
 TITLE_BAR = 32
+CASCADE = 32
 
 
 def device_name(index: int) -> str:
@@ -222,7 +223,8 @@ class Demo(QObject):
     def _on_close_requested(self, window: DeviceWindow) -> None:
         if window not in self.windows:
             return
-        self._places[window.bridge.name] = window.geometry()
+        # The frame's corner and the client's size: what move() and resize() take back.
+        self._places[window.bridge.name] = QRect(window.pos(), window.size())
         self.windows.remove(window)
 
         name = window.bridge.name
@@ -268,10 +270,13 @@ class Demo(QObject):
             self.sequence_window = window
             area = _screen_area()
             width = min(760, area.width() - 2 * GAP)
-            height = min(HEIGHT, area.height() - 2 * GAP)
-            right = max((w.geometry().right() for w in self._all_windows()), default=area.left())
+            height = min(HEIGHT, area.height() - 2 * GAP - TITLE_BAR)  # title bar on screen
+            right = max(
+                (w.frameGeometry().right() for w in self._all_windows()), default=area.left()
+            )
             x = right + GAP if right + GAP + width <= area.right() else area.right() - width - GAP
-            window.setGeometry(max(area.left(), x), area.top() + GAP, width, height)
+            window.resize(width, height)
+            window.move(max(area.left(), x), area.top() + GAP)  # the frame's corner
         self.sequence_window.show()
         self.sequence_window.raise_()
         return self.sequence_window
@@ -297,7 +302,12 @@ class Demo(QObject):
 
     def arrange(self, *, fit: bool = True, area: QRect | None = None) -> None:
         """Side by side without overlap, shrunk to fit the screen (1366×768 included)
-        unless ``fit`` is off (screenshots keep full sizes)."""
+        unless ``fit`` is off (screenshots keep full sizes).
+
+        A process without its own server (several processes on one server) starts
+        its row at its first device's slot (Device A first, B second, ...) so each
+        process's window tiles beside the others instead of on top of them.
+        """
         area = area if area is not None else _screen_area()
         windows = self._all_windows()
         widths = [
@@ -307,34 +317,81 @@ class Demo(QObject):
         scale = min(1.0, room / sum(widths)) if widths and fit else 1.0
         # A window manager adds a title bar above the client area we size.
         height = min(HEIGHT, area.height() - 2 * GAP - TITLE_BAR) if fit else HEIGHT
-        x = area.left() + GAP
+        slot = self._first_slot()
+        columns = max(1, area.width() // (DEVICE_WIDTH + GAP))
+        row, column = divmod(slot, columns)
+        x = area.left() + GAP + column * (DEVICE_WIDTH + GAP)
+        y = area.top() + GAP + CASCADE * (row % 8)
         for window, preferred in zip(windows, widths, strict=True):
             smallest = MIN_SERVER_WIDTH if window is self.server_window else MIN_DEVICE_WIDTH
             width = max(smallest, int(preferred * scale))
+            window.resize(width, height)
             if fit and x + width > area.right():
                 self._place(window)  # no room left in the row: cascade
                 continue
-            window.resize(width, height)
-            window.move(x, area.top() + GAP)  # the frame's corner, title bar included
+            window.move(x, y)  # the frame's corner, title bar included
             x += width + GAP
+
+    def _first_slot(self) -> int:
+        """Where this process's row starts: 0, or its first device's index when the
+        server runs elsewhere (other processes hold the slots before it)."""
+        if self.server is not None or not self.windows:
+            return 0
+        return device_index(self.windows[0].bridge.name)
 
     def _place(self, window: QWidget) -> None:
         """A device window where it was last, else beside the others (or cascaded)."""
         area = _screen_area()
         name = window.bridge.name if isinstance(window, DeviceWindow) else ""
         if name in self._places:
-            window.setGeometry(self._places[name])
+            place = self._places[name]
+            window.resize(place.size())
+            window.move(place.topLeft())  # a frame position, as saved: no drift
+            keep_on_screen(window)
             return
         size = window.size()
-        others = [w.geometry() for w in self._all_windows() if w is not window and w.isVisible()]
+        others = [
+            w.frameGeometry() for w in self._all_windows() if w is not window and w.isVisible()
+        ]
         right = max((g.right() for g in others), default=area.left())
         if right + GAP + size.width() <= area.right():
             window.move(right + GAP, area.top() + GAP)
             return
-        offset = 32 * (len(self.windows) % 8)
+        offset = CASCADE * (len(self.windows) % 8)
         window.move(area.left() + GAP + offset, area.top() + GAP + offset)
 
 
-def _screen_area() -> QRect:
-    screen = QGuiApplication.primaryScreen()
+def keep_on_screen(window: QWidget, area: QRect | None = None) -> None:
+    """Move (and if need be shrink) a window so its title bar and body are on screen.
+
+    Sizes count the window manager's title bar (the frame's extra height, or
+    :data:`TITLE_BAR` before the window is first mapped).
+    """
+    area = area if area is not None else _screen_area(window)
+    frame = window.frameGeometry()
+    extra_h = frame.height() - window.height()
+    extra_w = frame.width() - window.width()
+    if not window.isVisible() or extra_h < TITLE_BAR // 2:  # no title bar known yet
+        extra_h = max(extra_h, TITLE_BAR)
+    width = min(window.width(), area.width() - extra_w)
+    height = min(window.height(), area.height() - extra_h)
+    if (width, height) != (window.width(), window.height()):
+        window.resize(width, height)
+    x = min(max(frame.left(), area.left()), area.right() + 1 - width - extra_w)
+    y = min(max(frame.top(), area.top()), area.bottom() + 1 - height - extra_h)
+    if (x, y) != (frame.left(), frame.top()):
+        window.move(x, y)
+
+
+def device_index(name: str) -> int:
+    """The inverse of :func:`device_name` (0 for a name it never makes)."""
+    letter = name.removeprefix("Device ")
+    if len(letter) == 1 and letter in string.ascii_uppercase:
+        return string.ascii_uppercase.index(letter)
+    return int(letter) - 1 if letter.isdigit() and int(letter) > 0 else 0
+
+
+def _screen_area(window: QWidget | None = None) -> QRect:
+    screen = window.screen() if window is not None else None
+    screen = screen if screen is not None else QGuiApplication.primaryScreen()
     return screen.availableGeometry() if screen is not None else QRect(0, 0, 1600, 900)

@@ -296,11 +296,13 @@ class DeviceWindow(QWidget):
 
     def _show_status(self) -> None:
         text, tone = status_text(self.bridge.status, time.monotonic())
-        text = f"{text} · {reason}" if (reason := self.bridge.status.reason) else text
+        tip = STATUS_TIPS[tone].format(url=self.bridge.status.url or "the server")
+        if reason := self.bridge.status.reason:
+            # Elided in the pill when the window is narrow; the tooltip always has it whole.
+            text = f"{text} · {reason}"
+            tip = f"{text}.\n{tip}"
         self.connection.set(text, tone)
-        self.connection.setToolTip(
-            STATUS_TIPS[tone].format(url=self.bridge.status.url or "the server")
-        )
+        self.connection.setToolTip(tip)
 
     def _on_event(self, entry: TimelineEntry) -> None:
         self.timeline_model.add(entry)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFrame, QLabel, QVBoxLayout, QWidget
+from PySide6.QtCore import QSize, Qt
+from PySide6.QtGui import QResizeEvent
+from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
 __all__ = ["Avatar", "Pill", "StatTile", "repolish"]
 
@@ -37,22 +38,61 @@ class StatTile(QFrame):
 
 
 class Pill(QLabel):
-    """A rounded label whose colour follows its ``tone`` property (see style.qss)."""
+    """A rounded label whose colour follows its ``tone`` property (see style.qss).
+
+    Its text never sets the window's minimum width: it asks for its whole text
+    when there is room and is elided (…) when there is not, never narrower than
+    ``min_chars`` average characters. :attr:`full_text` keeps the words.
+    """
 
     def __init__(
-        self, text: str = "", tone: str = "neutral", parent: QWidget | None = None
+        self,
+        text: str = "",
+        tone: str = "neutral",
+        parent: QWidget | None = None,
+        *,
+        min_chars: int = 8,
     ) -> None:
         super().__init__(text, parent)
         self.setObjectName("pill")
         self.setProperty("tone", tone)
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
+        self.full_text = text
+        self._min_chars = min_chars
 
     def set(self, text: str, tone: str) -> None:
-        if self.text() != text:
-            self.setText(text)
+        if self.full_text != text:
+            self.full_text = text
+            self._elide()
+            self.updateGeometry()
         if self.property("tone") != tone:
             self.setProperty("tone", tone)
             repolish(self)
+
+    def _margins(self) -> int:
+        margins = self.contentsMargins()
+        return margins.left() + margins.right() + 2 * self.margin() + 2 * self.indent() + 2
+
+    def sizeHint(self) -> QSize:
+        hint = super().sizeHint()
+        width = self.fontMetrics().horizontalAdvance(self.full_text) + self._margins()
+        return QSize(max(width, self.minimumSizeHint().width()), hint.height())
+
+    def minimumSizeHint(self) -> QSize:
+        hint = super().minimumSizeHint()
+        width = self.fontMetrics().averageCharWidth() * self._min_chars + self._margins()
+        return QSize(width, hint.height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._elide()
+
+    def _elide(self) -> None:
+        room = self.contentsRect().width() - 2 * self.margin() - 2
+        shown = self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight, room)
+        if self.text() != shown:
+            self.setText(shown)
 
 
 class Avatar(QLabel):

@@ -79,7 +79,7 @@ def test_server_restart_shows_offline_then_reconnects_and_resyncs(harness: Harne
     assert demo.server is not None
     harness.run(demo.server.stop())
     harness.wait(lambda: all(w.bridge.status.state != "online" for w in demo.windows))
-    harness.wait(lambda: a.connection.text().startswith(("Offline", "Connecting")))
+    harness.wait(lambda: a.connection.full_text.startswith(("Offline", "Connecting")))
     assert demo.server_window is not None
     assert demo.server_window.devices_model.rowCount() == 0  # no stale connections listed
 
@@ -90,7 +90,7 @@ def test_server_restart_shows_offline_then_reconnects_and_resyncs(harness: Harne
     harness.wait_online()
     harness.wait(lambda: b.bridge.state.liked("lighthouse"))
     harness.wait_synced()
-    assert a.connection.text() == "Online"
+    assert a.connection.full_text == "Online"
     harness.wait(lambda: harness.server_value("lighthouse") is not None)
     harness.wait(lambda: demo.server_window.devices_model.rowCount() == 2)
 
@@ -108,3 +108,25 @@ def test_add_device_opens_another_window(harness: Harness) -> None:
     third = demo.windows[2]
     assert third.bridge.name == "Device C"
     harness.wait(lambda: third.bridge.state.liked("umbrella"))
+
+
+def test_a_long_offline_badge_never_widens_the_device_window(harness: Harness) -> None:
+    """Offline with a reason, the pill is elided: the window's minimum width stays put."""
+    demo = harness.start(devices=1)
+    window = demo.windows[0]
+    window.show()
+    harness.wait_online()
+    online_minimum = window.minimumSizeHint().width()
+    assert demo.server is not None
+    harness.run(demo.server.stop())
+    harness.wait(lambda: window.bridge.status.reason is not None)
+    harness.wait(lambda: "·" in window.connection.full_text)
+    assert window.minimumSizeHint().width() == online_minimum
+    reason = window.bridge.status.reason
+    assert reason is not None
+    assert reason in window.connection.toolTip()
+    window.resize(window.minimumSizeHint().width(), window.height())
+    harness.wait(lambda: window.connection.text().endswith("…"))
+    harness.run(demo.server.start())
+    harness.wait_online()
+    assert window.minimumSizeHint().width() == online_minimum

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
-from PySide6.QtCore import QRect, Qt
+from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
+from app.ui.demo import TITLE_BAR, Demo, _screen_area, keep_on_screen
 from app.ui.device_window import DeviceWindow
 from app.ui.item_model import FAILED_BADGE_SECONDS, ItemRole
 from app.ui.timeline import TimelineEntry, TimelineModel, TimelineView
@@ -63,7 +65,7 @@ def test_offline_counts_down_and_an_offline_tap_is_logged_when_it_leaves(
     window = demo.windows[0]
     assert demo.server is not None
     harness.run(demo.server.stop())
-    harness.wait(lambda: "retry in" in window.connection.text())
+    harness.wait(lambda: "retry in" in window.connection.full_text)
 
     harness.click_heart(window, "rocket")
     entries = window.timeline_model.entries()
@@ -261,3 +263,58 @@ def test_long_timeline_sentences_wrap_instead_of_being_cut(qtbot: QtBot) -> None
     short_row = view.list.visualRect(rows.index(1, 0))
     assert long_row.height() > short_row.height()
     assert long_row.bottom() < short_row.top()  # rows never overlap
+
+
+def test_processes_sharing_a_server_tile_their_windows(harness: Harness, tmp_path: Path) -> None:
+    """One process per device on one server: Device A, B and C each open in a slot of their own."""
+    demo = harness.start(devices=0)
+    assert demo.server is not None
+    area = QRect(0, 0, 1366, 768)
+    rects = []
+    for name in ("Device A", "Device B", "Device C"):
+        process = Demo(data_dir=tmp_path / name, server_urls=[demo.server.url])
+        harness.run(process.start(0))
+        harness.run(process.open_device(name))
+        process.arrange(area=area)
+        rects.append(process.windows[0].frameGeometry())
+        harness.run(process.close())
+    for i, first in enumerate(rects):
+        assert area.contains(first), first
+        for second in rects[i + 1 :]:
+            assert not first.intersects(second), (first, second)
+
+
+def test_every_window_keeps_its_title_bar_on_screen(harness: Harness) -> None:
+    """A window placed partly above or below the screen is moved (and shrunk) back onto it."""
+    demo = harness.start(devices=1)
+    window = demo.windows[0]
+    area = QRect(0, 0, 1366, 768)
+    window.resize(440, 900)
+    window.move(100, -40)
+    keep_on_screen(window, area)
+    assert window.pos().y() >= 0
+    assert window.pos().y() + window.height() + TITLE_BAR <= 768
+    sequence = demo.show_sequence()
+    assert sequence.pos().y() >= 0
+    assert sequence.pos().y() + sequence.height() + TITLE_BAR <= _screen_area().bottom() + 1
+
+
+def test_a_reopened_device_comes_back_at_its_frame_position_without_drift(
+    harness: Harness,
+) -> None:
+    """Closing and reopening a device twice puts it at the same frame position each time."""
+    demo = harness.start(devices=1)
+    window = demo.windows[0]
+    window.show()
+    window.resize(420, 400)
+    window.move(200, 100)
+    places = []
+    for _ in range(2):
+        window.close()
+        harness.wait(lambda: not demo.windows)
+        with harness.qtbot.waitSignal(demo.deviceOpened, timeout=10_000):
+            demo.request_new_device()
+        window = demo.windows[0]
+        harness.wait(window.isVisible)
+        places.append(window.pos())
+    assert places == [QPoint(200, 100), QPoint(200, 100)]
