@@ -163,6 +163,8 @@ class ServerCore:
         """Sets accepted and not yet answered (acked or refused)."""
         self._delayed: dict[object, tuple[Cancellable, Callable[[], None]]] = {}
         """Demo-delayed steps: their timer and what to do instead at shutdown."""
+        self._waiting_gets: list[tuple[Connection, RequestId, Write]] = []
+        """Gets whose answer was committed and is not pushed yet."""
         self._guarded = self.config.token is not None or self.config.require_device_secrets
         """Whether anything but a good hello closes a new connection."""
         self._addresses: dict[str, AddressLimits] = {}
@@ -543,11 +545,30 @@ class ServerCore:
             self._refuse_injected(conn, get.request_id)
             return
         found = self.backend.get(get.key)
+        if found is not None and found.revision > self.backend.revision:
+            # Durable, but its push has not gone out yet (SQLite reads the file):
+            # answer right after that push, so no reply is ahead of the pushes.
+            self._waiting_gets.append((conn, get.request_id, found))
+            return
+        self._answer_get(conn, get.request_id, get.key, found)
+
+    def _answer_get(
+        self, conn: Connection, request_id: RequestId, key: str, found: Write | None
+    ) -> None:
         if found is None:
-            reply = Value(get.request_id, get.key, None, 0)
+            reply = Value(request_id, key, None, 0)
         else:
-            reply = Value(get.request_id, get.key, msgspec.Raw(found.value), found.revision)
+            reply = Value(request_id, key, msgspec.Raw(found.value), found.revision)
         self._send(conn, encode_bytes(reply))
+
+    def _answer_waiting_gets(self) -> None:
+        revision = self.backend.revision
+        waiting, self._waiting_gets = self._waiting_gets, []
+        for conn, request_id, found in waiting:
+            if found.revision > revision:
+                self._waiting_gets.append((conn, request_id, found))
+            elif not conn.closed:
+                self._answer_get(conn, request_id, found.key, found)
 
     def _on_set(self, conn: Connection, set_: Set) -> None:
         if self._refuse_before_hello(conn, set_.request_id, set_.device_id):
@@ -616,6 +637,13 @@ class ServerCore:
 
     def committed(self, writes: Sequence[Write]) -> None:
         """Writes are durable: ack each writer, push to everyone, in revision order."""
+        try:
+            self._committed(writes)
+        finally:
+            if self._waiting_gets:
+                self._answer_waiting_gets()
+
+    def _committed(self, writes: Sequence[Write]) -> None:
         self._check_epoch()
         if not writes:
             return

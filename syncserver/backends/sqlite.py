@@ -39,8 +39,9 @@ thread as the commits (so a page never sees half a transaction, and its
 ``read_at`` is exactly the revisions committed before it); each page's JSON
 is built by SQLite, so the event loop only sends bytes. ``get`` and the
 observer feed read on the event loop from a second, read-only connection
-(point lookups and a short scan of the newest rows); a ``get`` may answer
-with a write committed a moment before its push goes out.
+(point lookups and a short scan of the newest rows). Such a read can see a
+transaction that committed a moment before ``on_commit`` reports it; the
+core then holds that ``get``'s answer until the write's push has gone out.
 """
 
 from __future__ import annotations

@@ -282,6 +282,35 @@ async def test_a_snapshot_that_cannot_be_read_closes_the_connection_with_1013() 
     await core.backend.close()
 
 
+class _ReadAheadBackend(MemoryBackend):
+    """Reads see a write as soon as it is queued, before on_commit reports it, as
+    SQLite's reads see a transaction as soon as it commits."""
+
+    def get(self, key: str) -> Write | None:
+        for offset, write in enumerate(self._queue):
+            if write.key == key:
+                return Write(key, write.value, self.revision + offset + 1)
+        return super().get(key)
+
+
+async def test_a_get_of_a_write_not_pushed_yet_is_answered_after_its_push() -> None:
+    """A get that reads a write whose push has not gone out is answered right after
+    that push, never ahead of it."""
+    core = ServerCore(_ReadAheadBackend, asyncio.get_running_loop())
+    await core.backend.open()
+    peer = _Peer()
+    conn = core.connect(peer)
+    core.receive(conn, json.dumps({"type": "hello", "device_id": 1}))
+    set_ = {"type": "set", "request_id": 1, "key": "k", "value": 7, "local_revision": 1}
+    core.receive(conn, json.dumps(set_))
+    core.receive(conn, json.dumps({"type": "get", "request_id": 2, "key": "k"}))
+    assert [f["type"] for f in peer.frames] == ["snapshot"]
+    await asyncio.wait_for(peer.acked.wait(), TIMEOUT)
+    assert [f["type"] for f in peer.frames] == ["snapshot", "ack", "push", "value"]
+    assert (peer.frames[-1]["value"], peer.frames[-1]["server_revision"]) == (7, 1)
+    await core.backend.close()
+
+
 # -- the in-memory index -------------------------------------------------------------
 
 
