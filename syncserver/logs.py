@@ -1,9 +1,10 @@
 """Logging for optisync's commands: timestamps, levels, and no floods.
 
 A backend that is down reports the same failure on every retry (several per
-second). :class:`RepeatFilter` lets the first report of each kind through,
-holds back the same message (same logger, level and format string) for
-``interval`` seconds, then lets one through again with how many were held.
+second). :class:`RepeatFilter` lets the first warning or error of each kind
+through, holds back the same message (same logger, level and format string)
+for ``interval`` seconds, then lets one through again with how many were
+held. Lower levels are events (a device connecting), each worth its line.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ LOG_LEVELS: Final = ("debug", "info", "warning", "error")
 
 
 class RepeatFilter(logging.Filter):
-    """Pass a repeated message at most once per ``interval`` seconds, with a count."""
+    """Pass a repeated warning or error at most once per ``interval`` seconds, with a count."""
 
     def __init__(self, interval: float = 30.0, clock: Callable[[], float] = time.monotonic):
         super().__init__()
@@ -32,6 +33,8 @@ class RepeatFilter(logging.Filter):
         self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING:
+            return True
         key = (record.name, record.levelno, str(record.msg))
         now = self._clock()
         seen = self._seen.get(key)

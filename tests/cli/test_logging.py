@@ -44,6 +44,22 @@ def test_a_repeated_message_passes_once_per_interval_with_a_count() -> None:
     assert not repeats.filter(_record(lost, "refused", 0.5))
 
 
+def test_info_lines_are_never_held() -> None:
+    """Events below WARNING (each device's connect) all pass, however alike."""
+    repeats = RepeatFilter(interval=30.0, clock=lambda: 0.0)
+    for device in (1, 2, 3):
+        record = logging.LogRecord(
+            "syncserver.core",
+            logging.INFO,
+            "",
+            0,
+            "device %d connected from %s",
+            (device, "x"),
+            None,
+        )
+        assert repeats.filter(record)
+
+
 async def _run_server_and_connect(*options: str) -> str:
     """Start `syncserver` with ``options``, connect device 7 and leave; return its stderr."""
     process = await asyncio.create_subprocess_exec(
