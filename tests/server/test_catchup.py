@@ -236,6 +236,51 @@ def _every_register(core: ServerCore) -> list[Write]:
     return backend.changed_since(0)
 
 
+class _SlowReader(_Peer):
+    """A peer that reports ``unread`` bytes still queued until told to catch up."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.unread = 10 * MAX_PAGE_BYTES
+        self.looks = 0
+        self.looked = asyncio.Event()
+
+    def send(self, frames: Sequence[bytes], shared: Shared | None = None) -> int:
+        super().send(frames, shared)
+        if not frames and shared is None:
+            self.looks += 1
+            self.looked.set()
+        return self.unread
+
+
+async def test_the_next_page_waits_until_the_reader_takes_the_last() -> None:
+    """While a connection has more than half a page unread, no further page is read
+    or queued for it; once it reads, the rest of the snapshot follows."""
+    core = ServerCore(MemoryBackend, asyncio.get_running_loop())
+    await core.backend.open()
+    writer = core.connect(_Peer())
+    core.receive(writer, json.dumps({"type": "hello", "device_id": 9}))
+    for index in range(3000):
+        set_ = {"type": "set", "request_id": index, "key": f"k/{index:07d}"}
+        core.receive(writer, json.dumps({**set_, "value": "x" * 300, "local_revision": 1}))
+    await asyncio.sleep(0)  # the memory backend commits on the next iteration
+    reader = _SlowReader()
+    core.receive(core.connect(reader), json.dumps({"type": "hello", "device_id": 1}))
+
+    async def looked_three_times() -> None:
+        while reader.looks < 3:
+            reader.looked.clear()
+            await reader.looked.wait()
+
+    await asyncio.wait_for(looked_three_times(), TIMEOUT)
+    assert [f["more"] for f in reader.frames] == [True]
+    reader.unread = 0
+    await asyncio.wait_for(reader.done.wait(), TIMEOUT)
+    entries = sum(len(f["values"]) for f in reader.frames if f["type"] == "snapshot")
+    assert entries == 3000
+    await core.backend.close()
+
+
 class _UnreadableBackend(MemoryBackend):
     """A memory backend whose registers cannot be read (a failing disk, say)."""
 
