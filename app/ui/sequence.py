@@ -102,6 +102,11 @@ def describe_value(value: Any) -> str:
     return repr(value)
 
 
+def _capitalized(text: str) -> str:
+    """A name that opens a sentence: "another device" → "Another device"."""
+    return text[:1].upper() + text[1:]
+
+
 @dataclass(frozen=True, slots=True)
 class Lane:
     id: int
@@ -389,7 +394,8 @@ class SequenceModel:
                 arrow.note = (
                     f"Your write, confirmed at rev {event.server_revision} by its push."
                     if own
-                    else f"{self.name(event.from_device_id)} wrote rev {event.server_revision}: "
+                    else f"{_capitalized(self.name(event.from_device_id))} wrote rev "
+                    f"{event.server_revision}: "
                     "applied (a newer server write wins)."
                 )
             case PushIgnoredStale():
@@ -787,6 +793,14 @@ class SequenceModel:
         self._index_write(commit)
         self._learn_writer(commit, writer, local)
         return commit
+
+    def learn_value(self, key: str, revision: int, value: Any) -> None:
+        """The value of the write at ``revision``, learnt by a device that applied its
+        push (the push events carry none; without the server's feed nothing else does)."""
+        found = self._commits.get((key, revision))
+        commit = self.elements.get(found) if found is not None else None
+        if isinstance(commit, Commit) and self._learn_value(commit, value):
+            self._changed()
 
     def _learn_value(self, commit: Commit, value: Any) -> bool:
         """Pushes do not carry their value to the core; the feed does: fill it in."""

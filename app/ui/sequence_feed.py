@@ -12,8 +12,8 @@ from collections.abc import Callable
 import msgspec
 from PySide6.QtCore import QObject, Signal
 
-from app.link import ConnectionStatus
-from app.sync import SyncEvent
+from app.link import ConnectionStatus, LikesState, item_id_of
+from app.sync import PushApplied, SyncEvent
 from syncserver import ServerState
 
 from .bridge import DeviceBridge
@@ -50,8 +50,27 @@ class SequenceRecorder(QObject):
         self.model.add_lane(bridge.device_id, bridge.name)
         device_id = bridge.device_id
 
+        unknown: dict[str, int] = {}  # pushes applied, whose value the state will show
+
+        def learn_values(state: LikesState) -> None:
+            # Push events carry no value and a process without the server's feed has
+            # no other source: the applied push's value is the one the state shows at
+            # that revision.
+            for key, revision in list(unknown.items()):
+                item_id = item_id_of(key)
+                if item_id is None or item_id not in state.positions:
+                    del unknown[key]
+                elif state.revision(item_id) >= revision:
+                    del unknown[key]
+                    if state.revision(item_id) == revision:
+                        self.model.learn_value(key, revision, state.liked(item_id))
+                        self.changed.emit()
+
         def on_event(event: SyncEvent) -> None:
             self.model.feed(event, time.monotonic())
+            if isinstance(event, PushApplied) and event.from_device_id != device_id:
+                unknown[str(event.key)] = event.server_revision
+                learn_values(bridge.state)
             self.changed.emit()
 
         def on_status(status: ConnectionStatus) -> None:
@@ -59,6 +78,7 @@ class SequenceRecorder(QObject):
             self.changed.emit()
 
         bridge.syncEvent.connect(on_event)
+        bridge.stateChanged.connect(learn_values)
         bridge.statusChanged.connect(on_status)
         on_status(bridge.status)
 

@@ -60,6 +60,7 @@ BACKGROUND = QColor("#FBFBFD")
 HEADER = 34.0
 TOP = HEADER + 14.0
 GUTTER = 16.0
+LABEL_OFFSETS = (-15.0, 2.0, -29.0, 16.0)  # label tops around an arrow middle, by preference
 DOT = 4.5
 
 ARROW_COLORS: dict[str, QColor] = {
@@ -106,6 +107,7 @@ class SequencePainter:
         self._widths: dict[str, float] = {}
         self._labels: dict[tuple[str, int, float], QPixmap] = {}
         self.cache_labels = True  # off for SVG export, which keeps text as text
+        self.label_rects: list[QRectF] = []  # the labels drawn by the last paint
 
     # -- geometry ---------------------------------------------------------------------
 
@@ -133,6 +135,7 @@ class SequencePainter:
         """Everything visible between ``offset`` and ``offset + height``."""
         model = self.model
         self.shapes = []
+        self.label_rects = []
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(QRectF(0, 0, width, height), QColor("#FBFBFD"))
@@ -394,7 +397,10 @@ class SequencePainter:
         if width is None:
             width = self._widths[text] = self._label_metrics.horizontalAdvance(text) + 8
         middle = QPointF((a.x() + b.x()) / 2, (a.y() + b.y()) / 2)
-        rect = QRectF(middle.x() - width / 2, middle.y() - 15, width, 13)
+        rect = self._free_label_rect(middle, width, always=arrow.id == self.hovered)
+        if rect is None:
+            return  # every nearby slot is taken: the hover still explains the arrow
+        self.label_rects.append(rect)
         ink = color.darker(125)
         if self.cache_labels:
             # Text shaping is the dearest part of a paint: each label is drawn once.
@@ -407,6 +413,19 @@ class SequencePainter:
             painter.drawPixmap(rect.topLeft(), pixmap)
             return
         self._draw_label(painter, rect, text, ink)
+
+    def _free_label_rect(self, middle: QPointF, width: float, *, always: bool) -> QRectF | None:
+        """Above the arrow's middle, else just below, else a row further out; None
+        when all of them would cover a label already drawn (clustered events)."""
+        for dy in LABEL_OFFSETS:
+            rect = QRectF(middle.x() - width / 2, middle.y() + dy, width, 13)
+            if not any(rect.intersects(other) for other in self.label_rects):
+                return rect
+        return (
+            QRectF(middle.x() - width / 2, middle.y() + LABEL_OFFSETS[0], width, 13)
+            if always
+            else None
+        )
 
     def _draw_label(self, painter: QPainter, rect: QRectF, text: str, ink: QColor) -> None:
         painter.setPen(Qt.PenStyle.NoPen)

@@ -195,3 +195,35 @@ def test_the_server_values_table_speaks_of_titles_not_keys(harness: Harness) -> 
     model = _panel(demo).view.model
     harness.wait(lambda: bool(model.commits("like/bicycle")))
     assert "Bike ride" in model.explain(model.commits("like/bicycle")[0])
+
+
+def test_a_push_from_another_process_shows_its_value_and_a_capitalised_writer(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """Without the server's feed, a push's value comes from the device that applied it."""
+    demo = harness.start(devices=1)
+    assert demo.server is not None
+    process = Demo(data_dir=tmp_path / "process", server_urls=[demo.server.url])
+    harness.run(process.start(0))
+    try:
+        harness.run(process.open_device("Device B"))
+        other = process.windows[0]
+        harness.wait(lambda: other.bridge.status.state == "online")
+        model = process.recorder.model
+
+        def pushes() -> list[Arrow]:
+            return [
+                e
+                for e in model.elements.values()
+                if isinstance(e, Arrow) and e.kind == "push" and e.key == "like/coffee"
+            ]
+
+        harness.click_heart(demo.windows[0], "coffee")
+        harness.wait(lambda: bool(pushes()))
+        push = pushes()[0]
+        assert push.value is True
+        assert "♥" in push.label
+        assert model.explain(push).startswith("Push · ")
+        assert "Another device wrote rev" in model.explain(push)
+    finally:
+        harness.run(process.close())
