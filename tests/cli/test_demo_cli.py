@@ -8,9 +8,37 @@ import pytest
 
 from app.__main__ import parse_args
 from syncserver.cli import RUNTIME, USAGE
-from tests.cli.helpers import assert_one_line_error, run_command
+from tests.cli.helpers import assert_one_line_error, prefetch, run_command
 
 DEMO = ("-m", "app")
+
+BAD_URLS = [
+    ("localhost:8765", ["localhost:8765", "ws://HOST:PORT"]),
+    ("http://127.0.0.1:8765", ["HTTP", "ws://127.0.0.1:8765"]),
+    ("https://sync.example", ["HTTP", "wss://sync.example"]),
+    ("ws://[bad", ["ws://[bad", "not a URL"]),
+    ("ws://:8765", ["names no host"]),
+    ("ws://host:99999", ["out of range"]),
+    ("ws://host:0", ["port 0"]),
+    ("127.0.0.1", ["not a ws://"]),
+]
+
+WRONG_OPTIONS = [
+    (["--devices", "-1"], ["--devices"]),
+    (["--devices", "many"], ["--devices", "whole number"]),
+    (["--latency", "99999"], ["--latency", "60000"]),
+    (["--items", "0"], ["--items"]),
+    (["--log-level", "chatty"], ["--log-level"]),
+    (["--screenshot", "shot.jpg"], ["--screenshot", ".png"]),
+    (["--screenshot", "/no/such/folder/shot.png"], ["--screenshot", "/no/such/folder"]),
+    (["--data-dir", "README.md"], ["--data-dir", "README.md"]),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _run_the_mistakes_at_once() -> None:
+    prefetch([((*DEMO, "--server", url), None) for url, _ in BAD_URLS])
+    prefetch([((*DEMO, *args), None) for args, _ in WRONG_OPTIONS])
 
 
 def test_version_prints_the_package_version() -> None:
@@ -20,38 +48,14 @@ def test_version_prints_the_package_version() -> None:
     assert result.stdout.split()[0] == "optisync-demo"
 
 
-@pytest.mark.parametrize(
-    ("url", "words"),
-    [
-        ("localhost:8765", ["localhost:8765", "ws://HOST:PORT"]),
-        ("http://127.0.0.1:8765", ["HTTP", "ws://127.0.0.1:8765"]),
-        ("https://sync.example", ["HTTP", "wss://sync.example"]),
-        ("ws://[bad", ["ws://[bad", "not a URL"]),
-        ("ws://:8765", ["names no host"]),
-        ("ws://host:99999", ["out of range"]),
-        ("ws://host:0", ["port 0"]),
-        ("127.0.0.1", ["not a ws://"]),
-    ],
-)
+@pytest.mark.parametrize(("url", "words"), BAD_URLS)
 def test_a_bad_server_url_is_one_line_and_exit_2(url: str, words: list[str]) -> None:
     """A --server that is not ws(s)://HOST[:PORT] is refused at start in one line."""
     result = run_command(*DEMO, "--server", url)
     assert_one_line_error(result, "optisync-demo", USAGE, "--server", *words)
 
 
-@pytest.mark.parametrize(
-    ("args", "words"),
-    [
-        (["--devices", "-1"], ["--devices"]),
-        (["--devices", "many"], ["--devices", "whole number"]),
-        (["--latency", "99999"], ["--latency", "60000"]),
-        (["--items", "0"], ["--items"]),
-        (["--log-level", "chatty"], ["--log-level"]),
-        (["--screenshot", "shot.jpg"], ["--screenshot", ".png"]),
-        (["--screenshot", "/no/such/folder/shot.png"], ["--screenshot", "/no/such/folder"]),
-        (["--data-dir", "README.md"], ["--data-dir", "README.md"]),
-    ],
-)
+@pytest.mark.parametrize(("args", "words"), WRONG_OPTIONS)
 def test_a_wrong_option_is_one_line_and_exit_2(args: list[str], words: list[str]) -> None:
     """Each impossible option value is refused at start in one line (exit 2)."""
     assert_one_line_error(run_command(*DEMO, *args), "optisync-demo", USAGE, *words)

@@ -10,9 +10,41 @@ import pytest
 from syncserver.__main__ import parse_args
 from syncserver.cli import RUNTIME, USAGE
 from syncserver.config import ServerConfig
-from tests.cli.helpers import assert_one_line_error, run_command
+from tests.cli.helpers import assert_one_line_error, prefetch, run_command
 
 SERVER = ("-m", "syncserver")
+
+WRONG_OPTIONS = [
+    (["--port", "99999"], ["--port", "65535", "99999"]),
+    (["--port", "-1"], ["--port", "between 0 and 65535"]),
+    (["--port", "http"], ["--port", "whole number"]),
+    (["--rate-limit", "0"], ["--rate-limit", "more than 0"]),
+    (["--rate-limit", "nan"], ["--rate-limit"]),
+    (["--rate-burst", "0"], ["--rate-burst", "at least 1"]),
+    (["--max-connections", "0"], ["--max-connections", "at least 1"]),
+    (["--max-send-buffer", "100"], ["--max-send-buffer", "at least"]),
+    (["--backend", "postgres://x"], ["--backend", "redis://"]),
+    (["--backend", "redis://localhost:99999/0"], ["--backend", "out of range"]),
+    (["--backend", "memory", "--db", "x.sqlite3"], ["--db", "memory"]),
+    (["--synchronous", "OFF"], ["--synchronous", "FULL or NORMAL"]),
+    (["--log-level", "loud"], ["--log-level", "debug, info"]),
+    (["--token", ""], ["--token", "empty"]),
+    (["--host", " "], ["--host", "empty"]),
+    (["--prot", "8765"], ["--prot"]),
+]
+
+WRONG_VARIABLES = [
+    ("OPTISYNC_PORT", "99999"),
+    ("OPTISYNC_RATE_LIMIT", "0"),
+    ("OPTISYNC_ALLOW_CHAOS", "maybe"),
+    ("OPTISYNC_BACKEND", "mysql://db"),
+]
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _run_the_mistakes_at_once() -> None:
+    prefetch([((*SERVER, *args), None) for args, _ in WRONG_OPTIONS])
+    prefetch([(SERVER, {variable: value}) for variable, value in WRONG_VARIABLES])
 
 
 def test_help_lists_every_option_with_its_default_and_variable() -> None:
@@ -49,42 +81,14 @@ def test_version_prints_the_package_version() -> None:
     assert result.stdout.split()[1][0].isdigit() or result.stdout.split()[1] == "unknown"
 
 
-@pytest.mark.parametrize(
-    ("args", "words"),
-    [
-        (["--port", "99999"], ["--port", "65535", "99999"]),
-        (["--port", "-1"], ["--port", "between 0 and 65535"]),
-        (["--port", "http"], ["--port", "whole number"]),
-        (["--rate-limit", "0"], ["--rate-limit", "more than 0"]),
-        (["--rate-limit", "nan"], ["--rate-limit"]),
-        (["--rate-burst", "0"], ["--rate-burst", "at least 1"]),
-        (["--max-connections", "0"], ["--max-connections", "at least 1"]),
-        (["--max-send-buffer", "100"], ["--max-send-buffer", "at least"]),
-        (["--backend", "postgres://x"], ["--backend", "redis://"]),
-        (["--backend", "redis://localhost:99999/0"], ["--backend", "out of range"]),
-        (["--backend", "memory", "--db", "x.sqlite3"], ["--db", "memory"]),
-        (["--synchronous", "OFF"], ["--synchronous", "FULL or NORMAL"]),
-        (["--log-level", "loud"], ["--log-level", "debug, info"]),
-        (["--token", ""], ["--token", "empty"]),
-        (["--host", " "], ["--host", "empty"]),
-        (["--prot", "8765"], ["--prot"]),
-    ],
-)
+@pytest.mark.parametrize(("args", "words"), WRONG_OPTIONS)
 def test_a_wrong_option_is_one_line_and_exit_2(args: list[str], words: list[str]) -> None:
     """Each impossible or malformed option value is refused at start in one line (exit 2)."""
     line = assert_one_line_error(run_command(*SERVER, *args), "syncserver", USAGE, *words)
     assert "--help" in line
 
 
-@pytest.mark.parametrize(
-    ("variable", "value"),
-    [
-        ("OPTISYNC_PORT", "99999"),
-        ("OPTISYNC_RATE_LIMIT", "0"),
-        ("OPTISYNC_ALLOW_CHAOS", "maybe"),
-        ("OPTISYNC_BACKEND", "mysql://db"),
-    ],
-)
+@pytest.mark.parametrize(("variable", "value"), WRONG_VARIABLES)
 def test_a_wrong_environment_variable_is_named_in_one_line(variable: str, value: str) -> None:
     """A bad OPTISYNC_* value is refused at start in one line naming the variable (exit 2)."""
     result = run_command(*SERVER, env={variable: value})
