@@ -27,6 +27,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from app.sync import DeviceContext, SyncCompletion
+from app.sync.device import new_device_id
 from syncserver.protocol import Push, Snapshot
 
 from .backoff import Backoff
@@ -98,7 +99,10 @@ class DeviceSession:
             device_secret = stored.device_secret
             if device_id is None or device_secret is None:
                 if device_id is None:
-                    device_id = rng.getrandbits(62) if rng is not None else secrets.randbits(62)
+                    # 53 bits: exact as a JSON number in every client language.
+                    device_id = (
+                        new_device_id(rng.getrandbits) if rng is not None else new_device_id()
+                    )
                     store.put_device_id(device_id)
                 # A device from before secrets gets one now; its first hello records it.
                 device_secret = (

@@ -2,8 +2,8 @@
 
 ``optimistic_sync_with_push`` shows a change at once, then runs at most one sync
 loop per (device, key): one request in flight, and at most one follow-up
-carrying the newest value when the response comes back. ``server_push`` feeds
-the server's pushes through the revision rules of :mod:`app.sync.rules`.
+carrying the newest local value when the response comes back. ``server_push``
+feeds the server's pushes through the revision rules of :mod:`app.sync.rules`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,13 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 from .completion import SyncCompletion
-from .device import DeviceContext, KeyBook
+from .device import DeviceContext, HeldPush, KeyBook
 from .errors import MissingServerRevisionError, TooManyFollowUpsError
 from .events import (
     FollowUpScheduled,
     OptimisticApplied,
     PushApplied,
+    PushHeld,
     PushIgnoredStale,
     RequestSent,
     ResponseApplied,
@@ -30,7 +31,7 @@ from .events import (
     SyncFailed,
     SyncFinished,
 )
-from .rules import PushMetadata, PushVerdict, judge_push, needs_follow_up
+from .rules import PushMetadata, PushVerdict, ResponseVerdict, judge_push, judge_response
 
 __all__ = ["Cubit", "SyncCompletion"]
 
@@ -50,6 +51,8 @@ StateListener = Callable[[S], None]
 
 _APPLY = PushVerdict.APPLY
 _SELF_ECHO = PushVerdict.SELF_ECHO
+_HOLD = PushVerdict.HOLD
+_STALE = PushVerdict.STALE
 
 
 def _check_revision(revision: object) -> int:
@@ -307,7 +310,11 @@ class Cubit(Generic[S]):
         if running is None and get_server_revision_from_state is not None:
             # Seed before the first request; a running loop re-reads it on response.
             device.known_server_revision(key, get_server_revision_from_state(self._state))
+        book.local_value = value
         book.latest_change_from_push = False
+        # The user's newer change is what a follow-up will carry: a push held
+        # back before it no longer decides anything (its revision stays known).
+        book.held_push = None
         self.emit(optimistic)
         if device.observed:
             device.publish(
@@ -359,21 +366,26 @@ class Cubit(Generic[S]):
                 known = device.known_server_revision(
                     key, spec.get_server_revision_from_state(self._state)
                 )
-                current = spec.get_value_from_state(self._state)
+                held, book.held_push = book.held_push, None
                 if spec.with_revisions:
-                    follow_up = needs_follow_up(
-                        latest_change_from_push=book.latest_change_from_push,
+                    current = book.local_value
+                    verdict = judge_response(
+                        held_push_revision=None if held is None else held.push.server_revision,
+                        response_revision=response_revision,
                         local_revision=book.local_revision,
                         sent_local_revision=sent_local_revision,
                         value_changed=current != value,
-                        response_revision=response_revision,
                         known_server_revision=known,
                     )
                 else:
-                    follow_up = spec.if_should_send_another_request(
+                    current = spec.get_value_from_state(self._state)
+                    asked = spec.if_should_send_another_request(
                         state_value=current, sent_value=value, request_count=requests
                     )
-                if follow_up:
+                    verdict = ResponseVerdict.FOLLOW_UP if asked else ResponseVerdict.STABLE
+                if held is not None and verdict is not ResponseVerdict.PUSH_WINS:
+                    self._drop_held(key, held)  # our write landed after it
+                if verdict is ResponseVerdict.FOLLOW_UP:
                     if (
                         spec.max_follow_up_requests != -1
                         and requests >= spec.max_follow_up_requests
@@ -394,11 +406,15 @@ class Cubit(Generic[S]):
                 self._settle(
                     key, response, response_revision, known, spec.apply_server_response_to_state
                 )
+                if held is not None:  # PUSH_WINS: the newer write is shown now
+                    self._apply_held(key, held)
                 break
         except asyncio.CancelledError:
+            self._apply_held(key)  # state must match the revision it recorded
             device.release(key)  # shutting down: no reload, no spec.on_finish
             raise
         except Exception as error:
+            self._apply_held(key)  # the newest write known; our outcome is not
             device.release(key)
             device.publish(
                 SyncFailed(
@@ -460,6 +476,55 @@ class Cubit(Generic[S]):
             )
         )
 
+    def _apply_held(self, key: Hashable, held: HeldPush | None = None) -> None:
+        """Show a held push (the one given, else the key's), if it is still the newest."""
+        book = self._device.book(key)
+        if held is None:
+            held, book.held_push = book.held_push, None
+            if held is None:
+                return
+        push = held.push
+        if push.server_revision < book.server_revision:
+            self._drop_held(key, held)
+            return
+        self._apply_push(key, push, held.apply)
+
+    def _drop_held(self, key: Hashable, held: HeldPush) -> None:
+        device = self._device
+        if device.observed:
+            device.publish(
+                PushIgnoredStale(
+                    key=key,
+                    device_id=device.device_id,
+                    local_revision=device.local_revision(key),
+                    server_revision=device.server_revision(key),
+                    push_revision=held.push.server_revision,
+                    from_device_id=held.push.device_id,
+                )
+            )
+
+    def _apply_push(
+        self, key: Hashable, push: PushMetadata, apply: Callable[[S, int], S | None]
+    ) -> None:
+        device = self._device
+        book = device.book(key)
+        new_state = apply(self._state, push.server_revision)
+        book.server_revision = push.server_revision
+        book.latest_change_from_push = True
+        if new_state is not None:
+            self.emit(new_state)
+        if device.observed:
+            device.publish(
+                PushApplied(
+                    key=key,
+                    device_id=device.device_id,
+                    local_revision=book.local_revision,
+                    server_revision=push.server_revision,
+                    from_device_id=push.device_id,
+                    push_local_revision=push.local_revision,
+                )
+            )
+
     async def _run_on_finish(
         self, on_finish: OnFinish[S] | None, optimistic_value: Any, error: BaseException | None
     ) -> None:
@@ -484,7 +549,8 @@ class Cubit(Generic[S]):
         get_server_revision_from_state: Callable[[S], int],
         apply_server_push_to_state: Callable[[S, int], S | None],
     ) -> PushVerdict:
-        """Apply a server push if it is news; see :func:`app.sync.rules.judge_push`."""
+        """Apply a server push if it is news, or hold it back while the key has a
+        request in flight; see :func:`app.sync.rules.judge_push`."""
         # Called once per push on every device (2,000 times for a burst of 20 taps
         # on 100 devices): plain ints skip the per-field checks, the book is looked
         # up once, and events are built only when someone listens.
@@ -512,8 +578,14 @@ class Cubit(Generic[S]):
             device_id=device_id,
             local_revision=book.local_revision,
             known_server_revision=known,
+            in_flight=book.loop is not None,
         )
+        if verdict is not _STALE and book.held_push is not None:
+            # A newer write than the held one: the held one is no longer the server's.
+            held, book.held_push = book.held_push, None
+            self._drop_held(key, held)
         if verdict is _APPLY:
+            # Inline rather than _apply_push: this is the hot path of every push.
             new_state = apply_server_push_to_state(self._state, server_revision)
             book.server_revision = server_revision
             book.latest_change_from_push = True
@@ -539,6 +611,20 @@ class Cubit(Generic[S]):
                         device_id=device_id,
                         local_revision=book.local_revision,
                         server_revision=server_revision,
+                        push_local_revision=local_revision,
+                    )
+                )
+        elif verdict is _HOLD:
+            book.server_revision = server_revision
+            book.held_push = HeldPush(push, apply_server_push_to_state)
+            if device.observed:
+                device.publish(
+                    PushHeld(
+                        key=key,
+                        device_id=device_id,
+                        local_revision=book.local_revision,
+                        server_revision=server_revision,
+                        from_device_id=from_device_id,
                         push_local_revision=local_revision,
                     )
                 )

@@ -11,15 +11,38 @@ import logging
 import secrets
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass
+from typing import Any
 
 from .completion import SyncCompletion
 from .events import SyncEvent
+from .rules import PushMetadata
 
-__all__ = ["DeviceContext", "EventListener"]
+__all__ = ["DEVICE_ID_BITS", "DeviceContext", "EventListener", "new_device_id"]
 
 log = logging.getLogger(__name__)
 
 EventListener = Callable[[SyncEvent], None]
+
+DEVICE_ID_BITS = 53
+"""Device ids we make fit in 53 bits: JSON numbers are exact up to 2**53 - 1 in
+every language (JavaScript's included), so any client's self-echo rule works."""
+
+
+def new_device_id(randbits: Callable[[int], int] = secrets.randbits) -> int:
+    """A random device id in 1 ... 2**53 - 1 (0 is reserved)."""
+    while True:
+        device_id = randbits(DEVICE_ID_BITS)
+        if device_id:
+            return device_id
+
+
+@dataclass(frozen=True, slots=True)
+class HeldPush:
+    """Another device's push that arrived while our request was in flight."""
+
+    push: PushMetadata
+    apply: Callable[[Any, int], Any]
+    """``apply_server_push_to_state``, called if the push turns out newer than our write."""
 
 
 @dataclass(slots=True)
@@ -27,8 +50,12 @@ class KeyBook:
     """What a device knows of one key."""
 
     local_revision: int = 0
+    local_value: Any = None
+    """The value of the latest local change: what a follow-up carries."""
     server_revision: int = -1
     latest_change_from_push: bool = False
+    held_push: HeldPush | None = None
+    """A push held back while a request is in flight (see :mod:`app.sync.rules`)."""
     loop: SyncCompletion | None = None
     """The key's running sync loop while a request is in flight."""
 
@@ -45,7 +72,7 @@ class DeviceContext:
             isinstance(device_id, bool) or not isinstance(device_id, int)
         ):
             raise TypeError(f"device_id must be an int, not {type(device_id).__name__}")
-        self._device_id = secrets.randbits(62) if device_id is None else device_id
+        self._device_id = new_device_id() if device_id is None else device_id
         self._books: dict[Hashable, KeyBook] = {}
         self._listeners: list[EventListener] = []
         self.observed = False
@@ -77,6 +104,11 @@ class DeviceContext:
         """The newest server revision this device recorded for ``key`` (-1 if unknown)."""
         book = self._books.get(key)
         return -1 if book is None else book.server_revision
+
+    def local_value(self, key: Hashable) -> Any:
+        """The value of the latest local change to ``key`` (None if never changed here)."""
+        book = self._books.get(key)
+        return None if book is None else book.local_value
 
     def latest_change_from_push(self, key: Hashable) -> bool:
         """Whether the newest change to ``key`` came from the server rather than the user."""
@@ -143,6 +175,7 @@ class DeviceContext:
         for book in self._books.values():
             book.server_revision = -1
             book.latest_change_from_push = False
+            book.held_push = None  # a write of the replaced history
 
     def claim(self, key: Hashable, loop: SyncCompletion) -> None:
         self.book(key).loop = loop

@@ -14,6 +14,7 @@ __all__ = [
     "FollowUpScheduled",
     "OptimisticApplied",
     "PushApplied",
+    "PushHeld",
     "PushIgnoredStale",
     "RequestSent",
     "ResponseApplied",
@@ -82,8 +83,19 @@ class PushApplied(SyncEvent):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class PushHeld(SyncEvent):
+    """Another device's newer write arrived while our request is in flight: its
+    revision is recorded, its value held back until our response shows which
+    write is newer (then ``PushApplied``, or ``PushIgnoredStale`` if ours is)."""
+
+    from_device_id: int
+    push_local_revision: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PushIgnoredStale(SyncEvent):
-    """A push at or below the newest known revision was dropped."""
+    """A push at or below the newest known revision was dropped (or a held push
+    older than our own write, when its response came back)."""
 
     push_revision: int
     from_device_id: int

@@ -7,17 +7,43 @@ from typing import Any
 
 import pytest
 
-from app.sync import Cubit, DeviceContext
+from app.sync import Cubit, DeviceContext, PushVerdict
+from app.sync.device import new_device_id
 from tests.timeouts import TIMEOUT
 
 
-def test_device_id_defaults_to_a_random_62_bit_int_fixed_for_life() -> None:
-    """Each context draws its own id once; it never changes."""
+def test_device_id_defaults_to_a_random_53_bit_int_fixed_for_life() -> None:
+    """Each context draws its own id once, in 1 ... 2**53 - 1 (exact as a JSON number
+    in JavaScript too); it never changes."""
     ids = {DeviceContext().device_id for _ in range(50)}
     assert len(ids) == 50
-    assert all(0 <= device_id < 2**62 for device_id in ids)
+    assert all(0 < device_id <= 2**53 - 1 for device_id in ids)
+    assert max(ids) >= 2**48  # really drawn from 53 bits, not fewer
     device = DeviceContext()
     assert device.device_id == device.device_id
+
+
+def test_a_new_device_id_is_never_0() -> None:
+    """0 is reserved: a draw of 0 is drawn again."""
+    draws = iter([0, 0, 7])
+    assert new_device_id(lambda bits: next(draws)) == 7
+
+
+@pytest.mark.parametrize("device_id", [-(2**63), 2**53, 2**63 - 1])
+def test_any_signed_64_bit_device_id_is_accepted(device_id: int) -> None:
+    """Ids from elsewhere (older devices, other clients) may use all 64 bits: kept
+    as given, and their pushes judged exactly."""
+    device = DeviceContext(device_id=device_id)
+    assert device.device_id == device_id
+    cubit: Cubit[int] = Cubit(0, device=device)
+    verdict = cubit.server_push(
+        key="k",
+        push_metadata=(1, 0, device_id + 1 if device_id < 2**63 - 1 else device_id - 1),
+        get_server_revision_from_state=lambda _state: -1,
+        apply_server_push_to_state=lambda _state, revision: revision,
+    )
+    assert verdict is PushVerdict.APPLY
+    assert cubit.state == 1
 
 
 def test_device_id_can_be_given_for_a_persistent_device() -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import subprocess
 import sys
 import textwrap
@@ -188,3 +189,29 @@ async def test_two_demo_processes_with_the_same_home_open_different_devices(
             process.terminate()
         for process in processes:
             await asyncio.wait_for(asyncio.to_thread(process.wait), TIMEOUT)
+
+
+class _ZeroFirst(random.Random):
+    """A seeded generator whose first draw of bits is 0 (the reserved id)."""
+
+    def __init__(self) -> None:
+        super().__init__(7)
+        self.drawn: list[int] = []
+
+    def getrandbits(self, k: int, /) -> int:
+        self.drawn.append(k)
+        return 0 if len(self.drawn) == 1 else super().getrandbits(k)
+
+
+async def test_a_new_device_gets_an_id_that_fits_53_bits(
+    server: SyncServer, open_device: OpenDevice
+) -> None:
+    """A new device's id is in 1 ... 2**53 - 1, so a JavaScript client reads it exactly;
+    the server binds the connection to it."""
+    a = await open_device("A", [server.url])
+    assert 0 < a.device_id <= 2**53 - 1
+    await _server_sees(server, lambda devices: a.device_id in devices)
+    rng = _ZeroFirst()
+    b = await open_device("B", [server.url], rng=rng)
+    assert rng.drawn[:2] == [53, 53]  # 0 was drawn first, and drawn again
+    assert 0 < b.device_id <= 2**53 - 1
