@@ -410,11 +410,13 @@ class Cubit(Generic[S]):
                     self._apply_held(key, held)
                 break
         except asyncio.CancelledError:
-            self._apply_held(key)  # state must match the revision it recorded
+            book.held_push = None  # as for any failed write: the intent is resent later
             device.release(key)  # shutting down: no reload, no spec.on_finish
             raise
         except Exception as error:
-            self._apply_held(key)  # the newest write known; our outcome is not
+            # Our write's fate is unknown: recovering is on_finish's (a reload) or the
+            # resent intent's, as for any failed write, so the held push is dropped.
+            book.held_push = None
             device.release(key)
             device.publish(
                 SyncFailed(
@@ -476,18 +478,12 @@ class Cubit(Generic[S]):
             )
         )
 
-    def _apply_held(self, key: Hashable, held: HeldPush | None = None) -> None:
-        """Show a held push (the one given, else the key's), if it is still the newest."""
-        book = self._device.book(key)
-        if held is None:
-            held, book.held_push = book.held_push, None
-            if held is None:
-                return
-        push = held.push
-        if push.server_revision < book.server_revision:
+    def _apply_held(self, key: Hashable, held: HeldPush) -> None:
+        """Show a held push that turned out newer than our write (if still the newest)."""
+        if held.push.server_revision < self._device.server_revision(key):
             self._drop_held(key, held)
-            return
-        self._apply_push(key, push, held.apply)
+        else:
+            self._apply_push(key, held.push, held.apply)
 
     def _drop_held(self, key: Hashable, held: HeldPush) -> None:
         device = self._device

@@ -25,8 +25,9 @@ change unless a write newer than their own replaced it:
   choice and changes at most once, to the winner, when the response decides.
   A later accepted push makes a held one obsolete (it is older), and a local
   change drops it (the user's newer change is what the follow-up carries).
-  If the request fails, the held push is applied: it is the newest server
-  write the device knows.
+  If the request fails, the held push is dropped with it: our write's fate is
+  unknown, so recovery is the same as for any failed write (``on_finish``
+  reloads the key, or the link resends the intent after a reconnect).
 
 * :func:`judge_response` - at the response, in this order: a held push above
   the response's revision is a newer write by another device (last write

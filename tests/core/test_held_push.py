@@ -166,9 +166,9 @@ async def test_the_echo_of_our_write_makes_a_held_older_push_obsolete() -> None:
     assert a.state.text == "a1"
 
 
-async def test_a_failed_request_shows_the_held_push() -> None:
-    """Our write's fate is unknown after a failure: the held push, the newest write
-    known, is shown so the state matches the revision it recorded."""
+async def test_a_failed_request_drops_the_held_push_and_leaves_recovery_to_on_finish() -> None:
+    """Our write's fate is unknown after a failure: as for any failed write, the
+    user's value stays until on_finish reloads (or the intent is resent)."""
     server = HeldServer()
     a = TextCubit(server)
     done = a.write("a1")
@@ -177,8 +177,12 @@ async def test_a_failed_request_shows_the_held_push() -> None:
     first.fail(ConnectionError("lost"))
     with pytest.raises(ConnectionError):
         await asyncio.wait_for(done, TIMEOUT)
-    assert a.state == TextState(text="b", revision=6)
+    assert a.state.text == "a1"
     assert not a.device.in_flight(KEY)
+    assert a.device.server_revision(KEY) == 6
+    assert a.push("b", (6, 1, OTHER_DEVICE)) is PushVerdict.STALE  # known, not news
+    a.push("c", (7, 1, OTHER_DEVICE))  # nothing in flight now: applied at once
+    assert a.state == TextState(text="c", revision=7)
 
 
 async def test_the_device_remembers_the_latest_local_value() -> None:

@@ -94,7 +94,8 @@ async def test_rapid_taps_coalesce_into_at_most_two_requests(
 async def test_a_newer_write_from_another_device_shows_as_overridden_by_it(
     server: SyncServer, open_device: OpenDevice
 ) -> None:
-    """When another device writes after ours lands, we show its value, overridden by it."""
+    """When another device writes after ours lands, we show its value, overridden by it;
+    while our request is out, its push is held back and we keep showing ours."""
     a = await open_device("A", [server.url])
     b = await open_device("B", [server.url])
     await eventually(lambda: a.status.state == b.status.state == "online", a, b)
@@ -103,7 +104,8 @@ async def test_a_newer_write_from_another_device_shows_as_overridden_by_it(
     mine = a.toggle_like("tea")
     await eventually(lambda: b.state.liked("tea"), b)  # A's write landed (revision 1)
     theirs = b.toggle_like("tea")  # B unlikes at revision 2
-    await eventually(lambda: not a.state.liked("tea"), a)
+    await eventually(lambda: a.state.revision("tea") == 2, a)  # B's push reached A
+    assert a.state.liked("tea")  # held: it may be older than our write
     assert a.state.status("tea").phase is SyncPhase.SAVING  # our request is still out
     await asyncio.wait_for(asyncio.gather(mine, theirs), TIMEOUT)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.sync import PushIgnoredStale, SyncFailed
+from app.sync import PushHeld, PushIgnoredStale, SyncFailed
 from app.sync.testing import (
     Action,
     Advance,
@@ -126,18 +126,26 @@ def test_refused_reload_after_a_refused_write_still_converges() -> None:
     play(1, 1, Schedule(0, [FailNextRequest(), FailNextRequest(), Tap(0, 0)]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="link: the reload of an older refused sync, retried late, overwrites a newer "
-    "tap, and the sync of that tap then sees nothing left to send",
-)
 def test_late_reload_after_refused_requests_never_overwrites_a_newer_tap() -> None:
     """A refused write and a refused reload: the reload is asked again later, after the
-    user tapped twice more; the user's last tap must still reach the server."""
+    user tapped twice more; the user's last tap still reaches the server (the follow-up
+    carries the latest local value the device recorded, not the reloaded state)."""
     actions: list[Action] = [Tap(0, 0), Tap(0, 0), Tap(0, 0), Tap(0, 0), Tap(0, 0), Tap(1, 0)]
     actions += [FailNextRequest(), FailNextRequest(), Latency(0.0, 0.056), Advance(0.089)]
     actions += [Advance(0.084), Tap(0, 0), Tap(0, 0)]
     play(2, 1, Schedule(0, actions))
+
+
+def test_a_push_older_than_a_devices_in_flight_write_does_not_drop_its_last_tap() -> None:
+    """Both devices tap twice at once: a push of the other's write reaches each while
+    its own is in flight; where that write is older than ours, the last tap still
+    follows up and every device ends on the server's last write."""
+    taps = [Tap(0, 0), Tap(0, 0), Tap(1, 0), Tap(1, 0)]
+    simulation = play(2, 1, Schedule(0, taps))
+    assert simulation.monitor.event_counts[PushHeld.__name__] >= 1
+    assert simulation.server is not None
+    value, revision = simulation.server.register(ITEM_0)
+    assert shown(simulation, 0, ITEM_0) == shown(simulation, 1, ITEM_0) == (value, revision)
 
 
 def test_taps_while_in_flight_coalesce_into_one_follow_up() -> None:

@@ -18,16 +18,18 @@ At quiescence (every device connected, caught up and idle, nothing on the wire):
   epoch's writes are gone with it, by design), revisions run 1, 2, 3… in every
   epoch and each register is its key's last write;
 * each device's last tap per key is on the server (its own last write to that key
-  carries it), was superseded by a newer server write the device applied after
-  the tap, failed and was reloaded (``SyncFailed``), or was lost with a killed
-  process before its store flushed it;
+  carries it), was superseded by a strictly newer server write the device applied
+  after the tap (newer than the tap's known revision and than every write this
+  device sent before the tap, the one in flight at the tap included), failed and
+  was reloaded (``SyncFailed``), or was lost with a killed process before its
+  store flushed it;
 * a device reopened after a kill has the device id it had.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Hashable, Mapping
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -198,7 +200,7 @@ class Monitor:
                 continue  # the sync failed and the key was reloaded
             if any(
                 isinstance(event, PushApplied)
-                and _newer(event, epoch, record, tap, by_revision, device_id)
+                and _newer(event, epoch, record, tap, by_revision, own, device_id)
                 for event, epoch in record.since_last_tap
             ):
                 continue  # a newer write superseded it
@@ -217,16 +219,24 @@ def _newer(
     record: KeyRecord,
     tap: OptimisticApplied,
     by_revision: Mapping[tuple[str, int], Write],
+    own: Sequence[Write],
     device_id: int | None,
 ) -> bool:
     """Whether an applied push carried a write newer than the tap: one of another
     history (the tap's was replaced), or a later revision by someone else (or by this
-    device at a later local revision)."""
+    device at a later local revision) above every write this device sent before the
+    tap: a write our own in-flight one overwrote on the server supersedes nothing."""
     if epoch != record.last_tap_epoch:
         return True
     if push.server_revision <= tap.server_revision:
         return False
     write = by_revision.get((epoch or "", push.server_revision))
-    return write is not None and (
-        write.device_id != device_id or write.local_revision >= tap.local_revision
+    if write is None or (
+        write.device_id == device_id and write.local_revision < tap.local_revision
+    ):
+        return False
+    return all(
+        push.server_revision > mine.server_revision
+        for mine in own
+        if mine.epoch == write.epoch and mine.local_revision < tap.local_revision
     )
