@@ -49,6 +49,8 @@ ROOT = Path(__file__).resolve().parents[2]
 KEYS = 5000
 INTERVAL = 0.02
 TARGET = 5.0
+STALL = 10.0
+"""Seconds without an ack after which a row stops: the server stalled."""
 
 
 async def _fill(url: str) -> None:
@@ -73,8 +75,9 @@ async def _measure(url: str, seconds: float) -> list[float]:
     latencies: list[float] = []
     async with connect(url, max_size=2**21, local_addr=("127.0.0.2", 0)) as ws:
         await ws.send(json.dumps({"type": "hello", "device_id": 7, "batch_pushes": True}))
-        while json.loads(await ws.recv())["type"] != "snapshot":
-            pass
+        async with asyncio.timeout(STALL):
+            while json.loads(await ws.recv())["type"] != "snapshot":
+                pass
         deadline = time.perf_counter() + seconds
         for n in itertools.count(1):
             started = time.perf_counter()
@@ -86,10 +89,16 @@ async def _measure(url: str, seconds: float) -> list[float]:
                      "local_revision": n}
                 )
             )  # fmt: skip
-            while True:
-                message = json.loads(await ws.recv())
-                if message["type"] == "ack" and message["request_id"] == n:
-                    break
+            try:
+                async with asyncio.timeout(STALL):
+                    while True:
+                        message = json.loads(await ws.recv())
+                        if message["type"] == "ack" and message["request_id"] == n:
+                            break
+            except TimeoutError:
+                latencies.append(STALL * 1000)
+                print(f"no ack within {STALL:g} s: the server stalled", flush=True)
+                break
             latencies.append((time.perf_counter() - started) * 1000)
             await asyncio.sleep(max(0.0, INTERVAL - (time.perf_counter() - started)))
     return latencies
@@ -232,6 +241,9 @@ async def _run(seconds: float, counts: tuple[int, ...], limited: bool = True) ->
                     flush=True,
                 )
             print(f"server RSS at the end: {server.rss_kib() / 1024:.0f} MiB")
+            # A stalled server may not stop on SIGTERM in time: do not leave it behind.
+            server.proc.kill()
+            await server.proc.wait()
 
 
 def run(quick: bool = False, limited: bool = True) -> None:
