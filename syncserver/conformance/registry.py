@@ -74,7 +74,7 @@ class Context:
     @staticmethod
     def device_id() -> int:
         """A fresh device id, chosen the way PROTOCOL.md tells devices to."""
-        return secrets.randbits(62) or 1
+        return secrets.randbits(53) or 1
 
     async def connect(self, url: str | None = None, **options: Any) -> Peer:
         """A new connection (closed after the check)."""

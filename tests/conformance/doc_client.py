@@ -45,8 +45,8 @@ class DocDevice:
     def __init__(self, url: str, *, heartbeat: float = 15.0, device_id: int | None = None) -> None:
         self.url = url
         self.heartbeat = heartbeat
-        # §1: chosen once, 1 … 2**62 - 1, from a secure generator.
-        self.device_id = device_id if device_id is not None else secrets.randbits(62) or 1
+        # §1: chosen once, 1 … 2**53 - 1, from a secure generator.
+        self.device_id = device_id if device_id is not None else secrets.randbits(53) or 1
         self.device_secret = secrets.token_urlsafe(32)  # made with the id, kept with it
         # The state a device keeps.
         self.epoch: str | None = None
@@ -62,6 +62,7 @@ class DocDevice:
         """Called on every change of what the device shows or knows (tests wait on it)."""
         self._outbox: asyncio.Queue[str] | None = None
         self._in_flight: dict[str, _InFlight] = {}
+        self._held: dict[str, dict[str, Any]] = {}  # §4: pushes held while a set flies
         self._requests: dict[int, str] = {}
         self._ids = itertools.count(1)
         self.sets_sent = 0
@@ -96,6 +97,7 @@ class DocDevice:
         self.values[key] = value
         self.newest_change[key] = self.local_revision
         self.intents[key] = _Intent(value, self.local_revision)
+        self._held.pop(key, None)  # §4: the user's newer change drops a held push
         self._notify()
         if self.online and key not in self._in_flight:
             self._send_set(key)
@@ -144,6 +146,7 @@ class DocDevice:
         self._resyncing = False
         self._page_run = None
         self._in_flight.clear()  # outcome unknown: the intents stay (§8)
+        self._held.clear()
         self._requests.clear()
         self._notify()
 
@@ -249,6 +252,10 @@ class DocDevice:
             return  # stale
         self.known[key] = revision
         mine = push["device_id"] == self.device_id
+        if not mine and key in self._in_flight:
+            self._held[key] = push  # hold: the ack tells whose write is newer
+            return
+        self._held.pop(key, None)  # a later push makes a held one obsolete
         if mine and push["local_revision"] < self.newest_change.get(key, 0):
             return  # self-echo: record the revision only
         self.values[key] = push["value"]
@@ -265,6 +272,12 @@ class DocDevice:
         sent = self._in_flight.pop(key)
         self._retry_attempts.pop(key, None)
         revision = ack["server_revision"]
+        held = self._held.pop(key, None)
+        if held is not None and held["server_revision"] > revision:
+            self.values[key] = held["value"]  # another device wrote after us: it wins
+            self.intents.pop(key, None)
+            self._notify()
+            return
         known = self.known.get(key, -1)
         intent = self.intents.get(key)
         if (
@@ -287,6 +300,7 @@ class DocDevice:
         if key is None:
             return
         self._in_flight.pop(key, None)
+        self._held.pop(key, None)  # §5: forgotten with the failed set
         if error.get("code") in RETRYABLE:
             attempt = self._retry_attempts.get(key, 0) + 1
             self._retry_attempts[key] = attempt

@@ -217,3 +217,20 @@ async def test_a_document_client_converges_after_the_server_loses_its_history(
         assert server_values(reborn) == {**dict.fromkeys(KEYS, False), fig: True}
     finally:
         await reborn.close()
+
+
+async def test_a_push_that_merely_arrives_first_never_drops_the_users_last_change(server, devices):
+    """Another device's write commits just before ours while the user changes their mind:
+    its push is held, our write is newer, and the user's last choice follows up."""
+    doc, a, b = devices
+    tea = KEYS[0]
+    server.chaos.set_write_delay(0.15)
+    try:
+        b.toggle_like(CATALOGUE[0].id)  # tea: True, committed first
+        await until(lambda: server.requests_in_flight > 0, server, doc)
+        doc.change(tea, True)  # sent, committed after B's
+        doc.change(tea, False)  # the user's last choice, while the set is in flight
+        await converged(server, doc, a, b)
+    finally:
+        server.chaos.reset()
+    assert server_values(server)[tea] is False
