@@ -1,8 +1,10 @@
 """The ceiling of the server benchmarks: a bare relay doing the sync server's work.
 
-``python -m tests.perf._bare [--synchronous FULL|NORMAL] [--write-delay S]``
-runs a bare websockets server (compression off, like the sync server) and
-prints its ``ws://`` URL like ``python -m syncserver`` does. It does what the
+``python -m tests.perf._bare [--synchronous FULL|NORMAL] [--write-delay S] [--no-uvloop]``
+runs a bare websockets server (compression off, like the sync server) on the
+event loop the sync server would pick (uvloop when installed, unless
+``--no-uvloop`` or ``OPTISYNC_NO_UVLOOP=1``) and prints its ``ws://`` URL like
+``python -m syncserver`` does. It does what the
 sync server does with a write, and nothing else:
 
 * a ``hello`` is answered with an empty ``snapshot``; from then on the
@@ -41,6 +43,8 @@ from pathlib import Path
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
+
+from syncserver.loop import loop_name, run
 
 __all__ = ["RawClient", "Relay", "connect_raw", "main", "relay_running", "text_frame"]
 
@@ -301,8 +305,12 @@ async def _serve(args: argparse.Namespace) -> None:
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
     async with relay_running(args.synchronous, args.write_delay, args.host, args.port) as url:
-        print(f"bare relay listening on {url} (synchronous={args.synchronous})", flush=True)
+        name = loop_name(not args.no_uvloop)
+        print(f"bare relay listening on {url} (synchronous={args.synchronous}, {name})", flush=True)
         await stop.wait()
+
+
+_YES = ("1", "true", "yes", "on")
 
 
 def main() -> None:
@@ -311,10 +319,17 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--synchronous", choices=["FULL", "NORMAL"], default="FULL")
     parser.add_argument("--write-delay", type=float, default=0.0, metavar="SECONDS")
+    parser.add_argument(
+        "--no-uvloop",
+        action="store_true",
+        default=os.environ.get("OPTISYNC_NO_UVLOOP", "").strip().lower() in _YES,
+        help="keep asyncio's loop even when uvloop is installed, as syncserver's flag does",
+    )
     args = parser.parse_args()
     if args.write_delay < 0:
         parser.error("--write-delay must not be negative")
-    asyncio.run(_serve(args))
+    # The ceiling runs on the loop the sync server would pick, or it is no ceiling.
+    run(_serve(args), use_uvloop=not args.no_uvloop)
 
 
 if __name__ == "__main__":
