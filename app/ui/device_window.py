@@ -79,15 +79,15 @@ class DeviceWindow(QWidget):
         self.avatar.setToolTip(f"{bridge.name}: one device, with its own connection and state")
         self.name_label = QLabel(bridge.name)
         self.name_label.setObjectName("windowTitle")
-        self.id_label = QLabel(f"device id {bridge.device_id}")
+        self.id_label = QLabel(f"id {bridge.device_id}")
         self.id_label.setObjectName("subtle")
         self.id_label.setFont(mono_font(8.0))
         self.id_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.id_label.setToolTip(
-            "The id this device sends with every write; kept in its state file, so a "
+            "The device id this device sends with every write; kept in its state file, so a "
             "reopened device is the same device"
         )
-        self.connection = Pill()
+        self.connection = Pill(min_text="Connecting…")
         self.connection.setAccessibleName("Connection status")
         names = QVBoxLayout()
         names.setSpacing(1)
@@ -297,11 +297,15 @@ class DeviceWindow(QWidget):
     def _show_status(self) -> None:
         text, tone = status_text(self.bridge.status, time.monotonic())
         tip = STATUS_TIPS[tone].format(url=self.bridge.status.url or "the server")
+        # Narrow windows drop the reason first, then "Offline" (the red says it); the
+        # tooltip always has every word.
+        shorter = [text]
+        if text.startswith("Offline · retry in "):
+            shorter.append("Retry in " + text.removeprefix("Offline · retry in "))
         if reason := self.bridge.status.reason:
-            # Elided in the pill when the window is narrow; the tooltip always has it whole.
             text = f"{text} · {reason}"
             tip = f"{text}.\n{tip}"
-        self.connection.set(text, tone)
+        self.connection.set(text, tone, *shorter)
         self.connection.setToolTip(tip)
 
     def _on_event(self, entry: TimelineEntry) -> None:

@@ -39,6 +39,7 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QPushButton,
+    QSizePolicy,
     QToolTip,
     QVBoxLayout,
     QWidget,
@@ -695,6 +696,9 @@ LEGEND: tuple[tuple[str, str, str], ...] = (
 )
 
 
+LEGEND_HINT = "  hover for details, click a write"
+
+
 class SequencePanel(QWidget):
     """The diagram with its toolbar: pause, item filter, clear, export; and a legend."""
 
@@ -735,9 +739,11 @@ class SequencePanel(QWidget):
         bar.addWidget(self.filter, 1)
         bar.addWidget(self.clear_button)
         bar.addWidget(self.export_button)
+        # One line whatever the width (the diagram keeps the room); the hint to hover
+        # is dropped first when the line is short of room, the tooltip has it all.
         self.legend = QLabel(self._legend_html())
         self.legend.setObjectName("legend")
-        self.legend.setWordWrap(True)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
         self.legend.setToolTip(
             "<br>".join(f"<b>{glyph} {kind}</b>: {text}" for glyph, kind, text in LEGEND)
         )
@@ -756,12 +762,21 @@ class SequencePanel(QWidget):
         self.view.selectionChanged.connect(self._on_selected)
         self._keys: list[str] = []
 
-    def _legend_html(self) -> str:
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        plain = "  ".join(f"{glyph} {kind}" for glyph, kind, _text in LEGEND[:7])
+        needed = self.legend.fontMetrics().horizontalAdvance(plain + LEGEND_HINT) + 8
+        html = self._legend_html(hint=needed <= self.legend.width())
+        if self.legend.text() != html:
+            self.legend.setText(html)
+
+    def _legend_html(self, *, hint: bool = True) -> str:
         parts = []
         for glyph, kind, _text in LEGEND[:7]:
             color = Palette.accent if kind == "tap" else ARROW_COLORS.get(kind, Palette.muted)
             parts.append(f"<span style='color:{color.name()}'><b>{glyph}</b> {kind}</span>")
-        return "&nbsp;&nbsp;".join(parts) + "&nbsp;&nbsp;<i>hover for details, click a write</i>"
+        words = "&nbsp;&nbsp;".join(parts)
+        return f"{words}&nbsp;&nbsp;<i>{LEGEND_HINT.strip()}</i>" if hint else words
 
     # -- actions ----------------------------------------------------------------------
 

@@ -32,7 +32,7 @@ from .sequence_view import SequencePanel
 from .server_bridge import ServerBridge
 from .server_values import DevicesModel, ServerValuesModel
 from .theme import icon_pixmap, mono_font
-from .widgets import Pill, StatTile
+from .widgets import Note, Pill, StatTile
 
 __all__ = ["ServerWindow"]
 
@@ -54,6 +54,7 @@ def snap(value: int, step: int) -> int:
 
 
 SLIDER_STEP = 50
+NOTE_WIDTH = 170  # the tab bar's free corner, right of the three tabs
 
 
 def _table(model: ServerValuesModel | DevicesModel) -> QTableView:
@@ -106,7 +107,7 @@ class ServerWindow(QWidget):
         self.url_label.setObjectName("subtle")
         self.url_label.setFont(mono_font(8.5))
         self.url_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        self.running = Pill()
+        self.running = Pill(min_text="Running")
         names = QVBoxLayout()
         names.setSpacing(1)
         names.addWidget(title)
@@ -167,7 +168,8 @@ class ServerWindow(QWidget):
         self.push = QCheckBox("Push every write to every device")
         self.push.setChecked(bridge.push_enabled)
         self.push.setToolTip(
-            "Off: devices learn of other devices' writes only when they reconnect or resync"
+            "On: every write is pushed to every device at once. Off: devices learn of other "
+            "devices' writes only when they reconnect or resync"
         )
         self.fail_button = QPushButton("Fail next request")
         self.fail_button.setObjectName("dangerButton")
@@ -222,9 +224,13 @@ class ServerWindow(QWidget):
             button.setToolTip(
                 f"Write {verb} as a device that has no window here: every window gets a push"
             )
-        self.external_result = QLabel("")
+        # In the tab bar's free corner: news never moves the tabs, and it clears itself.
+        self.external_result = Note()
         self.external_result.setObjectName("subtle")
-        self.external_result.setWordWrap(True)  # long news must not widen the window
+        self.external_result.setFixedWidth(NOTE_WIDTH)
+        self.external_result.setAlignment(
+            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
+        )
         external = QHBoxLayout()
         external.setSpacing(8)
         external_title = QLabel("Another device:")
@@ -242,8 +248,6 @@ class ServerWindow(QWidget):
         controls_layout.addLayout(controls)
         controls_layout.addLayout(buttons)
         controls_layout.addLayout(external)
-        controls_layout.addWidget(self.external_result)
-        self.external_result.hide()
 
         # -- diagram and tables, one tab each ---------------------------------------------
         self.values_model = ServerValuesModel(
@@ -269,6 +273,7 @@ class ServerWindow(QWidget):
             self.tabs.count() - 1, "Authoritative values: what the server holds"
         )
         self.tabs.addTab(self.devices, "Devices")
+        self.tabs.setCornerWidget(self.external_result, Qt.Corner.TopRightCorner)
         self.tabs.setTabToolTip(self.tabs.count() - 1, "Connected devices")
 
         self.menu = WindowMenu(self, close_label="&Close window", device=False)
@@ -328,10 +333,8 @@ class ServerWindow(QWidget):
 
     def _external(self, liked: bool) -> None:
         item_id = self.external_item.currentData()
-        self.external_result.show()
-        self.external_result.setText(
-            f"Writing {'♥' if liked else '♡'} {self.external_item.currentText()}…"
-        )
+        words = f"Writing {'♥' if liked else '♡'} {self.external_item.currentText()}…"
+        self.external_result.say(words, words)
         self.bridge.request_external_write(like_key(item_id), liked)
 
     # -- bridge → widgets ---------------------------------------------------------------
@@ -369,11 +372,11 @@ class ServerWindow(QWidget):
             self.push.setChecked(bridge.push_enabled)
 
     def _on_external_written(self, key: str, revision: int) -> None:
-        self.external_result.setText(
-            f"Another device wrote {self._title_of_key(key)}: stored at revision {revision}, "
-            "pushed to every device"
+        title = self._title_of_key(key)
+        self.external_result.say(
+            f"Another device wrote {title}: stored at revision {revision}, pushed to every device",
+            f"{title}: rev {revision}, pushed",
         )
 
     def _on_failed(self, message: str) -> None:
-        self.external_result.show()
-        self.external_result.setText(f"Could not do that: {message}")
+        self.external_result.say(f"Could not do that: {message}", "Could not do that")

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from PySide6.QtCore import QSize, Qt
+from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QResizeEvent
 from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
 
-__all__ = ["Avatar", "Pill", "StatTile", "repolish"]
+__all__ = ["Avatar", "Note", "Pill", "StatTile", "repolish"]
 
 
 def repolish(widget: QWidget) -> None:
@@ -41,8 +41,9 @@ class Pill(QLabel):
     """A rounded label whose colour follows its ``tone`` property (see style.qss).
 
     Its text never sets the window's minimum width: it asks for its whole text
-    when there is room and is elided (…) when there is not, never narrower than
-    ``min_chars`` average characters. :attr:`full_text` keeps the words.
+    when there is room; when there is not it shows the longest of the shorter
+    wordings given to :meth:`set` that fits, else elides (…) the shortest. It is
+    never narrower than ``min_text``. :attr:`full_text` keeps the whole words.
     """
 
     def __init__(
@@ -51,7 +52,7 @@ class Pill(QLabel):
         tone: str = "neutral",
         parent: QWidget | None = None,
         *,
-        min_chars: int = 8,
+        min_text: str = "Online",
     ) -> None:
         super().__init__(text, parent)
         self.setObjectName("pill")
@@ -59,38 +60,92 @@ class Pill(QLabel):
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Fixed)
         self.full_text = text
-        self._min_chars = min_chars
+        self._wordings: tuple[str, ...] = (text,)
+        self._min_text = min_text
 
-    def set(self, text: str, tone: str) -> None:
-        if self.full_text != text:
+    def set(self, text: str, tone: str, *shorter: str) -> None:
+        """Show ``text`` (or, when it does not fit, the first of ``shorter`` that does)."""
+        if self._wordings != (text, *shorter):
             self.full_text = text
-            self._elide()
+            self._wordings = (text, *shorter)
+            self._fit()
             self.updateGeometry()
         if self.property("tone") != tone:
             self.setProperty("tone", tone)
             repolish(self)
 
-    def _margins(self) -> int:
+    def _padding(self) -> int:
         margins = self.contentsMargins()
-        return margins.left() + margins.right() + 2 * self.margin() + 2 * self.indent() + 2
+        return margins.left() + margins.right() + 2 * self.margin() + 4
 
     def sizeHint(self) -> QSize:
-        hint = super().sizeHint()
-        width = self.fontMetrics().horizontalAdvance(self.full_text) + self._margins()
-        return QSize(max(width, self.minimumSizeHint().width()), hint.height())
+        width = self.fontMetrics().horizontalAdvance(self.full_text) + self._padding()
+        return QSize(max(width, self.minimumSizeHint().width()), super().sizeHint().height())
 
     def minimumSizeHint(self) -> QSize:
-        hint = super().minimumSizeHint()
-        width = self.fontMetrics().averageCharWidth() * self._min_chars + self._margins()
-        return QSize(width, hint.height())
+        width = self.fontMetrics().horizontalAdvance(self._min_text) + self._padding()
+        return QSize(width, super().minimumSizeHint().height())
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit()
+
+    def _fit(self) -> None:
+        metrics = self.fontMetrics()
+        room = self.width() - self._padding()
+        shown = next(
+            (words for words in self._wordings if metrics.horizontalAdvance(words) <= room),
+            None,
+        )
+        if shown is None:
+            shown = metrics.elidedText(self._wordings[-1], Qt.TextElideMode.ElideRight, room)
+        if self.text() != shown:
+            self.setText(shown)
+
+
+class Note(QLabel):
+    """A one-line message that takes the same room shown or not, and clears itself.
+
+    The line is always there (empty when there is nothing to say), so news never
+    moves the widgets below it; a long message is elided, with the whole of it in
+    the tooltip, and it clears ``clear_after_ms`` after it was said.
+    """
+
+    def __init__(self, parent: QWidget | None = None, *, clear_after_ms: int = 8000) -> None:
+        super().__init__("", parent)
+        self.full_text = self._shown = ""
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.setFixedHeight(self.fontMetrics().height() + 2)
+        self._clear = QTimer(self)
+        self._clear.setSingleShot(True)
+        self._clear.setInterval(clear_after_ms)
+        self._clear.timeout.connect(lambda: self.say(""))
+
+    def say(self, text: str, short: str | None = None) -> None:
+        """Say ``text`` (shown as ``short`` when given; the tooltip has all of it)."""
+        self.full_text = text
+        self._shown = text if short is None else short
+        self.setToolTip(text)
+        self._elide()
+        if text:
+            self._clear.start()
+
+    def set_clear_after(self, ms: int) -> None:
+        self._clear.setInterval(ms)
+
+    def changeEvent(self, event: QEvent) -> None:
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.FontChange, QEvent.Type.StyleChange):
+            self.setFixedHeight(self.fontMetrics().height() + 2)
 
     def resizeEvent(self, event: QResizeEvent) -> None:
         super().resizeEvent(event)
         self._elide()
 
     def _elide(self) -> None:
-        room = self.contentsRect().width() - 2 * self.margin() - 2
-        shown = self.fontMetrics().elidedText(self.full_text, Qt.TextElideMode.ElideRight, room)
+        shown = self.fontMetrics().elidedText(
+            self._shown, Qt.TextElideMode.ElideRight, max(0, self.contentsRect().width())
+        )
         if self.text() != shown:
             self.setText(shown)
 

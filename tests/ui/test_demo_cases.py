@@ -158,9 +158,9 @@ def test_own_writes_and_other_writers_read_plainly(harness: Harness) -> None:
     assert server_window is not None
     server_window.external_item.setCurrentIndex(server_window.external_item.findData("pizza"))
     QTest.mouseClick(server_window.like_button, Qt.MouseButton.LeftButton)
-    harness.wait(lambda: "revision" in server_window.external_result.text())
-    assert "like/" not in server_window.external_result.text()
-    assert "Pizza" in server_window.external_result.text()
+    harness.wait(lambda: "revision" in server_window.external_result.full_text)
+    assert "like/" not in server_window.external_result.full_text
+    assert "Pizza" in server_window.external_result.full_text
     harness.wait(lambda: b.bridge.state.liked("pizza"))
     pushed = [e.text for e in b.timeline_model.entries() if e.item_id == "pizza"]
     assert any(text.startswith("Another device wrote") for text in pushed)
@@ -318,3 +318,31 @@ def test_a_reopened_device_comes_back_at_its_frame_position_without_drift(
         harness.wait(window.isVisible)
         places.append(window.pos())
     assert places == [QPoint(200, 100), QPoint(200, 100)]
+
+
+def test_another_devices_news_never_moves_the_tabs_and_clears_itself(harness: Harness) -> None:
+    """The "Another device wrote …" line keeps its room shown or not, then clears."""
+    demo = harness.start(devices=1)
+    server_window = demo.server_window
+    assert server_window is not None
+    server_window.show()
+    harness.wait(server_window.isVisible)
+    tabs_at = server_window.tabs.geometry()
+    server_window.external_result.set_clear_after(300)
+    QTest.mouseClick(server_window.like_button, Qt.MouseButton.LeftButton)
+    harness.wait(lambda: "revision" in server_window.external_result.full_text)
+    assert server_window.tabs.geometry() == tabs_at
+    assert server_window.external_result.toolTip() == server_window.external_result.full_text
+    harness.wait(lambda: server_window.external_result.full_text == "")
+    assert server_window.tabs.geometry() == tabs_at
+
+
+def test_the_embedded_diagram_gets_room_at_1366_by_768(harness: Harness) -> None:
+    """Arranged on a 1366×768 screen, the server window's diagram canvas is at least 250 px tall."""
+    demo = harness.start(devices=2)
+    demo.arrange(area=QRect(0, 0, 1366, 768))
+    server_window = demo.server_window
+    assert server_window is not None
+    assert server_window.diagram is not None
+    harness.wait(server_window.isVisible)
+    harness.wait(lambda: server_window.diagram.view.height() >= 250)
