@@ -38,6 +38,7 @@ from app.sync import (
     FollowUpScheduled,
     OptimisticApplied,
     PushApplied,
+    PushHeld,
     PushIgnoredStale,
     RequestSent,
     ResponseApplied,
@@ -184,6 +185,12 @@ def _words(
             return (
                 "push",
                 f"{device_name(origin)} wrote this at rev {event.server_revision}: applied here",
+            )
+        case PushHeld(from_device_id=origin):
+            return (
+                "push",
+                f"{device_name(origin)} wrote this at rev {event.server_revision} while your "
+                "request is out: held back until its ack shows which write is newer",
             )
         case PushIgnoredStale(push_revision=revision, from_device_id=origin) if (
             revision == event.server_revision and own is not None and origin == own

@@ -15,6 +15,7 @@ from app.link import CatalogueItem, ConnectionStatus
 from app.sync import (
     OptimisticApplied,
     PushApplied,
+    PushHeld,
     PushIgnoredStale,
     RequestSent,
     ResponseApplied,
@@ -63,6 +64,11 @@ def _name(device_id: int) -> str:
             PushApplied(**BASE, from_device_id=1, push_local_revision=3),
             "ack",
             "Your write, confirmed at rev 7",
+        ),
+        (
+            PushHeld(**BASE, from_device_id=2, push_local_revision=1),
+            "push",
+            "Device B wrote this at rev 7 while your request is out: held back",
         ),
         (
             PushIgnoredStale(**BASE, push_revision=5, from_device_id=2),
