@@ -292,3 +292,17 @@ def test_device_whose_id_was_claimed_on_a_fresh_database_syncs_again() -> None:
         HistoryReset(0.0),
     ]
     play(2, 1, Schedule(1, actions), settle_limit=30.0)
+
+
+def test_two_devices_toggling_twice_end_on_a_last_choice() -> None:
+    """Both devices like then unlike at once: one device's first request lands after the
+    other's writes, and the server still ends on a value some user chose last (not
+    liked), never on a choice both users had already undone."""
+    simulation = play(2, 1, Schedule(0, [Tap(0, 0), Tap(0, 0), Tap(1, 0), Tap(1, 0)]))
+    assert simulation.server is not None
+    last_choices = {
+        record.last_tap.value
+        for record in simulation.monitor.records.values()
+        if record.last_tap is not None
+    }
+    assert simulation.server.register(ITEM_0)[0] in last_choices

@@ -94,7 +94,6 @@ class Monitor:
         """How many events of each kind (by class name) every device published."""
         self.taps_lost_to_kills = 0
         self.now: Callable[[], float] = lambda: 0.0
-        self.epoch: Callable[[], str | None] = lambda: None
 
     def record(self, device: int, key: Hashable) -> KeyRecord:
         found = self.records.get((device, key))
@@ -107,18 +106,31 @@ class Monitor:
 
     # -- throughout -----------------------------------------------------------------
 
-    def listener(self, device: int) -> Callable[[SyncEvent], None]:
-        """The event listener for (an incarnation of) device number ``device``."""
-        return lambda event: self.on_event(device, event)
+    def listener(
+        self,
+        device: int,
+        device_epoch: Callable[[], str | None],
+        server_epoch: Callable[[], str | None],
+    ) -> Callable[[SyncEvent], None]:
+        """The event listener for (an incarnation of) device number ``device``. A tap's
+        revisions count in the history the device follows (``device_epoch``); a push
+        comes from the server running now (``server_epoch``: a restart drops what was
+        on the wire), even while the device is still catching up with it."""
 
-    def on_event(self, device: int, event: SyncEvent) -> None:
+        def listen(event: SyncEvent) -> None:
+            tap = isinstance(event, OptimisticApplied)
+            self.on_event(device, event, device_epoch() if tap else server_epoch())
+
+        return listen
+
+    def on_event(self, device: int, event: SyncEvent, epoch: str | None = None) -> None:
         self.event_counts[type(event).__name__] += 1
         record = self.record(device, event.key)
         where = f"device {device} key {event.key!r}"
         if isinstance(event, OptimisticApplied):
             record.taps += 1
             record.last_tap = event
-            record.last_tap_epoch = self.epoch()
+            record.last_tap_epoch = epoch
             record.since_last_tap = []
             record.lost_to_kill = False
         elif isinstance(event, RequestSent):
@@ -131,9 +143,9 @@ class Monitor:
         elif isinstance(event, FollowUpScheduled | SyncFinished | SyncFailed):
             record.request_open = False
             if not isinstance(event, FollowUpScheduled):
-                record.since_last_tap.append((event, self.epoch()))
+                record.since_last_tap.append((event, epoch))
         elif isinstance(event, PushApplied):
-            record.since_last_tap.append((event, self.epoch()))
+            record.since_last_tap.append((event, epoch))
 
     def on_ack(self, device: int, ack: Ack) -> None:
         self.acks.append((device, ack))

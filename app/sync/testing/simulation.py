@@ -201,7 +201,6 @@ class Simulation:
         network = self.network = Network(random.Random(self._rng.getrandbits(64)))
         network.opened = self._on_connection
         server = self.server = SimServer(network, rng=random.Random(self._rng.getrandbits(64)))
-        monitor.epoch = lambda: server.epoch
         await server.start()
         for index in range(self.device_count):
             name = f"device-{index}"
@@ -284,7 +283,13 @@ class Simulation:
                 f"it was {slot.device_id}"
             )
             slot.device_id = session.device_id
-        slot.unsubscribe = session.cubit.device.subscribe(self.monitor.listener(slot.index))
+        listener = self.monitor.listener(
+            slot.index, lambda: session.client.epoch, lambda: self._server_epoch()
+        )
+        slot.unsubscribe = session.cubit.device.subscribe(listener)
+
+    def _server_epoch(self) -> str | None:
+        return self.server.epoch if self.server is not None else None
 
     def _kill(self, slot: _Slot, down_for: float) -> None:
         process = slot.process
@@ -328,7 +333,10 @@ class Simulation:
         # Opened anyway: a second process runs with the same identity.
         extra = _Slot(len(self._slots), f"{slot.name} (second)", slot.store, process, session)
         extra.device_id = session.device_id
-        extra.unsubscribe = session.cubit.device.subscribe(self.monitor.listener(extra.index))
+        listener = self.monitor.listener(
+            extra.index, lambda: session.client.epoch, lambda: self._server_epoch()
+        )
+        extra.unsubscribe = session.cubit.device.subscribe(listener)
         self._slots.append(extra)
         process.run(self.flow.tap, session, self.flow.key(key))
 
