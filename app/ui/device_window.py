@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import time
 
-from PySide6.QtCore import Qt, QTimer, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence, QShortcut
+from PySide6.QtCore import QEvent, QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QCloseEvent, QKeyEvent, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
+    QApplication,
     QFrame,
     QHBoxLayout,
     QLabel,
@@ -21,7 +22,7 @@ from app.link import ConnectionStatus, LikesState
 
 from .bridge import DeviceBridge, TapStats
 from .item_list import ItemListView
-from .item_model import ItemListModel
+from .item_model import ItemListModel, ItemRole
 from .menus import WindowMenu
 from .theme import mono_font
 from .timeline import TimelineEntry, TimelineModel, TimelineView
@@ -45,6 +46,9 @@ def status_text(status: ConnectionStatus, now: float | None = None) -> tuple[str
         return f"Offline · retry in {left:.1f} s", "bad"
     return "Offline · retrying…", "bad"
 
+
+ITEMS_HINT = "click a heart, or press space or Enter"
+LIST_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
 
 STATUS_TIPS = {
     "good": "Connected to {url} and caught up: every push arrives as it happens.",
@@ -134,7 +138,10 @@ class DeviceWindow(QWidget):
         self.search.setAccessibleName("Filter items by name")
         self.search.setToolTip("Show only the items whose name contains this text")
         self.search.textChanged.connect(self.filter_items)
-        self.items_hint = QLabel("click a heart, or press space")
+        # Up/Down (and Page Up/Down) in the filter box move the list's current row,
+        # Enter toggles it, so typing, choosing and liking need no Tab.
+        self.search.installEventFilter(self)
+        self.items_hint = QLabel(ITEMS_HINT)
         self.items_hint.setObjectName("subtle")
         items_header = QHBoxLayout()
         items_header.addWidget(items_title)
@@ -225,9 +232,9 @@ class DeviceWindow(QWidget):
                 self.list.setRowHidden(row, hidden)
             shown += not hidden
         self.items_hint.setText(
-            f"{shown} of {self.model.rowCount()} items"
+            f"{shown} of {self.model.rowCount()} items · ↑↓ choose, Enter toggles"
             if needle
-            else "click a heart, or press space"
+            else ITEMS_HINT
         )
         current = self.list.currentIndex()
         if current.isValid() and self.list.isRowHidden(current.row()):
@@ -239,6 +246,19 @@ class DeviceWindow(QWidget):
             self.list.setCurrentIndex(
                 self.model.index(first) if first is not None else self.model.index(-1)
             )
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if watched is self.search and event.type() == QEvent.Type.KeyPress:
+            assert isinstance(event, QKeyEvent)
+            if event.key() in LIST_KEYS:
+                QApplication.sendEvent(self.list, event)
+                return True
+            if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+                current = self.list.currentIndex()
+                if current.isValid() and not self.list.isRowHidden(current.row()):
+                    self.list.toggleRequested.emit(str(current.data(ItemRole.ID)))
+                return True
+        return super().eventFilter(watched, event)
 
     def visible_items(self) -> int:
         return sum(not self.list.isRowHidden(row) for row in range(self.model.rowCount()))
@@ -270,13 +290,13 @@ class DeviceWindow(QWidget):
         ratio = stats.ratio
         self.ratio_tile.set_value(f"{ratio:.1f}×" if ratio is not None else "–")
         resent = (
-            f" {stats.resends} of them re-sent a choice not yet confirmed (saved by an earlier "
-            "run, or made while offline); they carry no tap and do not count in taps per request."
-            if stats.resends
-            else ""
+            f" {stats.resends} of them re-sent a choice not yet confirmed." if stats.resends else ""
         )
         self.requests_tile.setToolTip(
-            "Requests this device sent to the server since the last reset." + resent
+            "Requests this device sent to the server since the last reset." + resent + " A "
+            "re-sent choice (one not yet confirmed, saved by an earlier run or made while "
+            "offline) counts as a request but carries no tap, so it does not count in "
+            "taps per request."
         )
 
     def _expire_failures(self) -> None:

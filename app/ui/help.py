@@ -3,13 +3,28 @@
 from __future__ import annotations
 
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QDialog, QDialogButtonBox, QTextBrowser, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QDialog,
+    QDialogButtonBox,
+    QLabel,
+    QTextBrowser,
+    QVBoxLayout,
+    QWidget,
+)
 
 from .sequence_view import ARROW_COLORS, LEGEND
 from .status_text import BADGE_HELP
 from .theme import Palette
 
 __all__ = ["BADGE_HELP", "HelpDialog", "help_html"]
+
+
+# The app's type scale and colours inside the help text (see assets/style.qss).
+HELP_CSS = f"""
+h3 {{ color: {Palette.text.name()}; font-size: 11pt; margin-top: 14px; margin-bottom: 4px; }}
+p, td {{ color: #3A4150; }}
+td {{ padding: 2px 6px 2px 0; vertical-align: top; }}
+"""
 
 
 def _color(kind: str) -> str:
@@ -45,10 +60,12 @@ explanation; click a write to light it up on every lane.</p>
 <tr><td><b>Ctrl+W</b></td><td>Close the window (a device keeps its state)</td></tr>
 <tr><td><b>Ctrl+Q</b></td><td>Quit</td></tr>
 <tr><td><b>Ctrl+D</b></td><td>Sequence diagram</td></tr>
-<tr><td><b>Ctrl+T</b>, <b>Ctrl+L</b></td><td>Show or hide the timeline; clear it</td></tr>
+<tr><td><b>Ctrl+T</b>, <b>Ctrl+L</b></td><td>Show or hide the device window's timeline;
+clear it</td></tr>
 <tr><td><b>Ctrl+R</b></td><td>Reset stats</td></tr>
 <tr><td><b>Ctrl+F</b></td><td>Filter the items</td></tr>
-<tr><td><b>↑ ↓</b>, <b>Space</b></td><td>Move through the items; like or unlike one</td></tr>
+<tr><td><b>↑ ↓</b>, <b>Space</b>, <b>Enter</b></td><td>Move through the items (in the list
+or the filter box); like or unlike the current one (Enter in the filter box)</td></tr>
 <tr><td><b>F1</b></td><td>This help</td></tr>
 </table>
 """
@@ -63,11 +80,17 @@ class HelpDialog(QDialog):
         self.setWindowTitle("Legend and help — optisync")
         self.setModal(False)
         self.resize(520, 620)
+        title = QLabel("Legend and help")
+        title.setObjectName("windowTitle")
         self.browser = QTextBrowser()
+        self.browser.setObjectName("helpBrowser")
         self.browser.setOpenExternalLinks(False)
+        self.browser.document().setDefaultStyleSheet(HELP_CSS)
         self.browser.setHtml(help_html())
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(12, 12, 12, 12)
+        layout.setContentsMargins(14, 12, 14, 14)
+        layout.setSpacing(10)
+        layout.addWidget(title)
         layout.addWidget(self.browser)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Close)
         buttons.rejected.connect(self.close)

@@ -1,4 +1,4 @@
-"""The item list view: model/view rows, heart clicks and the space key."""
+"""The item list view: model/view rows, heart clicks, space and Enter."""
 
 from __future__ import annotations
 
@@ -9,11 +9,14 @@ from PySide6.QtWidgets import QAbstractItemView, QListView, QWidget
 from .item_delegate import ItemDelegate
 from .item_model import ItemListModel, ItemRole
 
-__all__ = ["ItemListView"]
+__all__ = ["TOGGLE_KEYS", "ItemListView"]
+
+TOGGLE_KEYS = (Qt.Key.Key_Space, Qt.Key.Key_Return, Qt.Key.Key_Enter)
 
 
 class ItemListView(QListView):
-    """Emits ``toggleRequested(item_id)`` for a heart click or space on the focused row."""
+    """Emits ``toggleRequested(item_id)`` for a heart click, or space or Enter on the
+    focused row."""
 
     toggleRequested = Signal(str)
 
@@ -33,7 +36,7 @@ class ItemListView(QListView):
         self.delegate.heartClicked.connect(self.toggleRequested)
 
     def keyPressEvent(self, event: QKeyEvent) -> None:
-        if event.key() == Qt.Key.Key_Space and not event.isAutoRepeat():
+        if event.key() in TOGGLE_KEYS and not event.isAutoRepeat():
             index = self.currentIndex()
             if index.isValid():
                 self.toggleRequested.emit(str(index.data(ItemRole.ID)))

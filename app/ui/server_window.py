@@ -32,7 +32,7 @@ from .sequence_view import SequencePanel
 from .server_bridge import ServerBridge
 from .server_values import DevicesModel, ServerValuesModel
 from .theme import icon_pixmap, mono_font
-from .widgets import Note, Pill, StatTile
+from .widgets import Note, Pill, StatTile, make_searchable
 
 __all__ = ["ServerWindow"]
 
@@ -210,13 +210,16 @@ class ServerWindow(QWidget):
         # -- change from another device ---------------------------------------------------
         self.external_item = QComboBox()
         self.external_item.setAccessibleName("Item to change from another device")
-        self.external_item.setToolTip("The item a device outside this app will write")
+        self.external_item.setToolTip(
+            "The item a device outside this app will write: pick it, or type part of its name"
+        )
         self.external_item.setMinimumContentsLength(8)
         self.external_item.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         for item in catalogue:
             self.external_item.addItem(QIcon(icon_pixmap(item.icon, 20)), item.title, item.id)
+        make_searchable(self.external_item)  # 1,000 items: type a few letters
         self.like_button = QPushButton("♥ Like")
         self.unlike_button = QPushButton("♡ Unlike")
         for button, verb in ((self.like_button, "like"), (self.unlike_button, "unlike")):
@@ -333,7 +336,8 @@ class ServerWindow(QWidget):
 
     def _external(self, liked: bool) -> None:
         item_id = self.external_item.currentData()
-        words = f"Writing {'♥' if liked else '♡'} {self.external_item.currentText()}…"
+        title = self.external_item.itemText(self.external_item.currentIndex())
+        words = f"Writing {'♥' if liked else '♡'} {title}…"
         self.external_result.say(words, words)
         self.bridge.request_external_write(like_key(item_id), liked)
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from PySide6.QtCore import (
@@ -86,6 +86,11 @@ class TimelineEntry:
     item_id: str | None
     kind: str
     text: str
+    repeats: int = 1  # folded copies of the same connection news (backoff cycles)
+
+    @property
+    def words(self) -> str:
+        return self.text if self.repeats == 1 else f"{self.text} (×{self.repeats})"
 
 
 def item_id_of(key: Hashable) -> str | None:
@@ -244,6 +249,19 @@ class TimelineModel(QAbstractListModel):
         self._title_of = title_of
 
     def add(self, entry: TimelineEntry) -> None:
+        """Put ``entry`` on top; connection news repeating one of the (at most two)
+        connection entries on top, as Offline/Connecting do while the device retries,
+        is folded into that entry, which moves up with a count."""
+        if entry.kind == "link":
+            for row, older in enumerate(self._entries[:2]):
+                if older.kind != "link":
+                    break
+                if older.text == entry.text:
+                    self.beginRemoveRows(QModelIndex(), row, row)
+                    del self._entries[row]
+                    self.endRemoveRows()
+                    entry = replace(entry, repeats=older.repeats + 1)
+                    break
         if len(self._entries) >= MAX_ENTRIES:
             last = len(self._entries) - 1
             self.beginRemoveRows(QModelIndex(), last, last)
@@ -270,8 +288,8 @@ class TimelineModel(QAbstractListModel):
         entry = self._entries[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             if entry.item_id is None:
-                return entry.text
-            return f"{self._title_of(entry.item_id)}: {entry.text}"
+                return entry.words
+            return f"{self._title_of(entry.item_id)}: {entry.words}"
         if role == Qt.ItemDataRole.ToolTipRole:
             stamp = time.strftime("%H:%M:%S", time.localtime(entry.at))
             return f"{stamp} · {self.data(index)}"
@@ -284,7 +302,7 @@ class TimelineModel(QAbstractListModel):
         if role == self.TitleRole:
             return "Connection" if entry.item_id is None else self._title_of(entry.item_id)
         if role == self.TextRole:
-            return entry.text
+            return entry.words
         return None
 
 

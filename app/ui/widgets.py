@@ -4,9 +4,17 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QSize, Qt, QTimer
 from PySide6.QtGui import QResizeEvent
-from PySide6.QtWidgets import QFrame, QLabel, QSizePolicy, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (
+    QComboBox,
+    QCompleter,
+    QFrame,
+    QLabel,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
-__all__ = ["Avatar", "Note", "Pill", "StatTile", "repolish"]
+__all__ = ["Avatar", "Note", "Pill", "StatTile", "make_searchable", "repolish"]
 
 
 def repolish(widget: QWidget) -> None:
@@ -14,6 +22,36 @@ def repolish(widget: QWidget) -> None:
     widget.style().unpolish(widget)
     widget.style().polish(widget)
     widget.update()
+
+
+MAX_VISIBLE_CHOICES = 15
+
+
+def make_searchable(combo: QComboBox) -> None:
+    """Let a long choice list be typed into (any part of a title, any case) and open
+    as a bounded, scrolling popup rather than a screen-high list."""
+    combo.setEditable(True)
+    combo.setInsertPolicy(QComboBox.InsertPolicy.NoInsert)
+    combo.setMaxVisibleItems(MAX_VISIBLE_CHOICES)
+    completer = QCompleter(combo.model(), combo)
+    completer.setCaseSensitivity(Qt.CaseSensitivity.CaseInsensitive)
+    completer.setFilterMode(Qt.MatchFlag.MatchContains)
+    completer.setCompletionMode(QCompleter.CompletionMode.PopupCompletion)
+    completer.setMaxVisibleItems(MAX_VISIBLE_CHOICES)
+    combo.setCompleter(completer)
+    line = combo.lineEdit()
+    assert line is not None  # editable combos have one
+    line.setPlaceholderText("Type to search")
+    line.setToolTip(combo.toolTip())
+
+    def settle() -> None:
+        # A typed title chooses its item; text that names none shows the current one again.
+        found = combo.findText(line.text(), Qt.MatchFlag.MatchFixedString)
+        if found >= 0:
+            combo.setCurrentIndex(found)
+        line.setText(combo.itemText(combo.currentIndex()))
+
+    line.editingFinished.connect(settle)
 
 
 class StatTile(QFrame):

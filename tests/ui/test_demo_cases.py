@@ -123,7 +123,15 @@ def test_a_saved_tap_sent_by_a_rerun_never_reads_zero_taps_per_request(
     assert reopened.bridge.stats.requests == 1
     assert reopened.bridge.stats.resends == 1
     assert reopened.ratio_tile.value.text() == "–"
-    assert "re-sent" in reopened.requests_tile.toolTip()
+    assert "1 of them re-sent" in reopened.requests_tile.toolTip()
+
+
+def test_the_requests_tooltip_explains_re_sent_choices_before_any(harness: Harness) -> None:
+    """The README says to hover *requests*: its tooltip states the re-sent choice rule."""
+    demo = harness.start(devices=1)
+    tip = demo.windows[0].requests_tile.toolTip()
+    assert "re-sent choice" in tip
+    assert "does not count in taps per request" in tip
 
 
 def test_the_timeline_filter_shows_the_newest_entries(harness: Harness) -> None:
@@ -346,3 +354,46 @@ def test_the_embedded_diagram_gets_room_at_1366_by_768(harness: Harness) -> None
     assert server_window.diagram is not None
     harness.wait(server_window.isVisible)
     harness.wait(lambda: server_window.diagram.view.height() >= 250)
+
+
+def test_retry_cycles_fold_into_counted_timeline_entries(qtbot: QtBot) -> None:
+    """Offline/Connecting repeated while retrying become two entries with a count."""
+    model = TimelineModel(lambda item_id: item_id)
+    model.add(TimelineEntry(1.0, "coffee", "tap", "Tapped"))
+    model.add(TimelineEntry(2.0, None, "link", "Online"))
+    for n in range(5):
+        model.add(TimelineEntry(3.0 + n, None, "link", "Offline"))
+        model.add(TimelineEntry(3.5 + n, None, "link", "Connecting…"))
+    model.add(TimelineEntry(9.0, None, "link", "Online"))
+
+    texts = [entry.words for entry in model.entries()]
+    assert texts == ["Online", "Connecting… (×5)", "Offline (×5)", "Online", "Tapped"]
+    assert model.entries()[1].at == 7.5  # the newest time of the folded ones
+    assert model.index(1).data(TimelineModel.TextRole) == "Connecting… (×5)"
+
+
+def test_the_another_device_choice_is_searchable_and_bounded(harness: Harness) -> None:
+    """With 1,000 items, typing part of a title picks it; the popup shows a bounded list."""
+    demo = harness.start(devices=1, items=1000)
+    server_window = demo.server_window
+    assert server_window is not None
+    combo = server_window.external_item
+    assert combo.count() == 1000
+    assert combo.maxVisibleItems() <= 20
+    completer = combo.completer()
+    assert completer is not None
+    completer.setCompletionPrefix("NIGHT #7")
+    assert completer.completionCount() > 0
+    assert all(
+        "night #7" in str(completer.completionModel().index(row, 0).data()).casefold()
+        for row in range(completer.completionCount())
+    )
+    line = combo.lineEdit()
+    assert line is not None
+    line.setText(str(completer.completionModel().index(0, 0).data()))
+    line.editingFinished.emit()
+    assert "night #7" in combo.currentText()
+    assert "-7" in str(combo.currentData())
+    line.setText("no such item")
+    line.editingFinished.emit()
+    assert combo.currentText() == combo.itemText(combo.currentIndex())

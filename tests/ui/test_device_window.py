@@ -130,3 +130,31 @@ def test_reopening_a_device_restores_its_state(harness: Harness) -> None:
     assert reopened.bridge.name == "Device A"
     assert reopened.bridge.device_id == device_id
     assert reopened.bridge.state.liked("moon") is True
+
+
+def test_arrow_keys_in_the_filter_box_move_the_list_and_enter_toggles(harness: Harness) -> None:
+    """In a 1,000-item list, Down/Up in the filter box move the current row; Enter likes it."""
+    demo = harness.start(devices=1, items=1000)
+    window = demo.windows[0]
+    window.show()
+    QTest.keyClicks(window.search, "coffee #")
+    first = window.list.currentIndex().row()
+    assert not window.list.isRowHidden(first)
+
+    QTest.keyClick(window.search, Qt.Key.Key_Down)
+    QTest.keyClick(window.search, Qt.Key.Key_Down)
+    QTest.keyClick(window.search, Qt.Key.Key_Up)
+    second = window.list.currentIndex()
+    assert second.row() > first
+    assert not window.list.isRowHidden(second.row())
+    assert window.search.hasFocus() or not window.isActiveWindow()  # typing goes on
+    assert window.search.text() == "coffee #"
+
+    item_id = str(second.data(ItemRole.ID))
+    QTest.keyClick(window.search, Qt.Key.Key_Return)
+    assert window.bridge.state.liked(item_id) is True
+    harness.wait(lambda: harness.server_value(item_id) is not None)
+
+    window.list.setFocus()
+    QTest.keyClick(window.list, Qt.Key.Key_Enter)
+    assert window.bridge.state.liked(item_id) is False

@@ -122,3 +122,14 @@ def test_every_control_badge_and_stat_has_a_tooltip(harness: Harness) -> None:
     assert delegate.region_at(row, badge, index) == "badge"
     assert "Nothing pending" in delegate.tooltip("badge", index)
     assert "Server revision" in delegate.tooltip("revision", index)
+
+
+def test_the_help_dialog_wears_the_apps_theme(harness: Harness) -> None:
+    """F1 opens a help window on the app's background with its text on a white card."""
+    demo = harness.start(devices=1)
+    dialog = demo.show_help()
+    harness.wait(dialog.isVisible)
+    image = dialog.grab().toImage()
+    assert image.pixelColor(3, 3).name() == "#f4f5f8"
+    card = dialog.browser.geometry().center()
+    assert image.pixelColor(card.x(), dialog.browser.geometry().top() + 4).name() == "#ffffff"
