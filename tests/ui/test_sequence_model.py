@@ -357,34 +357,3 @@ def test_the_late_push_of_a_devices_own_write_says_its_ack_came_first() -> None:
     [late] = model.arrows()
     assert late.kind == "stale-push"
     assert "came after its ack" in model.explain(late)
-
-
-def test_clustered_arrow_labels_never_overlap(qapp: object) -> None:
-    """Pushes landing together get labels in free slots or none: no two labels overlap."""
-    from PySide6.QtGui import QImage, QPainter
-
-    from app.ui.sequence_view import SequencePainter
-
-    model = _model()
-    for revision in range(1, 13):  # a catch-up burst: 12 pushes a few pixels apart
-        model.feed(
-            PushApplied(
-                key=f"like/item-{revision}",
-                device_id=A,
-                local_revision=0,
-                server_revision=revision,
-                from_device_id=B,
-                push_local_revision=revision,
-            ),
-            1.0 + revision * 0.001,
-        )
-    painter_of = SequencePainter(model)
-    image = QImage(600, 400, QImage.Format.Format_ARGB32)
-    painter = QPainter(image)
-    painter_of.paint(painter, 600, 400, 0)
-    painter.end()
-    rects = painter_of.label_rects
-    assert rects  # some labels are drawn
-    for i, first in enumerate(rects):
-        for second in rects[i + 1 :]:
-            assert not first.intersects(second), (first, second)

@@ -5,12 +5,16 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QPoint, QPointF, Qt
+from PySide6.QtGui import QImage, QPainter
 from PySide6.QtTest import QTest
 
+from app.sync import PushApplied
 from app.ui.demo import Demo
-from app.ui.sequence import Arrow, Commit, Dot
-from app.ui.sequence_view import SequencePanel
+from app.ui.sequence import Arrow, Commit, Dot, SequenceModel
+from app.ui.sequence_view import SequencePainter, SequencePanel
 from tests.ui.conftest import Harness
+
+A, B = 11, 22
 
 
 def _panel(demo: Demo) -> SequencePanel:
@@ -227,3 +231,32 @@ def test_a_push_from_another_process_shows_its_value_and_a_capitalised_writer(
         assert "Another device wrote rev" in model.explain(push)
     finally:
         harness.run(process.close())
+
+
+def test_clustered_arrow_labels_never_overlap(qapp: object) -> None:
+    """Pushes landing together get labels in free slots or none: no two labels overlap."""
+    model = SequenceModel()
+    model.add_lane(A, "Device A")
+    model.add_lane(B, "Device B")
+    for revision in range(1, 13):  # a catch-up burst: 12 pushes a few pixels apart
+        model.feed(
+            PushApplied(
+                key=f"like/item-{revision}",
+                device_id=A,
+                local_revision=0,
+                server_revision=revision,
+                from_device_id=B,
+                push_local_revision=revision,
+            ),
+            1.0 + revision * 0.001,
+        )
+    painter_of = SequencePainter(model)
+    image = QImage(600, 400, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    painter_of.paint(painter, 600, 400, 0)
+    painter.end()
+    rects = painter_of.label_rects
+    assert rects  # some labels are drawn
+    for i, first in enumerate(rects):
+        for second in rects[i + 1 :]:
+            assert not first.intersects(second), (first, second)
