@@ -28,6 +28,7 @@ SUITES = (
     "coalescing",
     "convergence",
     "repaint",
+    "diagram",
     "scale",
     "catchup",
     "scrape",
