@@ -89,6 +89,7 @@ from .protocol import (
     encode_bytes,
     read_request_id,
 )
+from .reads import ReadQueue
 from .stats import ServerStats
 
 __all__ = [
@@ -153,6 +154,8 @@ class ServerCore:
         self.stats = ServerStats()
         """Counters for ``GET /metrics``."""
         self.closing = False
+        self._reads = ReadQueue()
+        """Snapshot page reads waiting for the backend, fairly, one at a time."""
         self._epoch: str | None = None
         self._next_id = 1
         # Who gets pushes (insertion-ordered sets): a frame per push, or batches.
@@ -442,26 +445,41 @@ class ServerCore:
     # -- catch-up, page by page (catchup.py) ---------------------------------
 
     def _read_page(self, conn: Connection, run: CatchUp) -> None:
+        """Queue the next page read; reads take turns between addresses (reads.py)."""
         if conn.closed or conn.catch_up is not run:
             return  # gone, or a newer hello started another snapshot
 
-        def deliver(page: ChangePage | None) -> None:
-            if page is None:
-                # The device would wait for the rest forever: let it reconnect.
-                if conn.catch_up is run:
-                    self._close(conn, CLOSE_TRY_AGAIN_LATER, "could not read the snapshot")
+        def start(finish: Callable[[], None]) -> None:
+            if conn.closed or conn.catch_up is not run or self.closing:
+                finish()  # dropped while it waited
                 return
-            self._on_page(conn, run, page)
 
-        self.backend.read_changes(run.after, run.revision, run.budget, deliver)
+            def deliver(page: ChangePage | None) -> None:
+                try:
+                    if page is None:
+                        # The device would wait for the rest forever: let it reconnect.
+                        if conn.catch_up is run:
+                            self._close(conn, CLOSE_TRY_AGAIN_LATER, "could not read the snapshot")
+                        return
+                    self._on_page(conn, run, page)
+                finally:
+                    finish()
+
+            self.backend.read_changes(run.after, run.revision, run.budget, deliver)
+
+        self._reads.add(conn.address if conn.limits is not None else conn, start)
 
     def _on_page(self, conn: Connection, run: CatchUp, page: ChangePage) -> None:
         if conn.closed or conn.catch_up is not run:
             return
         if page.read_at < self.backend.revision:
             # Pushes newer than this read went out already (or, on the first
-            # page, would be missed): the page might show older values. Again.
-            self._read_page(conn, run)
+            # page, would be missed): the page might show older values. Again,
+            # paid for like a page sent, so re-reads cannot read for free.
+            if conn.limits is not None:
+                stale = sum(len(entry) + 1 for entry in page.entries)
+                conn.limits.catchup.spend(stale, self.clock.time())
+            self._next_page(conn, run, conn.peer.send(()))
             return
         frame = run.page
         if frame is None:
@@ -851,6 +869,7 @@ class ServerCore:
         :meth:`finish_shutdown`.
         """
         self.closing = True
+        self._reads.close()  # the connections are closing: their pages are not read
         delayed, self._delayed = self._delayed, {}
         for handle, at_shutdown in delayed.values():
             handle.cancel()
