@@ -36,8 +36,14 @@ and the number of registers (through the index on ``revision``), whatever the
 size of the database. A catch-up (``hello since R``) reads the registers
 written after ``R`` through that index, one page at a time, in the same worker
 thread as the commits (so a page never sees half a transaction, and its
-``read_at`` is exactly the revisions committed before it); each page's JSON
-is built by SQLite, so the event loop only sends bytes. ``get`` and the
+``read_at`` is exactly the revisions committed before it: no page is read
+again because a push overtook it); each page's JSON is built by SQLite, so
+the event loop only sends bytes. Commits go first: a page read stops after
+the fetch (``_FETCH`` rows) during which a write was queued, and sends a
+shorter page, so a commit waits for at most one fetch, however many
+catch-ups are under way. The core hands the backend one page read at a time,
+taken in turn by client address (``syncserver/reads.py``), so the worker's
+queue holds at most one read. ``get`` and the
 observer feed read on the event loop from a second, read-only connection
 (point lookups and a short scan of the newest rows). Such a read can see a
 transaction that committed a moment before ``on_commit`` reports it; the
@@ -137,6 +143,8 @@ class SQLiteBackend:
         self._reader: sqlite3.Connection | None = None
         """Read-only, used on the event loop for ``get`` and the observer feed."""
         self._queue: list[Write] = []
+        self._commit_wanted = False
+        """Writes wait for a transaction: a page read in progress stops early for them."""
         self._wakeup = asyncio.Event()
         self._committer: asyncio.Task[None] | None = None
         self._closing = False
@@ -219,6 +227,7 @@ class SQLiteBackend:
         if self._closing:
             raise RuntimeError("the store is closing")
         self._queue.append(write)
+        self._commit_wanted = True
         self._wakeup.set()
 
     async def _commit_loop(self) -> None:
@@ -254,6 +263,8 @@ class SQLiteBackend:
         """Commit ``rows``; returns how many of their keys are new."""
         db = self._db
         assert db is not None
+        # Writes queued from here on want the next transaction.
+        self._commit_wanted = False
         keys = list(dict.fromkeys(row[0] for row in rows))
         db.execute("BEGIN IMMEDIATE")
         try:
@@ -394,6 +405,11 @@ class SQLiteBackend:
                     entries.append(entry)
                     size += len(entry) + 1
                     last = revision
+                if self._commit_wanted:
+                    # A write waits for this thread: it goes first, the rest of
+                    # the page comes in the next one (a commit waits for one
+                    # fetch of a page read, never for a whole page).
+                    return ChangePage(entries, last, False, read_at)
         finally:
             cursor.close()
         return ChangePage(entries, last, True, read_at)
