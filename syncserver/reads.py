@@ -64,14 +64,14 @@ class ReadQueue:
                     self._waiting[owner] = reads  # its next read waits for every other owner
                 self._running = True
                 try:
-                    start(self._finisher())
+                    start(self._finisher(owner))
                 except BaseException:
                     self._running = False
                     raise
         finally:
             self._pumping = False
 
-    def _finisher(self) -> Callable[[], None]:
+    def _finisher(self, owner: Hashable) -> Callable[[], None]:
         finished = False
 
         def finish() -> None:
@@ -80,6 +80,9 @@ class ReadQueue:
                 return
             finished = True
             self._running = False
+            reads = self._waiting.pop(owner, None)
+            if reads is not None:
+                self._waiting[owner] = reads  # queued while it ran: every other owner first
             self._pump()
 
         return finish
