@@ -134,7 +134,15 @@ def test_a_read_that_finishes_at_once_starts_the_next_without_recursion() -> Non
     done: list[int] = []
     gate: list[Callable[[], None]] = []
     reads.add("first", gate.append)
+
+    def read(number: int) -> Callable[[Callable[[], None]], None]:
+        def start(finish: Callable[[], None]) -> None:
+            done.append(number)
+            finish()
+
+        return start
+
     for number in range(5000):
-        reads.add(number, lambda finish, number=number: (done.append(number), finish()))
+        reads.add(number, read(number))
     gate[0]()
     assert done == list(range(5000))
