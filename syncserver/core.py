@@ -467,7 +467,7 @@ class ServerCore:
 
             self.backend.read_changes(run.after, run.revision, run.budget, deliver)
 
-        self._reads.add(conn.address if conn.limits is not None else conn, start)
+        self._reads.add(conn.address if conn.limits is not None else conn, conn, start)
 
     def _on_page(self, conn: Connection, run: CatchUp, page: ChangePage) -> None:
         if conn.closed or conn.catch_up is not run:

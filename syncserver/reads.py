@@ -8,12 +8,13 @@ a time, so a commit waits behind one page at most, and takes the next read
 round robin between owners (client addresses), so no address's catch-ups
 delay another's by more than a page each. Each connection has at most one
 read waiting (its pages are read one after another), so the queue is bounded
-by the number of connections. ``core.py`` drives it.
+by the number of connections: a newer read for a connection (a pipelined
+``hello`` started another snapshot) replaces the one it has waiting.
+``core.py`` drives it.
 """
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Callable, Hashable
 
 __all__ = ["ReadQueue", "StartRead"]
@@ -28,8 +29,8 @@ class ReadQueue:
     __slots__ = ("_pumping", "_running", "_waiting", "closed")
 
     def __init__(self) -> None:
-        self._waiting: dict[Hashable, deque[StartRead]] = {}
-        """Owner → its reads, oldest first; the owner served next comes first."""
+        self._waiting: dict[Hashable, dict[Hashable, StartRead]] = {}
+        """Owner → its reads by reader, oldest first; the owner served next comes first."""
         self._running = False
         self._pumping = False
         self.closed = False
@@ -37,11 +38,12 @@ class ReadQueue:
     def __len__(self) -> int:
         return sum(len(reads) for reads in self._waiting.values())
 
-    def add(self, owner: Hashable, start: StartRead) -> None:
-        """Run ``start`` once the reads ahead of it, taken fairly, are over."""
+    def add(self, owner: Hashable, reader: Hashable, start: StartRead) -> None:
+        """Run ``start`` once the reads ahead of it, taken fairly, are over; it
+        replaces (in its place in the queue) a read ``reader`` has waiting."""
         if self.closed:
             return
-        self._waiting.setdefault(owner, deque()).append(start)
+        self._waiting.setdefault(owner, {})[reader] = start
         self._pump()
 
     def close(self) -> None:
@@ -59,7 +61,7 @@ class ReadQueue:
             while not self._running and self._waiting and not self.closed:
                 owner = next(iter(self._waiting))
                 reads = self._waiting.pop(owner)
-                start = reads.popleft()
+                start = reads.pop(next(iter(reads)))
                 if reads:
                     self._waiting[owner] = reads  # its next read waits for every other owner
                 self._running = True

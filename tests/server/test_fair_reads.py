@@ -105,9 +105,9 @@ def test_reads_run_one_at_a_time_round_robin_between_owners() -> None:
     made = _Reads()
     reads = ReadQueue()
     for name in ("a1", "a2", "a3"):
-        reads.add("a", made.read(name))
-    reads.add("b", made.read("b1"))
-    reads.add("c", made.read("c1"))
+        reads.add("a", name, made.read(name))
+    reads.add("b", "b1", made.read("b1"))
+    reads.add("c", "c1", made.read("c1"))
     assert made.started == ["a1"]
     while len(made.started) < 5:
         made.finishers[-1]()
@@ -119,10 +119,10 @@ def test_a_closed_read_queue_drops_what_waits_and_takes_no_more() -> None:
     """After close, the waiting reads never start, and neither does a new one."""
     made = _Reads()
     reads = ReadQueue()
-    reads.add("a", made.read("a1"))
-    reads.add("b", made.read("b1"))
+    reads.add("a", "a1", made.read("a1"))
+    reads.add("b", "b1", made.read("b1"))
     reads.close()
-    reads.add("c", made.read("c1"))
+    reads.add("c", "c1", made.read("c1"))
     made.finishers[0]()
     assert made.started == ["a1"]
     assert len(reads) == 0
@@ -133,7 +133,7 @@ def test_a_read_that_finishes_at_once_starts_the_next_without_recursion() -> Non
     reads = ReadQueue()
     done: list[int] = []
     gate: list[Callable[[], None]] = []
-    reads.add("first", gate.append)
+    reads.add("first", "first", gate.append)
 
     def read(number: int) -> Callable[[Callable[[], None]], None]:
         def start(finish: Callable[[], None]) -> None:
@@ -143,6 +143,21 @@ def test_a_read_that_finishes_at_once_starts_the_next_without_recursion() -> Non
         return start
 
     for number in range(5000):
-        reads.add(number, read(number))
+        reads.add(number, number, read(number))
     gate[0]()
     assert done == list(range(5000))
+
+
+def test_a_newer_read_of_the_same_reader_replaces_its_waiting_one() -> None:
+    """Reader a1 queues three reads while b1's runs: only the newest of a1's runs,
+    in the place of the first, so a connection never has more than one waiting."""
+    made = _Reads()
+    reads = ReadQueue()
+    reads.add("b", "b1", made.read("b-first"))
+    for name in ("a-old", "a-older", "a-newest"):
+        reads.add("a", "a1", made.read(name))
+    reads.add("c", "c1", made.read("c-first"))
+    assert len(reads) == 2
+    while len(made.started) < 3:
+        made.finishers[-1]()
+    assert made.started == ["b-first", "a-newest", "c-first"]
