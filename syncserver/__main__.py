@@ -453,6 +453,11 @@ async def _run(args: argparse.Namespace) -> None:
         )
         await stop.wait()
     finally:
+        # Shutting down: a repeated SIGINT/SIGTERM must not cut the clean exit short.
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(NotImplementedError):
+                loop.remove_signal_handler(signum)
+            signal.signal(signum, signal.SIG_IGN)
         await server.close()
 
 

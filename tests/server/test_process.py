@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import signal
 from pathlib import Path
 
@@ -78,3 +79,22 @@ async def test_every_acked_write_survives_sigkill(
         assert (await client.set("after", 1))["server_revision"] == snapshot["revision"] + 1
     finally:
         await restarted.stop()
+
+
+async def test_repeated_sigterms_during_shutdown_still_exit_0(server_process: ServerProcess):
+    """SIGTERM sent again and again until the process is gone: it still exits 0."""
+    await server_process.start()
+    proc = server_process.proc
+    assert proc is not None
+
+    async def keep_signalling() -> None:
+        while proc.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            await asyncio.sleep(0.0005)  # pacing, not waiting for anything
+
+    signalling = asyncio.create_task(keep_signalling())
+    try:
+        assert await asyncio.wait_for(proc.wait(), TIMEOUT) == 0
+    finally:
+        signalling.cancel()
