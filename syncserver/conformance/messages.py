@@ -266,6 +266,38 @@ async def a_hello_with_another_epoch_is_answered_as_since_0(ctx: Context) -> Non
     )
 
 
+@check()
+async def a_hello_since_above_the_revision_gets_an_empty_snapshot_at_the_revision(
+    ctx: Context,
+) -> None:
+    """hello since far above the revision (its epoch, or none): one empty page, since as sent."""
+    writer, _ = await ctx.device()
+    written = (await writer.set(ctx.key(), 1, 1))["server_revision"]
+    reader, reader_id = await ctx.connect(), ctx.device_id()
+    epoch = (await reader.hello(reader_id))["epoch"]
+    claimed = min(written + 10**12, 2**63 - 1)
+    for extra in ({"epoch": epoch}, {}):
+        snapshot = await reader.hello(reader_id, since=claimed, **extra)
+        expect_snapshot(snapshot, since=claimed)
+        revision = snapshot["revision"]
+        expect(
+            written <= revision < claimed,
+            f"snapshot.revision is {revision}: not the server's own ({written} or above)",
+        )
+        expect(
+            len(snapshot["pages"]) == 1 and snapshot["values"] == [],
+            f"the snapshot holds {len(snapshot['values'])} entries in "
+            f"{len(snapshot['pages'])} pages, not one empty page",
+        )
+    ack = await writer.set(ctx.key(), 2, 2)
+    while (push := await next_push(reader))["server_revision"] < ack["server_revision"]:
+        pass  # another client's write on a shared server
+    expect(
+        push["server_revision"] == ack["server_revision"],
+        "a write after the empty snapshot was not pushed to the reader",
+    )
+
+
 # -- device binding ----------------------------------------------------------------
 
 
