@@ -64,6 +64,8 @@ class DocDevice:
         self._in_flight: dict[str, _InFlight] = {}
         self._held: dict[str, dict[str, Any]] = {}  # §4: pushes held while a set flies
         self._requests: dict[int, str] = {}
+        self._reloads: dict[int, tuple[str, int]] = {}  # get request id -> key, refused local rev
+        self._early: set[int] = set()  # §7: revisions pushed during a catch-up
         self._ids = itertools.count(1)
         self.sets_sent = 0
         self._resyncing = False
@@ -148,6 +150,8 @@ class DocDevice:
         self._in_flight.clear()  # outcome unknown: the intents stay (§8)
         self._held.clear()
         self._requests.clear()
+        self._reloads.clear()  # a reload cut short: its intent stays pending (§8)
+        self._early.clear()
         self._notify()
 
     def _hello(self) -> None:
@@ -191,6 +195,8 @@ class DocDevice:
             self._on_pushes(message.get("pushes", []))
         elif kind == "ack":
             self._on_ack(message)
+        elif kind == "value":
+            self._on_value(message)
         elif kind == "error":
             self._on_error(message)
         # Any other type: ignored (compatibility policy).
@@ -221,6 +227,9 @@ class DocDevice:
             self._new_epoch_keys = None
         else:
             self.newest_seen = max(self.newest_seen, page["revision"])
+        early, self._early = self._early, set()
+        while self.newest_seen + 1 in early:  # §7: count on through pushes meanwhile
+            self.newest_seen += 1
         self.epoch = page["epoch"]
         self._resyncing = False
         if not self.online:
@@ -236,7 +245,8 @@ class DocDevice:
             if self._new_epoch_keys is not None:
                 self._new_epoch_keys.add(push["key"])
             if not self.online or self._resyncing:
-                continue  # a snapshot is on its way
+                self._early.add(push["server_revision"])  # a snapshot is on its way
+                continue
             revision = push["server_revision"]
             if revision == self.newest_seen + 1:
                 self.newest_seen = revision
@@ -295,43 +305,78 @@ class DocDevice:
             self.intents.pop(key)
         self._notify()
 
+    def _on_value(self, reply: dict[str, Any]) -> None:
+        """§8: a reload's answer: drop the refused intent, show the value unless older."""
+        reload = self._reloads.pop(reply.get("request_id"), None)  # type: ignore[arg-type]
+        if reload is None:
+            return
+        key, refused = reload
+        if key in self._in_flight:
+            return  # sent again after a reconnect: its ack decides
+        intent = self.intents.get(key)
+        if intent is not None and intent.local_revision == refused:
+            self.intents.pop(key)
+        if key not in self.intents and reply["server_revision"] >= self.known.get(key, -1):
+            self.values[key] = reply["value"]
+            self.known[key] = reply["server_revision"]
+        self._notify()
+
     def _on_error(self, error: dict[str, Any]) -> None:
-        key = self._requests.pop(error.get("request_id"), None)  # type: ignore[arg-type]
+        request_id = error.get("request_id")
+        reload = self._reloads.pop(request_id, None)  # type: ignore[arg-type]
+        if reload is not None:  # §8: a refused reload is asked again later
+            self._later(_backoff(1), lambda: self._reload(*reload))
+            return
+        key = self._requests.pop(request_id, None)  # type: ignore[arg-type]
         if key is None:
             return
-        self._in_flight.pop(key, None)
-        self._held.pop(key, None)  # §5: forgotten with the failed set
         if error.get("code") in RETRYABLE:
+            # §8: still in flight (a push stays held); the same set again, later.
+            sent = self._in_flight[key]
             attempt = self._retry_attempts.get(key, 0) + 1
             self._retry_attempts[key] = attempt
-            self._later(_backoff(attempt), key)  # §8: keep the intent, resend later
-        else:
-            self.intents.pop(key, None)  # refused for good; the next push or resync repairs it
+            self._later(_backoff(attempt), lambda: self._resend(key, sent))
+            return
+        sent = self._in_flight.pop(key)
+        self._held.pop(key, None)  # §5: forgotten with the failed set
+        self._reload(key, sent.local_revision)  # refused for good: never resent
         self._notify()
+
+    def _reload(self, key: str, refused: int) -> None:
+        if self._outbox is None or key in self._in_flight:
+            return  # offline, or resent since: the intent's own set decides
+        request_id = next(self._ids)
+        self._reloads[request_id] = (key, refused)
+        self._send({"type": "get", "request_id": request_id, "key": key})
 
     # -- frames out ----------------------------------------------------------------
 
     def _send_set(self, key: str) -> None:
         intent = self.intents[key]
-        request_id = next(self._ids)
-        self._in_flight[key] = _InFlight(request_id, intent.value, intent.local_revision)
-        self._requests[request_id] = key
+        self._in_flight[key] = _InFlight(0, intent.value, intent.local_revision)
+        self._resend(key, self._in_flight[key])
+
+    def _resend(self, key: str, sent: _InFlight) -> None:
+        """Send ``sent`` (again, after ``unavailable``) with a fresh request id."""
+        if self._in_flight.get(key) is not sent:
+            return  # the connection dropped meanwhile: the intent is resent after catch-up
+        sent.request_id = next(self._ids)
+        self._requests[sent.request_id] = key
         self.sets_sent += 1
         self._send(
             {
                 "type": "set",
-                "request_id": request_id,
+                "request_id": sent.request_id,
                 "key": key,
-                "value": intent.value,
-                "local_revision": intent.local_revision,
+                "value": sent.value,
+                "local_revision": sent.local_revision,
             }
         )
 
-    def _later(self, delay: float, key: str) -> None:
+    def _later(self, delay: float, action: Callable[[], None]) -> None:
         async def resend() -> None:
             await asyncio.sleep(delay)
-            if self.online and key in self.intents and key not in self._in_flight:
-                self._send_set(key)
+            action()
 
         task = asyncio.get_running_loop().create_task(resend())
         self._tasks.add(task)

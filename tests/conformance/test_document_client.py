@@ -234,3 +234,20 @@ async def test_a_push_that_merely_arrives_first_never_drops_the_users_last_chang
     finally:
         server.chaos.reset()
     assert server_values(server)[tea] is False
+
+
+async def test_a_refused_set_is_never_resent_and_its_key_is_reloaded(server, devices):
+    """A set refused with injected_failure (twice, the reload too): the document's client
+    drops the intent and ends showing the server's value, as the devices do."""
+    doc, a, b = devices
+    tea = KEYS[0]
+    a.toggle_like(CATALOGUE[0].id)  # the server holds True
+    await converged(server, doc, a, b)
+    sets_before, revision_before = doc.sets_sent, server.revision
+    server.chaos.fail_next(2)
+    doc.change(tea, False)
+    await converged(server, doc, a, b)
+    assert doc.values[tea] is True
+    assert doc.known[tea] == revision_before
+    assert doc.sets_sent == sets_before + 1
+    assert server.revision == revision_before
