@@ -19,6 +19,7 @@ import os
 import signal
 import socket
 import sqlite3
+import ssl
 import sys
 import urllib.parse
 from collections.abc import Callable, Sequence
@@ -393,9 +394,34 @@ def _redact(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
 
+def _tls_problem(args: argparse.Namespace) -> str | None:
+    """Why --certfile/--keyfile cannot serve TLS, or None when they can."""
+    if args.certfile is None:
+        return None
+    try:
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(args.certfile, args.keyfile)
+    except OSError as exc:  # ssl.SSLError included
+        files = f"--certfile {args.certfile}"
+        if args.keyfile is not None:
+            files += f" --keyfile {args.keyfile}"
+        if isinstance(exc, ssl.SSLError):
+            reason = str(exc.reason or exc).lower().replace("_", " ")
+        else:
+            reason = f"{exc.strerror or exc} ({exc.filename})" if exc.filename else str(exc)
+        return (
+            f"cannot serve TLS with {files}: {reason}; give a readable PEM certificate "
+            "chain and the private key that matches it"
+        )
+    return None
+
+
 def _explain(exc: BaseException, args: argparse.Namespace) -> str | None:
     """One line saying why the server could not start, or None for a bug."""
     host, port = args.host, args.port
+    # Checked first: a key file we may not read is an OSError like a privileged port.
+    if isinstance(exc, OSError) and (problem := _tls_problem(args)) is not None:
+        return problem
     if is_redis_url(args.backend):
         redis_url = _redact(args.backend)
         if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "redis":

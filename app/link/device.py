@@ -63,7 +63,7 @@ class DeviceSession:
         name: str,
         server_urls: Sequence[str],
         *,
-        data_dir: Path | None = None,
+        data_dir: Path | str | None = None,
         catalogue: Sequence[CatalogueItem] | None = None,
         request_timeout: float = 10.0,
         backoff: Backoff | None = None,

@@ -162,9 +162,10 @@ class DeviceStore:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_device(cls, data_dir: Path | None, name: str) -> DeviceStore:
+    def for_device(cls, data_dir: Path | str | None, name: str) -> DeviceStore:
         """The store of device ``name`` under ``data_dir`` (default: the user data folder)."""
-        return cls(store_path(default_data_dir() if data_dir is None else data_dir, name), name)
+        folder = default_data_dir() if data_dir is None else Path(data_dir)
+        return cls(store_path(folder, name), name)
 
     @classmethod
     async def open(cls, data_dir: Path | None, name: str) -> tuple[DeviceStore, StoredState]:

@@ -182,3 +182,30 @@ def test_redis_not_installed_is_one_line_and_exit_1() -> None:
     )
     result = run_command("-c", hide_redis)
     assert_one_line_error(result, "syncserver", RUNTIME, "optisync[redis]")
+
+
+def test_a_certificate_that_is_not_pem_is_one_line_naming_it(tmp_path: Path) -> None:
+    """--certfile that is no PEM certificate: one line naming the TLS files, not the port."""
+    certfile = tmp_path / "cert.pem"
+    certfile.write_text("not a certificate\n")
+    result = run_command(
+        *SERVER, "--port", "0", "--db", str(tmp_path / "db.sqlite3"), "--certfile", str(certfile)
+    )
+    line = assert_one_line_error(result, "syncserver", RUNTIME, "--certfile", str(certfile))
+    assert "port" not in line, line
+
+
+def test_a_key_that_does_not_match_the_certificate_is_one_line(tmp_path: Path) -> None:
+    """--keyfile of another certificate: one line naming both files and the mismatch."""
+    import trustme
+
+    authority = trustme.CA()
+    served, other = authority.issue_cert("127.0.0.1"), authority.issue_cert("127.0.0.1")
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    served.cert_chain_pems[0].write_to_path(str(certfile))
+    other.private_key_pem.write_to_path(str(keyfile))
+    result = run_command(
+        *SERVER, "--port", "0", "--db", str(tmp_path / "db.sqlite3"),
+        "--certfile", str(certfile), "--keyfile", str(keyfile),
+    )  # fmt: skip
+    assert_one_line_error(result, "syncserver", RUNTIME, str(certfile), str(keyfile), "mismatch")

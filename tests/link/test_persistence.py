@@ -177,3 +177,13 @@ class _server_at:
     async def __aexit__(self, *exc: object) -> None:
         assert self._server is not None
         await self._server.close()
+
+
+async def test_data_dir_may_be_given_as_a_string(
+    server: SyncServer, open_device: OpenDevice, tmp_path: Path
+) -> None:
+    """``data_dir="..."`` works like a Path: the state file lands in that folder."""
+    folder = tmp_path / "as-text"
+    device = await open_device("Texty", [server.url], data_dir=str(folder))
+    await device.flush()
+    assert store_path(folder, "Texty").exists()
