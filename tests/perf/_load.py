@@ -71,6 +71,10 @@ def _masked_text(data: bytes) -> bytes:
     return header + b"\0\0\0\0" + data
 
 
+_REPLY_LIMIT = 64 * 2**20
+"""Longest reply line a worker may send (asyncio's default, 64 KiB, is too short)."""
+
+
 class Counter:
     """One connection after its handshake: counts acks, pushes and errors."""
 
@@ -385,6 +389,8 @@ class Load:
             proc = await asyncio.create_subprocess_exec(
                 sys.executable, "-m", "tests.perf._load",
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, cwd=ROOT, env=env,
+                # A reply line carries every latency sample of thousands of devices.
+                limit=_REPLY_LIMIT,
                 preexec_fn=(lambda: os.sched_setaffinity(0, cores)) if self._pinned else None,
             )  # fmt: skip
             self._procs.append(proc)
