@@ -19,12 +19,12 @@ import signal
 import sqlite3
 import sys
 import tempfile
-import urllib.parse
 from collections.abc import Sequence
 from pathlib import Path
 
 import platformdirs
 
+from app.link.urls import check_server_url
 from syncserver.access import resolve_token
 from syncserver.cli import (
     CommandLineError,
@@ -43,22 +43,9 @@ PROG = "optisync-demo"
 def server_url(text: str) -> str:
     """A ``--server`` value checked: ws:// or wss://, a host, a port that fits."""
     try:
-        parts = urllib.parse.urlsplit(text.strip())
-        port = parts.port
+        return check_server_url(text)
     except ValueError as exc:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a URL ({exc})") from None
-    if parts.scheme in ("http", "https"):
-        fixed = ("wss" if parts.scheme == "https" else "ws") + text.strip()[len(parts.scheme) :]
-        raise argparse.ArgumentTypeError(f"{text!r} is HTTP; a sync server speaks {fixed}")
-    if parts.scheme not in ("ws", "wss") or not parts.netloc:
-        raise argparse.ArgumentTypeError(
-            f"{text!r} is not a ws:// or wss:// URL; write it as ws://HOST:PORT"
-        )
-    if not parts.hostname:
-        raise argparse.ArgumentTypeError(f"{text!r} names no host; write it as ws://HOST:PORT")
-    if port == 0:
-        raise argparse.ArgumentTypeError(f"{text!r}: port 0 cannot be connected to")
-    return text.strip()
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _log_level(text: str) -> str:

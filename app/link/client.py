@@ -53,6 +53,7 @@ from .errors import (
     ServerUnavailableError,
 )
 from .status import ConnectionStatus, Observable
+from .urls import check_server_url
 
 __all__ = [
     "Backoff",
@@ -192,6 +193,8 @@ class SyncClient:
             raise ValueError("SyncClient needs at least one server URL")
         if request_timeout <= 0:
             raise ValueError("request_timeout must be positive")
+        if connect is None:  # websockets will dial these: a typo fails here, not for ever
+            urls = [check_server_url(url) for url in urls]
         self.urls: tuple[str, ...] = tuple(urls)
         self.device_id = device_id
         self.request_timeout = request_timeout

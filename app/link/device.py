@@ -37,6 +37,7 @@ from .engine import CaughtUp
 from .likes import LikesCubit, LikesState, item_id_of, like_key
 from .status import ConnectionStatus
 from .store import DeviceStore, Intent, StateStore
+from .urls import check_server_url
 
 __all__ = ["DeviceSession"]
 
@@ -88,8 +89,11 @@ class DeviceSession:
         ``token`` is the server's shared token; ``ssl`` or ``cafile`` set up TLS
         for ``wss://`` URLs. The device's secret (made with its id, kept in its
         state) goes in every hello.
-        Raises :class:`DeviceInUseError` if the device is open elsewhere.
+        Raises :class:`DeviceInUseError` if the device is open elsewhere, and
+        ValueError for a URL websockets cannot dial (before the state file is touched).
         """
+        if connect is None:
+            server_urls = [check_server_url(url) for url in server_urls]
         items = tuple(catalogue) if catalogue is not None else load_catalogue()
         if store is None:
             store = DeviceStore.for_device(data_dir, name)

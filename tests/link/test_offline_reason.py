@@ -5,13 +5,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import re
 import socket
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
-from app.link import ConnectionStatus, SyncClient
+from app.link import ConnectionStatus, DeviceSession, SyncClient
 from syncserver import serve
 from tests.timeouts import TIMEOUT
 
@@ -100,3 +101,27 @@ async def test_a_rejected_token_says_1008(tmp_path: Path) -> None:
         reason = await _first_offline_reason(server.url)
     assert reason.startswith("rejected: ")
     assert reason.endswith("(1008)")
+
+
+def _empty(folder: Path) -> bool:
+    return not any(folder.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("url", "words"),
+    [
+        ("localhost:8765", "write it as ws://HOST:PORT"),
+        ("http://127.0.0.1:8765", "is HTTP; a sync server speaks ws://127.0.0.1:8765"),
+        ("ws://[bad", "is not a URL"),
+        ("ws://:8765", "names no host"),
+    ],
+)
+async def test_a_url_websockets_cannot_dial_is_refused_before_anything_opens(
+    tmp_path: Path, url: str, words: str
+) -> None:
+    """DeviceSession.open and SyncClient refuse a non-ws URL at once, touching no state file."""
+    with pytest.raises(ValueError, match=re.escape(words)):
+        await DeviceSession.open("Typo", [url], data_dir=tmp_path)
+    with pytest.raises(ValueError, match=re.escape(words)):
+        SyncClient([url], 7)
+    assert _empty(tmp_path)
