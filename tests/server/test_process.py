@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 from pathlib import Path
 
@@ -89,8 +90,10 @@ async def test_repeated_sigterms_during_shutdown_still_exit_0(server_process: Se
 
     async def keep_signalling() -> None:
         while proc.returncode is None:
+            # os.kill, not proc.send_signal: Popen.send_signal polls first, and that
+            # poll may reap the child before asyncio's watcher does (exit code 255).
             with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(signal.SIGTERM)
+                os.kill(proc.pid, signal.SIGTERM)
             await asyncio.sleep(0.0005)  # pacing, not waiting for anything
 
     signalling = asyncio.create_task(keep_signalling())
