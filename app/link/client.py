@@ -56,8 +56,10 @@ from .status import ConnectionStatus, Observable
 from .urls import check_server_url
 
 __all__ = [
+    "ID_CLAIMED_REASON",
     "Backoff",
     "Connect",
+    "RenewIdentity",
     "SyncClient",
     "Transport",
     "client_ssl_context",
@@ -71,6 +73,23 @@ PushesListener = Callable[[Sequence[Push]], None]
 SnapshotListener = Callable[[Snapshot], None]
 
 _CONNECT_ERRORS = (OSError, TimeoutError, ConnectionClosed, InvalidHandshake, InvalidURI)
+
+ID_CLAIMED_REASON = "this device id has another secret"
+"""The reason of the 1008 close that says another secret owns this device id."""
+
+RenewIdentity = Callable[[], Awaitable[tuple[int, str]]]
+"""Make, persist and adopt a fresh (device id, device secret); see :class:`SyncClient`."""
+
+
+def _id_claimed(transport: object) -> bool:
+    """Whether the server closed ``transport`` because another secret owns our device id.
+
+    Exactly that close: any other 1008 (a wrong token) is not retried under a new id.
+    """
+    return (
+        getattr(transport, "close_code", None) == 1008
+        and getattr(transport, "close_reason", None) == ID_CLAIMED_REASON
+    )
 
 
 def _failure_reason(exc: BaseException) -> str:
@@ -163,6 +182,12 @@ class SyncClient:
     secret (PROTOCOL.md, "Credentials"); both go in every hello. For
     ``wss://`` URLs, ``ssl`` (an ``ssl.SSLContext``) or ``cafile`` (the CAs to
     trust instead of the system's) set up TLS.
+
+    ``renew_identity`` is for a device whose id the server has bound to another
+    secret (closed 1008 with reason :data:`ID_CLAIMED_REASON`: its database is
+    new and another connection claimed the id first). It must make a fresh id and
+    secret, persist them and return them; the client then reconnects under them.
+    Without it such a device keeps retrying under the old id.
     """
 
     def __init__(
@@ -188,6 +213,7 @@ class SyncClient:
         device_secret: str | None = None,
         ssl: SSLContext | None = None,
         cafile: str | Path | None = None,
+        renew_identity: RenewIdentity | None = None,
     ) -> None:
         if not urls:
             raise ValueError("SyncClient needs at least one server URL")
@@ -231,6 +257,9 @@ class SyncClient:
         self._timer_moved = asyncio.Event()
         self._closed = False
         self._task: asyncio.Task[None] | None = None
+        self._renew_identity = renew_identity
+        self._id_claimed = False
+        """The last connection was closed because another secret owns our id."""
 
     async def _connect_websocket(self, url: str) -> Transport:
         return await connect_websocket(url, open_timeout=self.request_timeout, ssl=self._ssl)
@@ -377,6 +406,10 @@ class SyncClient:
             caught_up = await self._connect_once(url)
             if self._closed:
                 return
+            if self._id_claimed and self._renew_identity is not None:
+                await self._take_new_identity()
+                if self._closed:
+                    return
             if caught_up:
                 attempt = 1  # a good connection dropped: retry the same server soon
             else:
@@ -390,9 +423,29 @@ class SyncClient:
                 async with asyncio.timeout(delay):
                     await self._wake.wait()
 
+    async def _take_new_identity(self) -> None:
+        """Go on under a fresh id and secret, persisted by ``renew_identity`` first."""
+        assert self._renew_identity is not None
+        old = self.device_id
+        try:
+            device_id, secret = await self._renew_identity()
+        except Exception:
+            log.exception("device %s: taking a new device id failed", old)
+            return
+        self.device_id = self.engine.device_id = device_id
+        self.engine.device_secret = secret
+        log.warning(
+            "device %s: the server has this device id bound to another secret (its "
+            "database is new and another connection claimed the id first); "
+            "continuing as device %s",
+            old,
+            device_id,
+        )
+
     async def _connect_once(self, url: str) -> bool:
         """One connection's life; returns whether it got as far as online."""
         self._why = None
+        self._id_claimed = False
         try:
             transport = await self._connect(url)
         except _CONNECT_ERRORS as exc:
@@ -424,6 +477,7 @@ class SyncClient:
         finally:
             writer.cancel()
             beat.cancel()
+            self._id_claimed = _id_claimed(transport)
             lost = self.engine.disconnected()
             self._online.clear()
             if not self._closed:

@@ -12,6 +12,9 @@ unless another is given):
   ``server_push``; a snapshot of a new server history (epoch) first makes the
   device forget the old one; once caught up, intents that were never confirmed
   are sent again unless a newer server write superseded them;
+* a server whose database has this device's id bound to another secret
+  (closed 1008 "this device id has another secret") makes the device take a
+  new id and secret, on disk before it reconnects;
 * every state change is recorded in the store (coalesced, off the loop).
 """
 
@@ -49,7 +52,6 @@ class DeviceSession:
 
     def __init__(self, name: str, store: StateStore, client: SyncClient, cubit: LikesCubit) -> None:
         self.name = name
-        self.device_id = cubit.device.device_id
         self.cubit = cubit
         self.client = client
         self._store = store
@@ -57,6 +59,11 @@ class DeviceSession:
         self._unsubscribe_state = cubit.subscribe(self._persist)
         self._unsubscribe_seen = client.newest_seen.subscribe(store.put_newest_seen)
         self._closed = False
+
+    @property
+    def device_id(self) -> int:
+        """This device's id (a new one if the server had its old id bound to another secret)."""
+        return self.cubit.device.device_id
 
     @classmethod
     async def open(
@@ -88,7 +95,8 @@ class DeviceSession:
         transport, the randomness (device id, backoff jitter) and the status clock.
         ``token`` is the server's shared token; ``ssl`` or ``cafile`` set up TLS
         for ``wss://`` URLs. The device's secret (made with its id, kept in its
-        state) goes in every hello.
+        state) goes in every hello; if the server has the id bound to another
+        secret, the device takes a new id and secret (see :attr:`device_id`).
         Raises :class:`DeviceInUseError` if the device is open elsewhere, and
         ValueError for a URL websockets cannot dial (before the state file is touched).
         """
@@ -109,11 +117,7 @@ class DeviceSession:
                     )
                     store.put_device_id(device_id)
                 # A device from before secrets gets one now; its first hello records it.
-                device_secret = (
-                    secrets.token_urlsafe(32)
-                    if rng is None
-                    else base64.urlsafe_b64encode(rng.randbytes(32)).decode().rstrip("=")
-                )
+                device_secret = _new_secret(rng)
                 store.put_device_secret(device_secret)
                 # On disk before the first connection: a process killed right after
                 # its first taps must come back as the same device, with the same secret.
@@ -152,6 +156,19 @@ class DeviceSession:
             if session is not None:
                 session._on_caught_up(caught_up)
 
+        async def renew_identity() -> tuple[int, str]:
+            # The server's database is new and another connection claimed our id
+            # first: go on under a fresh identity, on disk before the next hello.
+            assert store is not None
+            new_id = new_device_id(rng.getrandbits) if rng is not None else new_device_id()
+            new_secret = _new_secret(rng)
+            store.put_device_id(new_id)
+            store.put_device_secret(new_secret)
+            await store.flush()
+            if session is not None:
+                session.cubit.device.change_device_id(new_id)
+            return new_id, new_secret
+
         backoff = backoff if backoff is not None else Backoff()
         client = SyncClient(
             server_urls,
@@ -173,6 +190,7 @@ class DeviceSession:
             device_secret=device_secret,
             ssl=ssl,
             cafile=cafile,
+            renew_identity=renew_identity,
         )
         cubit = LikesCubit(
             items,
@@ -254,3 +272,10 @@ class DeviceSession:
                 intent: Intent | None = state.intents.get(item_id)
                 if intent != before.intents.get(item_id):
                     store.put_intent(like_key(item_id), intent)
+
+
+def _new_secret(rng: random.Random | None) -> str:
+    """A fresh device secret (from ``rng`` when given, for reproducible runs)."""
+    if rng is None:
+        return secrets.token_urlsafe(32)
+    return base64.urlsafe_b64encode(rng.randbytes(32)).decode().rstrip("=")

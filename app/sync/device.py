@@ -36,6 +36,11 @@ def new_device_id(randbits: Callable[[int], int] = secrets.randbits) -> int:
             return device_id
 
 
+def _check_device_id(device_id: object) -> None:
+    if isinstance(device_id, bool) or not isinstance(device_id, int):
+        raise TypeError(f"device_id must be an int, not {type(device_id).__name__}")
+
+
 @dataclass(frozen=True, slots=True)
 class HeldPush:
     """Another device's push that arrived while our request was in flight."""
@@ -68,10 +73,8 @@ class DeviceContext:
     """
 
     def __init__(self, device_id: int | None = None) -> None:
-        if device_id is not None and (
-            isinstance(device_id, bool) or not isinstance(device_id, int)
-        ):
-            raise TypeError(f"device_id must be an int, not {type(device_id).__name__}")
+        if device_id is not None:
+            _check_device_id(device_id)
         self._device_id = new_device_id() if device_id is None else device_id
         self._books: dict[Hashable, KeyBook] = {}
         self._listeners: list[EventListener] = []
@@ -84,6 +87,15 @@ class DeviceContext:
     @property
     def device_id(self) -> int:
         return self._device_id
+
+    def change_device_id(self, device_id: int) -> None:
+        """Go on as ``device_id`` (the old id was taken by someone else on the server).
+
+        From now on only pushes of the new id are this device's echoes; the
+        old id's writes are another device's. Revisions and in-flight keys stay.
+        """
+        _check_device_id(device_id)
+        self._device_id = device_id
 
     # -- read-only views -------------------------------------------------------
 

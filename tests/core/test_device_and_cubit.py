@@ -14,7 +14,7 @@ from tests.timeouts import TIMEOUT
 
 def test_device_id_defaults_to_a_random_53_bit_int_fixed_for_life() -> None:
     """Each context draws its own id once, in 1 ... 2**53 - 1 (exact as a JSON number
-    in JavaScript too); it never changes."""
+    in JavaScript too); only ``change_device_id`` changes it."""
     ids = {DeviceContext().device_id for _ in range(50)}
     assert len(ids) == 50
     assert all(0 < device_id <= 2**53 - 1 for device_id in ids)
@@ -55,6 +55,32 @@ def test_device_id_must_be_an_int() -> None:
     """A non-int device id is refused up front."""
     with pytest.raises(TypeError):
         DeviceContext(device_id="abc")  # type: ignore[arg-type]
+
+
+def test_after_a_device_id_change_only_the_new_ids_pushes_are_our_echoes() -> None:
+    """``change_device_id``: the old id's older writes are another device's and apply;
+    the new id's are our echoes. Revisions known so far stay."""
+    device = DeviceContext(device_id=7)
+    device.restore("k", local_revision=3)
+    cubit: Cubit[int] = Cubit(0, device=device)
+
+    def push(revision: int, writer: int) -> PushVerdict:
+        return cubit.server_push(
+            key="k",
+            push_metadata=(revision, 1, writer),
+            get_server_revision_from_state=lambda _state: -1,
+            apply_server_push_to_state=lambda _state, revision: revision,
+        )
+
+    assert push(1, 7) is PushVerdict.SELF_ECHO
+    device.change_device_id(8)
+    assert device.device_id == 8
+    assert device.local_revision("k") == 3
+    assert push(2, 7) is PushVerdict.APPLY
+    assert push(3, 8) is PushVerdict.SELF_ECHO
+    with pytest.raises(TypeError):
+        device.change_device_id(True)
+    assert device.device_id == 8
 
 
 def test_unknown_key_reads_as_never_changed() -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from app.sync import PushHeld, PushIgnoredStale, SyncFailed
 from app.sync.testing import (
     Action,
@@ -274,15 +272,9 @@ def test_hello_as_a_device_with_a_wrong_secret_is_closed_before_writing() -> Non
     assert simulation.stats.closes.get(1008) == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="link: a device whose id another connection claimed (1008 'another secret') "
-    "retries for ever instead of taking a new id",
-)
 def test_device_whose_id_was_claimed_on_a_fresh_database_syncs_again() -> None:
     """While device 0 is cut off, the server restarts on a fresh database and another
-    connection claims device 0's id first: device 0 must still get its tap stored (it is
-    closed 1008 on every reconnect and its tap never leaves)."""
+    connection claims device 0's id first: device 0 takes a new id and its tap is stored."""
     actions: list[Action] = [
         Tap(0, 0),
         Advance(0.5),

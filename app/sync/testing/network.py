@@ -48,6 +48,7 @@ class Connection:
         self.open = True
         self.closing = False
         self.close_code: int | None = None
+        self.close_reason = ""
         self.unread = 0
         self.client = ClientEnd(self)
         self.server = ServerEnd(self)
@@ -86,21 +87,22 @@ class Connection:
     def deliver_to_client(self, frame: str) -> None:
         self._inbox.put_nowait(frame)
 
-    def end(self, code: int) -> None:
+    def end(self, code: int, reason: str = "") -> None:
         """Both ends learn the connection is gone; what was travelling is lost."""
         if not self.open:
             return
         self.open = False
         self.close_code = code
+        self.close_reason = reason
         self.network.connections.discard(self)
         self.network.close_codes[code] += 1
         self._inbox.put_nowait(None)
         self.server_gone()
 
-    def close_after_pending(self, up: bool, code: int) -> None:
+    def close_after_pending(self, up: bool, code: int, reason: str = "") -> None:
         """A closing handshake: it arrives after the frames already on the way."""
         self.closing = True
-        self.travel(up, 0, lambda: self.end(code))
+        self.travel(up, 0, lambda: self.end(code, reason))
 
     async def frames(self) -> AsyncIterator[str]:
         while True:
@@ -129,6 +131,15 @@ class ClientEnd:
             connection.close_after_pending(True, CLOSE_TOO_BIG)  # the server refuses it
             return
         connection.travel(True, len(message), lambda: connection.to_server(message))
+
+    @property
+    def close_code(self) -> int | None:
+        """The close code once closed (None while open), as websockets' connections say."""
+        return None if self.connection.open else self.connection.close_code
+
+    @property
+    def close_reason(self) -> str | None:
+        return None if self.connection.open else self.connection.close_reason
 
     def __aiter__(self) -> AsyncIterator[str]:
         return self._frames()
@@ -181,7 +192,7 @@ class ServerEnd:
     def close(self, code: int, reason: str) -> None:
         connection = self.connection
         if connection.open and not connection.closing:
-            connection.close_after_pending(False, code)
+            connection.close_after_pending(False, code, reason)
 
     def abort(self) -> None:
         self.connection.end(1006)

@@ -299,6 +299,7 @@ class Simulation:
         if session is not None:
             self._resyncs += session.client.snapshots_applied
             self._gaps += session.client.gaps_detected
+            slot.device_id = session.device_id  # a device may take a new id (id claimed)
         if slot.unsubscribe is not None:
             slot.unsubscribe()
             slot.unsubscribe = None
@@ -535,6 +536,9 @@ class Simulation:
                         f"{synced}, the server has {expected!r}"
                     )
         monitor.check_history(server)
+        for slot in self._slots:
+            if slot.session is not None:
+                slot.device_id = slot.session.device_id  # a device may take a new id
         device_ids = {slot.index: slot.device_id for slot in self._slots if slot.device_id}
         monitor.check_intents(server, device_ids)
 
