@@ -63,6 +63,7 @@ class DeviceBridge(QObject):
         self._session = session
         self._directory = directory
         directory.add(session.device_id, session.name)
+        self._named_id = session.device_id
         self._state: LikesState = session.cubit.state
         self._status: ConnectionStatus = session.status
         self._stats = TapStats()
@@ -110,6 +111,11 @@ class DeviceBridge(QObject):
     @property
     def device_id(self) -> int:
         return self._session.device_id
+
+    @property
+    def session(self) -> DeviceSession:
+        """The device this bridge shows."""
+        return self._session
 
     @property
     def state(self) -> LikesState:
@@ -172,6 +178,10 @@ class DeviceBridge(QObject):
         self.stateChanged.emit(state)
 
     def _on_status(self, status: ConnectionStatus) -> None:
+        if self._session.device_id != self._named_id:
+            # The link took a new id (ours was claimed): name its writes after this device.
+            self._named_id = self._session.device_id
+            self._directory.add(self._named_id, self._session.name)
         if status == self._status:
             return
         previous, self._status = self._status, status

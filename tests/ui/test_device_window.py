@@ -158,3 +158,16 @@ def test_arrow_keys_in_the_filter_box_move_the_list_and_enter_toggles(harness: H
     window.list.setFocus()
     QTest.keyClick(window.list, Qt.Key.Key_Enter)
     assert window.bridge.state.liked(item_id) is False
+
+
+def test_a_renewed_device_id_shows_in_the_header_and_names_its_writes(harness: Harness) -> None:
+    """When the link takes a new id (its old one was claimed), the header shows it once the
+    link reconnects, and the directory names the new id after this device."""
+    demo = harness.start(devices=1)
+    window = demo.windows[0]
+    harness.wait(lambda: window.bridge.status.state == "online")
+    window.bridge.session.cubit.device.change_device_id(4242)
+    assert demo.server is not None
+    harness.run(demo.server.restart(pause=0.1))
+    harness.wait(lambda: window.id_label.text() == "id 4242")
+    assert demo.directory.name(4242) == window.bridge.name
