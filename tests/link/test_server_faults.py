@@ -118,8 +118,7 @@ async def test_a_device_meets_a_fresh_database_at_the_same_url_and_converges(
             await asyncio.wait_for(a.toggle_like(item_id), TIMEOUT)
         await eventually(lambda: a.client.newest_seen.value == 5, a)
         old_epoch = a.client.epoch
-        if old_epoch is None:
-            pytest.skip("this server does not send epochs yet")
+        assert old_epoch is not None, "the server sends its epoch in welcome"
     finally:
         await first.close()
     await eventually(lambda: a.status.state == "offline", a)
