@@ -36,7 +36,7 @@ async def test_sets_are_unavailable_while_redis_is_down_and_the_log_says_so_once
             async def failed_often() -> None:
                 # The backend has no event for its retries; poll the counter.
                 while backend.subscription_failures < 3:  # noqa: ASYNC110
-                    await asyncio.sleep(0.02)
+                    await asyncio.sleep(0.02)  # poll interval, not a wait for an outcome
 
             await asyncio.wait_for(failed_often(), TIMEOUT)
         finally:
