@@ -16,6 +16,7 @@ from syncserver import serve
 from syncserver.backends.memory import MemoryBackend
 from syncserver.config import ServerConfig
 from syncserver.core import ServerCore, Shared
+from tests.commits import committed
 from tests.timeouts import TIMEOUT
 
 
@@ -103,7 +104,7 @@ async def test_pipelined_hellos_wait_for_the_address_catchup_budget_and_coalesce
                 }
             ),
         )
-    await asyncio.sleep(0)  # MemoryBackend commits on the next loop iteration
+    await committed(core, 20)
     assert core.revision == 20
     peer = Peer()
     conn = core.connect(peer, "10.0.0.7:1", address="10.0.0.7")
@@ -127,7 +128,7 @@ async def _write_one(core: ServerCore) -> None:
         writer,
         json.dumps({"type": "set", "request_id": 1, "key": "k", "value": 1, "local_revision": 1}),
     )
-    await asyncio.sleep(0)  # MemoryBackend commits on the next loop iteration
+    await committed(core, 1)
     assert core.revision == 1
 
 
@@ -188,7 +189,7 @@ async def test_the_total_send_buffer_cap_drops_the_biggest_readers_first():
                 {"type": "set", "request_id": n, "key": "k", "value": value, "local_revision": n}
             ),
         )
-        await asyncio.sleep(0)
+        await committed(core, n + 1)
     assert core.revision == 10
     assert core.total_queued <= 200_000
     assert sum(peer.aborted for peer in stalled) >= 5

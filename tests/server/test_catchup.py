@@ -22,6 +22,7 @@ from syncserver.config import ServerConfig
 from syncserver.core import ServerCore, Shared
 from syncserver.frames import snapshot_entry
 from syncserver.protocol import MAX_PAGE_BYTES, encode_bytes
+from tests.commits import committed
 from tests.perf.registers import create_database, fill_registers
 from tests.server.conftest import Clients
 from tests.timeouts import TIMEOUT
@@ -184,7 +185,7 @@ async def test_pushes_between_pages_never_meet_an_older_page_value(
         for index in range(3000):
             set_ = {"type": "set", "request_id": index, "key": f"k/{index:07d}"}
             core.receive(writer, json.dumps({**set_, "value": "x" * 300, "local_revision": 1}))
-        await asyncio.sleep(0)  # the memory backend commits on the next iteration
+        await committed(core, 3000)
         assert core.revision == 3000
     writer_peer = _Peer()
     writer = core.connect(writer_peer)
@@ -263,7 +264,7 @@ async def test_the_next_page_waits_until_the_reader_takes_the_last() -> None:
     for index in range(3000):
         set_ = {"type": "set", "request_id": index, "key": f"k/{index:07d}"}
         core.receive(writer, json.dumps({**set_, "value": "x" * 300, "local_revision": 1}))
-    await asyncio.sleep(0)  # the memory backend commits on the next iteration
+    await committed(core, 3000)
     reader = _SlowReader()
     core.receive(core.connect(reader), json.dumps({"type": "hello", "device_id": 1}))
 
@@ -313,7 +314,7 @@ async def test_a_snapshot_that_cannot_be_read_closes_the_connection_with_1013() 
     core.receive(writer, json.dumps({"type": "hello", "device_id": 9}))
     set_ = {"type": "set", "request_id": 1, "key": "k", "value": 1, "local_revision": 1}
     core.receive(writer, json.dumps(set_))
-    await asyncio.sleep(0)  # the memory backend commits on the next iteration
+    await committed(core, 1)
     assert core.revision == 1
     peer = _ClosablePeer()
     core.receive(core.connect(peer), json.dumps({"type": "hello", "device_id": 1}))
