@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import os
-import re
 import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -21,10 +20,9 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import ClientConnection, connect
 
+from tests.syncserver_process import ROOT, spawn_syncserver
 from tests.timeouts import TIMEOUT
 
-ROOT = Path(__file__).resolve().parents[2]
-_URL = re.compile(r"ws://127\.0\.0\.1:(\d+)")
 _ENV = {**os.environ, "PYTHONPATH": str(ROOT), "PYTHONUNBUFFERED": "1"}
 
 OBSERVER_ID = 4242
@@ -44,22 +42,10 @@ class ServerProcess:
         return f"ws://127.0.0.1:{self.port}"
 
     async def start(self, port: int = 0) -> str:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "syncserver", "--port", str(port), *self.args,
-            cwd=ROOT,
-            env=_ENV,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        while True:
-            line = await asyncio.wait_for(self.process.stdout.readline(), TIMEOUT)
-            if not line:
-                raise RuntimeError(f"syncserver {' '.join(self.args)} exited before listening")
-            found = _URL.search(line.decode())
-            if found:
-                self.port = int(found.group(1))
-                return self.url
+        self.process, self.port = await spawn_syncserver(
+            ["--port", str(port), *self.args], _ENV, f"syncserver {' '.join(self.args)}"
+        )
+        return self.url
 
     async def terminate(self) -> int:
         """SIGTERM, as a service manager stops it; returns the exit code."""

@@ -4,18 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import os
-import re
 import signal
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 
+from tests.syncserver_process import spawn_syncserver
 from tests.timeouts import TIMEOUT
-
-ROOT = Path(__file__).resolve().parents[2]
-_URL = re.compile(r"ws://127\.0\.0\.1:(\d+)")
 
 
 class ServerProcess:
@@ -28,22 +24,12 @@ class ServerProcess:
         self.kills = 0
 
     async def start(self) -> int:
-        self.process = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "syncserver", "--port", "0", "--db", str(self.db),
-            cwd=ROOT,
-            stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.DEVNULL,
-            env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        )  # fmt: skip
-        assert self.process.stdout is not None
-        while True:
-            line = await asyncio.wait_for(self.process.stdout.readline(), TIMEOUT)
-            if not line:
-                raise RuntimeError("syncserver exited before listening")
-            found = _URL.search(line.decode())
-            if found:
-                self.port = int(found.group(1))
-                return self.port
+        self.process, self.port = await spawn_syncserver(
+            ["--port", "0", "--db", str(self.db)],
+            {**os.environ, "PYTHONUNBUFFERED": "1"},
+            "syncserver",
+        )
+        return self.port
 
     async def terminate(self) -> int:
         """SIGTERM: the server drains, answers and closes; returns its exit code."""
