@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Final
 
 from .frames import SnapshotPage
+from .protocol import DEFAULT_SPACE
 
 __all__ = ["BUFFER_BEFORE_NEXT_PAGE", "PAGE_WAIT", "CatchUp"]
 
@@ -32,11 +33,14 @@ _WIDEST_REVISION: Final = 2**63 - 1
 
 
 class CatchUp:
-    """Where one connection's snapshot stands."""
+    """Where one connection's snapshot of one space stands."""
 
-    __slots__ = ("after", "budget", "epoch", "page", "protocol", "revision", "since")
+    __slots__ = ("after", "budget", "epoch", "page", "protocol", "revision", "since", "space")
 
-    def __init__(self, since: int, *, epoch: str, protocol: int) -> None:
+    def __init__(
+        self, since: int, *, epoch: str, protocol: int, space: str = DEFAULT_SPACE
+    ) -> None:
+        self.space = space
         self.since = since
         self.epoch = epoch
         self.protocol = protocol
@@ -47,13 +51,13 @@ class CatchUp:
         self.page: SnapshotPage | None = None
         # Every page, the first included, fits the frame of the widest revision.
         self.budget = SnapshotPage(
-            _WIDEST_REVISION, epoch=epoch, since=since, protocol=protocol
+            _WIDEST_REVISION, epoch=epoch, since=since, protocol=protocol, space=space
         ).budget
 
     def start(self, revision: int) -> SnapshotPage:
         """The first page was read at ``revision``: the snapshot is at it."""
         self.revision = revision
         self.page = SnapshotPage(
-            revision, epoch=self.epoch, since=self.since, protocol=self.protocol
+            revision, epoch=self.epoch, since=self.since, protocol=self.protocol, space=self.space
         )
         return self.page

@@ -8,9 +8,10 @@ is declared (with its default) in one place only.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 from .limits import (
     DEFAULT_ADDRESS_RATE_BURST,
@@ -25,7 +26,12 @@ from .limits import (
     DEFAULT_RATE_LIMIT,
 )
 
-__all__ = ["ServerConfig", "Synchronous"]
+__all__ = ["DEFAULT_MAX_SPACES_PER_CONNECTION", "ServerConfig", "SpaceAccess", "Synchronous"]
+
+DEFAULT_MAX_SPACES_PER_CONNECTION: Final = 64
+
+SpaceAccess = Mapping[str, frozenset[int] | None]
+"""Space → the device ids that may join it (None: every device)."""
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -72,6 +78,10 @@ class ServerConfig:
     benchmark or a same-host proxy without ``forwarded_allow`` is not throttled)."""
     forwarded_allow: tuple[str, ...] = ()
     """Peer addresses (reverse proxies) whose ``X-Forwarded-For`` names the client."""
+    max_spaces_per_connection: int = DEFAULT_MAX_SPACES_PER_CONNECTION
+    """Spaces one connection may join; a hello for one more gets ``too_many_spaces``."""
+    space_access: SpaceAccess | None = None
+    """Who may join which space (``--space-access``); None: every device, every space."""
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -98,6 +108,8 @@ class ServerConfig:
             raise ValueError("address_rate_burst and catchup_burst must be at least 1")
         if self.keyfile is not None and self.certfile is None:
             raise ValueError("keyfile needs a certfile")
+        if self.max_spaces_per_connection < 1:
+            raise ValueError("max_spaces_per_connection must be at least 1")
         if self.token is not None and not self.token:
             raise ValueError("token must not be empty")
 

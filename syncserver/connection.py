@@ -90,7 +90,7 @@ class Connection:
         "authorized",
         "batch",
         "bucket",
-        "catch_up",
+        "catch_ups",
         "catchup_timer",
         "closed",
         "device_id",
@@ -99,12 +99,14 @@ class Connection:
         "limits",
         "observing",
         "peer",
-        "pending_hello",
+        "pending_hellos",
         "protocol",
         "queued",
         "remote",
         "requests",
         "send_allowance",
+        "spaces",
+        "subscribed",
     )
 
     def __init__(
@@ -129,8 +131,9 @@ class Connection:
         """A hello passed the token and device-secret checks."""
         self.held: list[str | bytes] | None = None
         """Frames that arrived while the device secret was being checked."""
-        self.pending_hello: Hello | None = None
-        """The newest hello not answered yet (its address' catch-up budget is spent)."""
+        self.pending_hellos: dict[str, Hello] = {}
+        """Per space, the newest hello not answered yet (its address' catch-up
+        budget is spent)."""
         self.catchup_timer: Cancellable | None = None
         self.queued = 0
         """Bytes queued for it and unread, as last reported by its peer."""
@@ -144,5 +147,9 @@ class Connection:
         self.send_allowance = send_allowance
         """Unread bytes past which the connection is dropped as slow: the
         server's max_send_buffer plus what its snapshot may have queued."""
-        self.catch_up: CatchUp | None = None
-        """The snapshot being sent to this connection, page by page."""
+        self.catch_ups: dict[str, CatchUp] = {}
+        """Per space, the snapshot being sent to this connection, page by page."""
+        self.spaces: dict[str, None] = {}
+        """The spaces it joined, in the order it joined them."""
+        self.subscribed: dict[str, None] = {}
+        """The spaces whose pushes it gets (joined, and its snapshot begun)."""

@@ -158,9 +158,10 @@ class ServerCore:
         """Snapshot page reads waiting for the backend, fairly, one at a time."""
         self._epoch: str | None = None
         self._next_id = 1
-        # Who gets pushes (insertion-ordered sets): a frame per push, or batches.
-        self._plain: dict[Connection, None] = {}
-        self._batched: dict[Connection, None] = {}
+        # Who gets each space's pushes (insertion-ordered sets): a frame per
+        # push, or batches.
+        self._plain: dict[str, dict[Connection, None]] = {}
+        self._batched: dict[str, dict[Connection, None]] = {}
         self.feed = ObserverFeed(self.clock, self.config.observe_interval, self.state)
         self._outstanding: dict[int, _SetRequest] = {}
         """Sets accepted and not yet answered (acked or refused)."""
@@ -255,10 +256,12 @@ class ServerCore:
     def _forget(self, conn: Connection) -> None:
         """Stop sending to ``conn``: no pushes, no feed, no pending catch-up."""
         conn.closed = True
-        self._plain.pop(conn, None)
-        self._batched.pop(conn, None)
+        for space in conn.subscribed:
+            self._unsubscribe(conn, space)
+        conn.subscribed.clear()
+        conn.catch_ups.clear()
         self.feed.unwatch(conn)
-        conn.pending_hello = None
+        conn.pending_hellos.clear()
         conn.held = None
         if conn.catchup_timer is not None:
             conn.catchup_timer.cancel()
@@ -399,58 +402,103 @@ class ServerCore:
         if conn.device_id is None:
             logger.info("device %d connected from %s", hello.device_id, conn.remote)
         conn.device_id = hello.device_id
+        space = hello.space
+        if not self._may_join(hello.device_id, space):
+            self._error(
+                conn, None, "forbidden", f"device {hello.device_id} may not join this space", space
+            )
+            return
+        if space not in conn.spaces and len(conn.spaces) >= self.config.max_spaces_per_connection:
+            self._error(
+                conn,
+                None,
+                "too_many_spaces",
+                f"a connection joins at most {self.config.max_spaces_per_connection} spaces",
+                space,
+            )
+            return
         conn.protocol = min(hello.protocol, PROTOCOL_VERSION)
+        conn.spaces[space] = None
         # A newer hello replaces one still waiting for the catch-up budget.
-        conn.pending_hello = hello
+        conn.pending_hellos[space] = hello
         if conn.catchup_timer is None:
             self._catch_up(conn)
 
+    def _may_join(self, device_id: int, space: str) -> bool:
+        access = self.config.space_access
+        if access is None:
+            return True
+        if space not in access:
+            return False
+        devices = access[space]
+        return devices is None or device_id in devices
+
     def _catch_up(self, conn: Connection) -> None:
-        """Answer the connection's pending hello, once its address may catch up."""
+        """Answer the connection's pending hellos, once its address may catch up."""
         conn.catchup_timer = None
-        hello = conn.pending_hello
-        if hello is None or conn.closed or self.closing:
-            return
-        limits = conn.limits
-        now = self.clock.time()
-        if limits is not None:
-            wait = limits.catchup.wait(now)
-            if wait > 0:
-                conn.catchup_timer = self.clock.call_later(wait, lambda: self._catch_up(conn))
-                return
-        conn.pending_hello = None
+        while conn.pending_hellos and not conn.closed and not self.closing:
+            limits = conn.limits
+            if limits is not None:
+                wait = limits.catchup.wait(self.clock.time())
+                if wait > 0:
+                    conn.catchup_timer = self.clock.call_later(wait, lambda: self._catch_up(conn))
+                    return
+            space = next(iter(conn.pending_hellos))
+            self._answer_hello(conn, space, conn.pending_hellos.pop(space))
+
+    def _answer_hello(self, conn: Connection, space: str, hello: Hello) -> None:
+        """Snapshot ``space`` for ``conn`` from ``hello.since`` on, and push its writes."""
         backend = self.backend
-        conn.batch = hello.batch_pushes
-        if conn in self._plain or conn in self._batched:
-            self._subscribe(conn)  # already receiving pushes: switch to the asked form now
+        if conn.batch != hello.batch_pushes:
+            conn.batch = hello.batch_pushes
+            for joined in conn.subscribed:  # switch to the asked form now
+                self._subscribe(conn, joined)
         since = hello.since if hello.epoch is None or hello.epoch == backend.epoch else 0
-        revision = backend.revision
-        if since >= revision:
-            # Up to date (the heartbeat's usual case): one empty page, no read at all.
-            conn.catch_up = None
-            self._subscribe(conn)
-            page = SnapshotPage(revision, epoch=backend.epoch, since=since, protocol=conn.protocol)
+        if since >= backend.head(space):
+            # Nothing in the space after ``since`` (the heartbeat's usual case):
+            # one empty page, no read at all.
+            conn.catch_ups.pop(space, None)
+            self._subscribe(conn, space)
+            page = SnapshotPage(
+                backend.revision,
+                epoch=backend.epoch,
+                since=since,
+                protocol=conn.protocol,
+                space=space,
+            )
             conn.peer.send((page.frame([], more=False),))
         else:
-            run = conn.catch_up = CatchUp(since, epoch=backend.epoch, protocol=conn.protocol)
+            run = conn.catch_ups[space] = CatchUp(
+                since, epoch=backend.epoch, protocol=conn.protocol, space=space
+            )
             self._read_page(conn, run)
         self._changed()
 
-    def _subscribe(self, conn: Connection) -> None:
-        """``conn`` gets every push from now on, one frame each or in batches."""
-        self._plain.pop(conn, None)
-        self._batched.pop(conn, None)
-        (self._batched if conn.batch else self._plain)[conn] = None
+    def _subscribe(self, conn: Connection, space: str) -> None:
+        """``conn`` gets every push of ``space`` from now on, one frame each or in batches."""
+        self._unsubscribe(conn, space)
+        table = self._batched if conn.batch else self._plain
+        subscribers = table.get(space)
+        if subscribers is None:
+            subscribers = table[space] = {}
+        subscribers[conn] = None
+        conn.subscribed[space] = None
+
+    def _unsubscribe(self, conn: Connection, space: str) -> None:
+        for table in (self._plain, self._batched):
+            subscribers = table.get(space)
+            if subscribers is not None and subscribers.pop(conn, 0) is None and not subscribers:
+                del table[space]
 
     # -- catch-up, page by page (catchup.py) ---------------------------------
 
     def _read_page(self, conn: Connection, run: CatchUp) -> None:
         """Queue the next page read; reads take turns between addresses (reads.py)."""
-        if conn.closed or conn.catch_up is not run:
+        if conn.closed or conn.catch_ups.get(run.space) is not run:
             return  # gone, or a newer hello started another snapshot
 
         def start(finish: Callable[[], None]) -> None:
-            if conn.closed or conn.catch_up is not run or self.closing:
+            if conn.closed or conn.catch_ups.get(run.space) is not run or self.closing:
                 finish()  # dropped while it waited
                 return
 
@@ -458,23 +506,24 @@ class ServerCore:
                 try:
                     if page is None:
                         # The device would wait for the rest forever: let it reconnect.
-                        if conn.catch_up is run:
+                        if conn.catch_ups.get(run.space) is run:
                             self._close(conn, CLOSE_TRY_AGAIN_LATER, "could not read the snapshot")
                         return
                     self._on_page(conn, run, page)
                 finally:
                     finish()
 
-            self.backend.read_changes(run.after, run.revision, run.budget, deliver)
+            self.backend.read_changes(run.space, run.after, run.revision, run.budget, deliver)
 
-        self._reads.add(conn.address if conn.limits is not None else conn, conn, start)
+        owner = conn.address if conn.limits is not None else conn
+        self._reads.add(owner, (conn, run.space), start)
 
     def _on_page(self, conn: Connection, run: CatchUp, page: ChangePage) -> None:
-        if conn.closed or conn.catch_up is not run:
+        if conn.closed or conn.catch_ups.get(run.space) is not run:
             return
-        if page.read_at < self.backend.revision:
-            # Pushes newer than this read went out already (or, on the first
-            # page, would be missed): the page might show older values. Again,
+        if page.read_at < self.backend.head(run.space):
+            # Pushes of the space newer than this read went out already (or, on
+            # the first page, would be missed): the page might show older values. Again,
             # paid for like a page sent, so re-reads cannot read for free.
             if conn.limits is not None:
                 stale = sum(len(entry) + 1 for entry in page.entries)
@@ -484,7 +533,7 @@ class ServerCore:
         frame = run.page
         if frame is None:
             frame = run.start(page.read_at)
-            self._subscribe(conn)
+            self._subscribe(conn, run.space)
         run.after = page.last
         more = not page.complete
         # A snapshot is as big as the database, not a sign of a stalled reader:
@@ -501,7 +550,7 @@ class ServerCore:
         self._note_queued(conn, buffered)
         self._shed_if_over()
         if not more:
-            conn.catch_up = None
+            del conn.catch_ups[run.space]
             self._changed()
             return
         self._next_page(conn, run, buffered)
@@ -509,7 +558,7 @@ class ServerCore:
     def _next_page(self, conn: Connection, run: CatchUp, buffered: int) -> None:
         """Read the next page on a later loop iteration, once the reader keeps up
         and its address may catch up further."""
-        if conn.closed or conn.catch_up is not run:
+        if conn.closed or conn.catch_ups.get(run.space) is not run:
             return
         wait = 0.0
         if buffered > BUFFER_BEFORE_NEXT_PAGE:
@@ -519,16 +568,22 @@ class ServerCore:
         if wait > 0:
 
             def look_again() -> None:
-                if not conn.closed and conn.catch_up is run:
+                if not conn.closed and conn.catch_ups.get(run.space) is run:
                     self._next_page(conn, run, conn.peer.send(()))
 
             self.clock.call_later(wait, look_again)
         else:
             self.clock.call_later(0, lambda: self._read_page(conn, run))
 
-    def _refuse_before_hello(
-        self, conn: Connection, request_id: RequestId, device_id: int | None = None
+    def _refuse_request(
+        self,
+        conn: Connection,
+        request_id: RequestId,
+        space: str,
+        device_id: int | None = None,
     ) -> bool:
+        """Refuse a set or get before a hello, for another device, or on a space
+        the connection has not joined; True if it was refused."""
         if self.closing:
             self._error(conn, request_id, "unavailable", "the server is shutting down")
             return True
@@ -542,6 +597,9 @@ class ServerCore:
                 "device_mismatch",
                 f"this connection belongs to device {conn.device_id}, not {device_id}",
             )
+            return True
+        if space not in conn.spaces:
+            self._error(conn, request_id, "not_joined", "send a hello for this space first", space)
             return True
         return False
 
@@ -557,26 +615,31 @@ class ServerCore:
             self._error(conn, request_id, "injected_failure", message)
 
     def _on_get(self, conn: Connection, get: Get) -> None:
-        if self._refuse_before_hello(conn, get.request_id):
+        if self._refuse_request(conn, get.request_id, get.space):
             return
         if self.chaos.take_failure():
             self._refuse_injected(conn, get.request_id)
             return
-        found = self.backend.get(get.key)
+        found = self.backend.get(get.space, get.key)
         if found is not None and found.revision > self.backend.revision:
             # Durable, but its push has not gone out yet (SQLite reads the file):
             # answer right after that push, so no reply is ahead of the pushes.
             self._waiting_gets.append((conn, get.request_id, found))
             return
-        self._answer_get(conn, get.request_id, get.key, found)
+        self._answer_get(conn, get.request_id, get.space, get.key, found)
 
     def _answer_get(
-        self, conn: Connection, request_id: RequestId, key: str, found: Write | None
+        self,
+        conn: Connection,
+        request_id: RequestId,
+        space: str,
+        key: str,
+        found: Write | None,
     ) -> None:
         if found is None:
-            reply = Value(request_id, key, None, 0)
+            reply = Value(request_id, key, None, 0, space)
         else:
-            reply = Value(request_id, key, msgspec.Raw(found.value), found.revision)
+            reply = Value(request_id, key, msgspec.Raw(found.value), found.revision, space)
         self._send(conn, encode_bytes(reply))
 
     def _answer_waiting_gets(self) -> None:
@@ -586,10 +649,10 @@ class ServerCore:
             if found.revision > revision:
                 self._waiting_gets.append((conn, request_id, found))
             elif not conn.closed:
-                self._answer_get(conn, request_id, found.key, found)
+                self._answer_get(conn, request_id, found.space, found.key, found)
 
     def _on_set(self, conn: Connection, set_: Set) -> None:
-        if self._refuse_before_hello(conn, set_.request_id, set_.device_id):
+        if self._refuse_request(conn, set_.request_id, set_.space, set_.device_id):
             return
         value = _encode_value(set_.value)
         if len(value) > MAX_VALUE_BYTES:
@@ -606,8 +669,8 @@ class ServerCore:
         device_id = conn.device_id
         assert device_id is not None
         request = _SetRequest(
-            set_.key, value, 0, set_.local_revision, device_id, conn, set_.request_id,
-            self.clock.time(),
+            set_.key, value, 0, set_.local_revision, device_id, set_.space, 0, conn,
+            set_.request_id, self.clock.time(),
         )  # fmt: skip
         self._outstanding[id(request)] = request
         delay = self.chaos.settings.write_delay
@@ -666,61 +729,97 @@ class ServerCore:
         if not writes:
             return
         settings = self.chaos.settings
-        subscribers = len(self._plain) + len(self._batched) if settings.push_enabled else 0
-        self.stats.committed(writes, self.clock.time(), subscribers)
         if not self.closing and (
             settings.ack_delay
             or not settings.push_enabled
             or settings.push_delay
             or settings.push_jitter
         ):
+            self.stats.committed(writes, self.clock.time(), self._push_count(writes))
             self._committed_with_chaos(writes)
             return
         if not settings.push_enabled:
+            self.stats.committed(writes, self.clock.time(), 0)
             self._committed_without_pushes(writes)
             return
         # Fast path: each push is encoded once; each connection gets its acks,
-        # then the pushes, in one send.
+        # then the pushes of its spaces, in one send. Only the spaces written
+        # are looked at, whatever the number of spaces.
         outgoing: dict[Connection, list[bytes]] = {}
-        pushes: list[bytes] = []
+        payloads: list[bytes] = []
+        by_space: dict[str, list[bytes]] = {}
         outstanding = self._outstanding
         for write in writes:
-            raw = msgspec.Raw(write.value)
             if type(write) is _SetRequest and write.connection is not None:
                 outstanding.pop(id(write), None)
-                ack = encode_bytes(Ack(write.request_id, write.key, raw, write.revision))
+                ack = encode_bytes(
+                    Ack(
+                        write.request_id,
+                        write.key,
+                        msgspec.Raw(write.value),
+                        write.revision,
+                        write.space,
+                    )
+                )
                 frames = outgoing.get(write.connection)
                 if frames is None:
                     outgoing[write.connection] = [ack]
                 else:
                     frames.append(ack)
-            pushes.append(push_payload(write))
+            payload = push_payload(write)
+            payloads.append(payload)
+            pushes = by_space.get(write.space)
+            if pushes is None:
+                by_space[write.space] = [payload]
+            else:
+                pushes.append(payload)
+        several = len(by_space) > 1
+        mixed: dict[Connection, None] = {}
+        """Connections in more than one space: they may need pushes of several."""
         slow: list[Connection] = []
         total = self.total_queued
-        if self._plain:
-            shared = Shared(pushes)
-            for conn in self._plain:
-                queued = conn.peer.send(outgoing.pop(conn, ()), shared)
-                total += queued - conn.queued
-                conn.queued = queued
-                if queued > conn.send_allowance:
-                    slow.append(conn)
-        if self._batched:
-            shared = Shared(batch_frames(pushes))
-            for conn in self._batched:
-                queued = conn.peer.send(outgoing.pop(conn, ()), shared)
-                total += queued - conn.queued
-                conn.queued = queued
-                if queued > conn.send_allowance:
-                    slow.append(conn)
+        delivered = 0
+        for space, pushes in by_space.items():
+            for table, batched in ((self._plain, False), (self._batched, True)):
+                subscribers = table.get(space)
+                if not subscribers:
+                    continue
+                delivered += len(pushes) * len(subscribers)
+                shared = Shared(batch_frames(pushes) if batched else pushes)
+                for conn in subscribers:
+                    if several and len(conn.subscribed) > 1:
+                        mixed[conn] = None
+                        continue
+                    queued = conn.peer.send(outgoing.pop(conn, ()), shared)
+                    total += queued - conn.queued
+                    conn.queued = queued
+                    if queued > conn.send_allowance:
+                        slow.append(conn)
         self.total_queued = total
+        for conn in mixed:
+            # One stream in revision order across the spaces it gets.
+            spaces = conn.subscribed
+            mine = [p for w, p in zip(writes, payloads, strict=True) if w.space in spaces]
+            frames = outgoing.pop(conn, [])
+            frames.extend(batch_frames(mine) if conn.batch else mine)
+            self._note_queued(conn, conn.peer.send(frames))
+            if conn.queued > conn.send_allowance:
+                slow.append(conn)
         for conn, acks in outgoing.items():
             if not conn.closed:
                 self._note_queued(conn, conn.peer.send(acks))
+        self.stats.committed(writes, self.clock.time(), delivered)
         for conn in slow:
             self._drop_slow(conn)
         self._shed_if_over()
         self._changed()
+
+    def _push_count(self, writes: Sequence[Write]) -> int:
+        """How many pushes ``writes`` make: one per write per subscriber of its space."""
+        count = 0
+        for write in writes:
+            count += len(self._plain.get(write.space, ())) + len(self._batched.get(write.space, ()))
+        return count
 
     def _committed_without_pushes(self, writes: Sequence[Write]) -> None:
         for write in writes:
@@ -740,7 +839,8 @@ class ServerCore:
             if not settings.push_enabled:
                 continue
             push = push_payload(write)
-            for conn in (*self._plain, *self._batched):
+            space = write.space
+            for conn in (*self._plain.get(space, ()), *self._batched.get(space, ())):
                 frame = batch_frame([push]) if conn.batch else push
                 delay = self.chaos.push_delay()
                 if delay:
@@ -760,7 +860,8 @@ class ServerCore:
         conn = write.connection
         if conn is not None and not conn.closed:
             raw = msgspec.Raw(write.value)
-            self._send(conn, encode_bytes(Ack(write.request_id, write.key, raw, write.revision)))
+            ack = Ack(write.request_id, write.key, raw, write.revision, write.space)
+            self._send(conn, encode_bytes(ack))
         self._changed()
 
     def failed(self, writes: Sequence[Write], exc: BaseException) -> None:
@@ -839,10 +940,15 @@ class ServerCore:
         conn.peer.abort()
 
     def _error(
-        self, conn: Connection, request_id: RequestId | None, code: ErrorCode | str, message: str
+        self,
+        conn: Connection,
+        request_id: RequestId | None,
+        code: ErrorCode | str,
+        message: str,
+        space: str | None = None,
     ) -> None:
         self.stats.errors[code] += 1
-        self._send(conn, encode_bytes(Error(request_id, code, message)))
+        self._send(conn, encode_bytes(Error(request_id, code, message, space)))
 
     def _later(
         self,

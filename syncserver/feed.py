@@ -35,14 +35,15 @@ StateCallback = Callable[[ServerState], None]
 _ENTRY_OVERHEAD: Final = 160
 """Upper bound of an entry's JSON besides its key and value (field names, numbers)."""
 _DEVICE_BYTES: Final = 200
-"""Upper bound of one device's JSON (its remote address is at most ~60 bytes)."""
+"""Upper bound of one device's JSON besides its spaces (its remote address is at
+most ~60 bytes)."""
 _FIXED_BYTES: Final = 2048
 """Upper bound of everything else in the frame."""
 
 
 def _entry_bytes(write: Write) -> int:
     # A key's JSON is at most 6 bytes per character (\uXXXX escapes).
-    return len(write.value) + 6 * len(write.key) + _ENTRY_OVERHEAD
+    return len(write.value) + 6 * (len(write.key) + len(write.space)) + _ENTRY_OVERHEAD
 
 
 def capped_state(
@@ -55,12 +56,19 @@ def capped_state(
 ) -> ServerState:
     """What the server holds and is doing, small enough for one frame."""
     budget = MAX_PAGE_BYTES - _FIXED_BYTES
-    device_budget = budget // 2 // _DEVICE_BYTES
-    devices = [
-        DeviceInfo(c.id, c.device_id, c.remote, c.batch, c.requests)
-        for _, c in zip(range(device_budget), connections, strict=False)
-    ]
-    budget -= len(devices) * _DEVICE_BYTES
+    device_budget = budget // 2
+    devices: list[DeviceInfo] = []
+    for conn in connections:
+        size = _DEVICE_BYTES + sum(6 * len(space) + 3 for space in conn.spaces)
+        if size > device_budget:
+            break
+        device_budget -= size
+        budget -= size
+        devices.append(
+            DeviceInfo(
+                conn.id, conn.device_id, conn.remote, conn.batch, conn.requests, list(conn.spaces)
+            )
+        )
     # The newest writes that fit, read newest first: never every register.
     writes: list[Write] = []
     for write in backend.newest():

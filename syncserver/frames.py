@@ -13,7 +13,8 @@ from typing import Final
 import msgspec
 
 from .backends import Write
-from .protocol import MAX_PAGE_BYTES, Push, SnapshotEntry, encode_bytes
+from .backends.ordered import encode_entry
+from .protocol import DEFAULT_SPACE, MAX_PAGE_BYTES, Push, StateEntry, encode_bytes
 
 __all__ = [
     "SnapshotPage",
@@ -29,10 +30,15 @@ _BATCH_TAIL: Final = b"]}"
 _encode_text = msgspec.json.Encoder().encode
 
 
-def snapshot_entry(write: Write) -> SnapshotEntry:
-    """A register as snapshots and the observer feed show it."""
-    return SnapshotEntry(
-        write.key, msgspec.Raw(write.value), write.revision, write.local_revision, write.device_id
+def snapshot_entry(write: Write) -> StateEntry:
+    """A register as the observer feed shows it (a snapshot entry and its space)."""
+    return StateEntry(
+        write.key,
+        msgspec.Raw(write.value),
+        write.revision,
+        write.local_revision,
+        write.device_id,
+        write.space,
     )
 
 
@@ -45,6 +51,8 @@ def push_payload(write: Write) -> bytes:
             write.revision,
             write.local_revision,
             write.device_id,
+            write.space,
+            write.prev,
         )
     )
 
@@ -82,12 +90,21 @@ class SnapshotPage:
 
     __slots__ = ("budget", "head", "tail")
 
-    def __init__(self, revision: int, *, epoch: str, since: int, protocol: int) -> None:
+    def __init__(
+        self,
+        revision: int,
+        *,
+        epoch: str,
+        since: int,
+        protocol: int,
+        space: str = DEFAULT_SPACE,
+    ) -> None:
         self.head = b'{"type":"snapshot","revision":%d,"values":[' % revision
-        self.tail = b'],"protocol":%d,"epoch":%s,"since":%d,"more":' % (
+        self.tail = b'],"protocol":%d,"epoch":%s,"since":%d,"space":%s,"more":' % (
             protocol,
             _encode_text(epoch),
             since,
+            _encode_text(space),
         )
         self.budget = MAX_PAGE_BYTES - len(self.head) - len(self.tail) - len(b"false}")
         """How many bytes the comma-joined entries of one page may take."""
@@ -98,12 +115,18 @@ class SnapshotPage:
 
 
 def snapshot_pages(
-    revision: int, writes: Iterable[Write], *, epoch: str, since: int, protocol: int
+    revision: int,
+    writes: Iterable[Write],
+    *,
+    epoch: str,
+    since: int,
+    protocol: int,
+    space: str = DEFAULT_SPACE,
 ) -> list[bytes]:
     """The ``snapshot`` answering a hello, as pages of at most MAX_PAGE_BYTES;
     every page but the last says ``more``."""
-    entries = [encode_bytes(snapshot_entry(write)) for write in writes]
-    page = SnapshotPage(revision, epoch=epoch, since=since, protocol=protocol)
+    entries = [encode_entry(write) for write in writes]
+    page = SnapshotPage(revision, epoch=epoch, since=since, protocol=protocol, space=space)
     pages = _pages(entries, page.budget)
     last = len(pages) - 1
     return [page.frame(entries, more=index != last) for index, entries in enumerate(pages)]

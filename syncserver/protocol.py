@@ -26,11 +26,13 @@ from typing import Annotated, Any, Final, Literal, get_args
 import msgspec
 
 __all__ = [
+    "DEFAULT_SPACE",
     "ERROR_CODES",
     "MAX_CHAOS_DELAY",
     "MAX_FRAME_BYTES",
     "MAX_KEY_LENGTH",
     "MAX_PAGE_BYTES",
+    "MAX_SPACE_LENGTH",
     "MAX_VALUE_BYTES",
     "MAX_VALUE_DEPTH",
     "PROTOCOL_VERSION",
@@ -58,6 +60,8 @@ __all__ = [
     "Set",
     "Snapshot",
     "SnapshotEntry",
+    "SpaceName",
+    "StateEntry",
     "Unobserve",
     "Value",
     "decode_client_message",
@@ -69,6 +73,10 @@ __all__ = [
 ]
 
 MAX_KEY_LENGTH: Final = 256
+MAX_SPACE_LENGTH: Final = 128
+
+DEFAULT_SPACE: Final = "default"
+"""The space of a client that never names one (every client before spaces)."""
 MAX_VALUE_BYTES: Final = 64 * 1024
 MAX_CHAOS_DELAY: Final = 60.0
 
@@ -94,6 +102,9 @@ ErrorCode = Literal[
     "chaos_disabled",
     "injected_failure",
     "unavailable",
+    "forbidden",
+    "not_joined",
+    "too_many_spaces",
 ]
 ERROR_CODES: Final[frozenset[str]] = frozenset(get_args(ErrorCode))
 """Every ``error.code`` the server sends (a client treats others like ``bad_request``)."""
@@ -102,6 +113,8 @@ Int64 = Annotated[int, msgspec.Meta(ge=-(2**63), le=2**63 - 1)]
 NonNegativeInt64 = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Delay = Annotated[float, msgspec.Meta(ge=0.0, le=MAX_CHAOS_DELAY)]
 Key = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_KEY_LENGTH)]
+SpaceName = Annotated[str, msgspec.Meta(min_length=1, max_length=MAX_SPACE_LENGTH)]
+"""A space's name: an account, a document, a room (PROTOCOL.md, "Spaces")."""
 RequestId = Annotated[str, msgspec.Meta(max_length=128)] | Int64
 
 
@@ -117,9 +130,10 @@ DeviceSecret = Annotated[str, msgspec.Meta(min_length=16, max_length=256)]
 
 
 class Hello(_Message, tag="hello", frozen=True):
-    """Join (or resync): ask for every key written after revision ``since``.
+    """Join ``space`` (or resync it): ask for its keys written after revision ``since``.
 
-    The first hello binds the connection to ``device_id``. ``epoch`` is the
+    The first hello binds the connection to ``device_id``; each hello joins
+    its space (one hello per space for several spaces on one connection). ``epoch`` is the
     epoch ``since`` counts in; when it is not the server's, the server answers
     as for ``since: 0``. ``protocol`` is the newest version the client speaks.
     ``device_secret`` proves the device owns ``device_id`` (PROTOCOL.md,
@@ -133,12 +147,14 @@ class Hello(_Message, tag="hello", frozen=True):
     protocol: Annotated[int, msgspec.Meta(ge=1)] = PROTOCOL_VERSION
     epoch: Annotated[str, msgspec.Meta(max_length=128)] | None = None
     device_secret: DeviceSecret | None = None
+    space: SpaceName = DEFAULT_SPACE
 
 
 class Set(_Message, tag="set", frozen=True):
-    """Write ``value`` to ``key``; answered by an :class:`Ack` once durable.
+    """Write ``value`` to ``key`` of ``space``; answered by an :class:`Ack` once durable.
 
-    ``device_id`` may be left out; when given it must be the hello's.
+    ``device_id`` may be left out; when given it must be the hello's. The
+    connection must have joined ``space`` (else ``not_joined``).
     """
 
     request_id: RequestId
@@ -146,13 +162,15 @@ class Set(_Message, tag="set", frozen=True):
     value: Any
     local_revision: NonNegativeInt64
     device_id: Int64 | None = None
+    space: SpaceName = DEFAULT_SPACE
 
 
 class Get(_Message, tag="get", frozen=True):
-    """Read one key; answered by a :class:`Value`."""
+    """Read one key of a joined ``space``; answered by a :class:`Value`."""
 
     request_id: RequestId
     key: Key
+    space: SpaceName = DEFAULT_SPACE
 
 
 class Chaos(_Message, tag="chaos", frozen=True):
@@ -199,13 +217,20 @@ class SnapshotEntry(msgspec.Struct, frozen=True):
     device_id: int = 0
 
 
+class StateEntry(SnapshotEntry, frozen=True):
+    """One register in the observer feed: a snapshot entry and its space."""
+
+    space: str = DEFAULT_SPACE
+
+
 class Snapshot(_Message, tag="snapshot", frozen=True):
     """Answer to :class:`Hello`: ``revision`` is the server's newest revision.
 
-    ``values`` holds every key written after ``since`` (0: every key) in the
-    database named by ``epoch``. A long snapshot comes as several pages with
-    the same ``revision``, ``epoch`` and ``since``; every page but the last
-    says ``more``. ``protocol`` is the version spoken on this connection.
+    ``values`` holds every key of ``space`` written after ``since`` (0: every
+    key) in the database named by ``epoch``. A long snapshot comes as several
+    pages with the same ``revision``, ``epoch``, ``since`` and ``space``;
+    every page but the last says ``more``. ``protocol`` is the version spoken
+    on this connection.
     """
 
     revision: int
@@ -214,6 +239,7 @@ class Snapshot(_Message, tag="snapshot", frozen=True):
     epoch: str = ""
     since: int = 0
     more: bool = False
+    space: str = DEFAULT_SPACE
 
 
 class Ack(_Message, tag="ack", frozen=True):
@@ -223,16 +249,24 @@ class Ack(_Message, tag="ack", frozen=True):
     key: str
     value: Any
     server_revision: int
+    space: str = DEFAULT_SPACE
 
 
 class Push(_Message, tag="push", frozen=True):
-    """A write, sent to every connected device, the writer included."""
+    """A write, sent to every device that joined its space, the writer included.
+
+    ``prev`` is the revision of the newest earlier write in the same space (0:
+    none), so a device sees a gap in a space; None from a server older than
+    spaces (PROTOCOL.md, "Spaces").
+    """
 
     key: str
     value: Any
     server_revision: int
     local_revision: int
     device_id: int
+    space: str = DEFAULT_SPACE
+    prev: int | None = None
 
 
 class Value(_Message, tag="value", frozen=True):
@@ -242,6 +276,7 @@ class Value(_Message, tag="value", frozen=True):
     key: str
     value: Any
     server_revision: int
+    space: str = DEFAULT_SPACE
 
 
 class PushBatch(_Message, tag="pushes", frozen=True):
@@ -270,13 +305,14 @@ class ChaosState(_Message, tag="chaos_state", frozen=True):
 
 
 class DeviceInfo(msgspec.Struct, frozen=True):
-    """One open connection, as the observer feed shows it."""
+    """One open connection, as the observer feed shows it, with the spaces it joined."""
 
     connection_id: int
     device_id: int | None
     remote: str
     batch_pushes: bool
     requests: int
+    spaces: list[str] = msgspec.field(default_factory=list)
 
 
 class ServerState(_Message, tag="server_state", frozen=True):
@@ -291,18 +327,20 @@ class ServerState(_Message, tag="server_state", frozen=True):
     devices: list[DeviceInfo]
     requests_received: int
     requests_in_flight: int
-    values: list[SnapshotEntry]
+    values: list[StateEntry]
     chaos: ChaosSettings
     values_total: int = 0
     devices_total: int = 0
 
 
 class Error(_Message, tag="error", frozen=True):
-    """A request was refused; the connection stays open."""
+    """A request was refused; the connection stays open. ``space`` names the
+    space the error is about (``forbidden``, ``not_joined``, ...), else None."""
 
     request_id: RequestId | None
     code: str
     message: str
+    space: str | None = None
 
 
 ClientMessage = Hello | Set | Get | Chaos | Observe | Unobserve

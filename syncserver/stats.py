@@ -44,7 +44,7 @@ class ServerStats:
         self.writes = 0
         """Writes committed (this process' and, on a shared backend, the others')."""
         self.pushes = 0
-        """Pushes delivered: one per committed write per connection that said hello."""
+        """Pushes delivered: one per committed write per connection in its space."""
         self.commit_failures = 0
         """Writes the backend could not make durable."""
         self.failing = False
@@ -55,15 +55,15 @@ class ServerStats:
         """Writes per latency bucket (not cumulative); the last is above every bound."""
         self.latency_sum = 0.0
 
-    def committed(self, writes: Sequence[Write], now: float, subscribers: int) -> None:
-        """``writes`` are durable at ``now``; ``subscribers`` connections get them pushed.
+    def committed(self, writes: Sequence[Write], now: float, pushes: int) -> None:
+        """``writes`` are durable at ``now``; ``pushes`` pushes of them go out.
 
         A write this process received carries ``received`` (the clock when its
         ``set`` arrived): the time to ``now`` is its commit latency.
         """
         self.failing = False
         self.writes += len(writes)
-        self.pushes += len(writes) * subscribers
+        self.pushes += pushes
         counts = self.latency_counts
         total = 0.0
         for write in writes:

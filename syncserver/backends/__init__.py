@@ -18,13 +18,18 @@ and the ordered stream of committed writes that the server fans out.
   this process' own writes come back as the objects that were submitted, so
   the server can tell whom to ack.
 * ``on_failure`` gets this process' writes that could not be made durable.
+* Spaces: every write belongs to one space (``Write.space``). Revisions
+  are one counter across every space; when the backend assigns a write's
+  ``revision`` it also sets ``prev``, the revision of the newest earlier
+  write in the same space (0: none), in the same atomic step, so a device
+  sees gaps per space. :meth:`Backend.head` is a space's newest revision.
 * :attr:`Backend.epoch` names the database's history: a random id made with
   the database, kept with it, and new whenever the registers start over.
 * Reads: :attr:`Backend.revision` is the newest write that went through
-  ``on_commit``. :meth:`Backend.read_changes` reads the registers written
-  after a revision, oldest first, one page at a time, through an index on
-  revision (a catch-up costs what was written since, not the whole
-  database); each page says which revision it was read at (``read_at``),
+  ``on_commit``. :meth:`Backend.read_changes` reads one space's registers
+  written after a revision, oldest first, one page at a time, through an
+  index on (space, revision) (a catch-up costs what was written in that
+  space since, not the whole database); each page says which revision it was read at (``read_at``),
   so the server can check that no push it already sent is newer than what
   the page read (``core.py`` explains the rule). :meth:`Backend.get` and
   :meth:`Backend.newest` serve ``get`` and the observer feed.
@@ -41,6 +46,8 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final, Protocol
+
+from ..protocol import DEFAULT_SPACE
 
 __all__ = [
     "MAX_BATCH",
@@ -67,6 +74,9 @@ class Write:
     revision: int = 0
     local_revision: int = 0
     device_id: int = 0
+    space: str = DEFAULT_SPACE
+    prev: int = 0
+    """The revision of the newest earlier write in ``space`` (0: none), set with ``revision``."""
 
 
 @dataclass(slots=True)
@@ -107,6 +117,15 @@ class Backend(Protocol):
         ...
 
     @property
+    def spaces(self) -> int:
+        """How many spaces have registers."""
+        ...
+
+    def head(self, space: str) -> int:
+        """The newest revision in ``space`` that went through ``on_commit`` (0: none)."""
+        ...
+
+    @property
     def queued(self) -> int:
         """Writes submitted and not yet committed or failed."""
         ...
@@ -128,28 +147,29 @@ class Backend(Protocol):
         ``RuntimeError`` once the backend is closing."""
         ...
 
-    def get(self, key: str) -> Write | None:
+    def get(self, space: str, key: str) -> Write | None:
         """One register's newest committed write (None if never written)."""
         ...
 
     def newest(self) -> Iterator[Write]:
-        """The registers, newest first, up to :attr:`revision` (read lazily)."""
+        """Every space's registers, newest first, up to :attr:`revision` (read lazily)."""
         ...
 
     def read_changes(
         self,
+        space: str,
         after: int,
         upto: int | None,
         budget: int,
         done: Callable[[ChangePage | None], None],
     ) -> None:
-        """Read the registers written after revision ``after`` (and at most
+        """Read the registers of ``space`` written after revision ``after`` (and at most
         ``upto``; None: up to :attr:`ChangePage.read_at`), oldest first, as
         snapshot entries whose comma-joined size is at most ``budget`` (one
         entry at least); call ``done`` with the page on the event loop, at
         once or later, or with None if the registers could not be read (the
         database failed, or the backend is closing). Costs O(entries read),
-        never a scan of every register."""
+        never a scan of every register or of other spaces' writes."""
         ...
 
     def claim_device(

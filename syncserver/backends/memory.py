@@ -7,17 +7,19 @@ revision order. Two switches make the failure modes of real backends
 reproducible: :meth:`MemoryBackend.make_unavailable` fails every commit (the
 writers get ``unavailable``) until it is lifted or a deadline passes, and
 :meth:`MemoryBackend.reset_history` starts over with a new epoch and no
-registers, as if the database had been replaced.
+registers, as if the database had been replaced. Each space has its own
+log of writes (``ordered.SpaceLogs``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import secrets
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 
+from ..protocol import DEFAULT_SPACE
 from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
-from .ordered import RevisionLog
+from .ordered import SpaceLogs
 
 __all__ = ["BackendUnavailableError", "MemoryBackend"]
 
@@ -38,7 +40,7 @@ class MemoryBackend:
     ) -> None:
         self.epoch = epoch if epoch is not None else secrets.token_hex(16)
         self.revision = 0
-        self._registers = RevisionLog()
+        self._registers = SpaceLogs()
         self._on_commit = on_commit
         self._on_failure = on_failure
         self._queue: list[Write] = []
@@ -56,18 +58,42 @@ class MemoryBackend:
 
     @property
     def values(self) -> Mapping[str, Write]:
-        """Every register: key → its newest write."""
-        return self._registers.values
+        """Every register of the default space: key → its newest write."""
+        return self._registers.values(DEFAULT_SPACE)
 
     @values.setter
     def values(self, registers: Mapping[str, Write]) -> None:
-        """Start from these registers (a harness restoring a process' disk)."""
-        self._registers = RevisionLog(registers.values())
+        """Start from these registers, each in its ``Write.space`` (a harness
+        restoring a process' disk)."""
+        self.registers = list(registers.values())
+
+    @property
+    def registers(self) -> list[Write]:
+        """Every register of every space."""
+        return list(self._registers.every())
+
+    @registers.setter
+    def registers(self, writes: Iterable[Write]) -> None:
+        """Start from these registers, each in its ``Write.space``."""
+        self._registers = SpaceLogs(writes)
+
+    def space_values(self, space: str) -> Mapping[str, Write]:
+        """Every register of ``space``: key → its newest write."""
+        return self._registers.values(space)
 
     @property
     def count(self) -> int:
         """How many registers there are."""
-        return len(self._registers.values)
+        return self._registers.count
+
+    @property
+    def spaces(self) -> int:
+        """How many spaces have registers."""
+        return len(self._registers.logs)
+
+    def head(self, space: str) -> int:
+        """The newest revision in ``space`` (0: none)."""
+        return self._registers.head(space)
 
     @property
     def queued(self) -> int:
@@ -113,7 +139,7 @@ class MemoryBackend:
         writes, so the server notices the new epoch at once."""
         self.epoch = secrets.token_hex(16)
         self.revision = 0
-        self._registers = RevisionLog()
+        self._registers = SpaceLogs()
         self._on_commit([])
 
     def _now(self) -> float:
@@ -144,6 +170,7 @@ class MemoryBackend:
             registers = self._registers
             for offset, write in enumerate(batch):
                 write.revision = first + offset
+                write.prev = registers.head(write.space)
                 registers.put(write)
             self.revision = batch[-1].revision
             self._on_commit(batch)
@@ -158,24 +185,26 @@ class MemoryBackend:
 
     # -- reads --------------------------------------------------------------
 
-    def get(self, key: str) -> Write | None:
+    def get(self, space: str, key: str) -> Write | None:
         """One register's newest write."""
-        return self._registers.values.get(key)
+        return self._registers.get(space, key)
 
     def newest(self) -> Iterator[Write]:
         """The registers, newest first."""
         return self._registers.newest()
 
-    def changed_since(self, since: int) -> list[Write]:
-        """Every register written after revision ``since``, oldest first."""
-        return list(self._registers.after(since))
+    def changed_since(self, since: int, space: str = DEFAULT_SPACE) -> list[Write]:
+        """Every register of ``space`` written after revision ``since``, oldest first."""
+        log = self._registers.logs.get(space)
+        return [] if log is None else list(log.after(since))
 
     def read_changes(
         self,
+        space: str,
         after: int,
         upto: int | None,
         budget: int,
         done: Callable[[ChangePage | None], None],
     ) -> None:
         """A page of registers written after ``after``, at once (see ``Backend``)."""
-        done(self._registers.page(after, upto, budget, self.revision))
+        done(self._registers.page(space, after, upto, budget, self.revision))

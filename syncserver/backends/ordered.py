@@ -7,18 +7,23 @@ and a resync costs O(log n + writes after R), not a scan and sort of every
 register. A write that a newer write to the same key superseded stays in the
 list until half the list is superseded, then the list is compacted (amortized
 O(1) per write).
+
+:class:`SpaceLogs` keeps one :class:`RevisionLog` per space and each space's
+head, so a write touches only its own space and a catch-up reads only the
+writes of the space it is for.
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable, Iterator
+import heapq
+from collections.abc import Iterable, Iterator, Mapping
 
 import msgspec
 
 from . import ChangePage, Write
 
-__all__ = ["RevisionLog", "encode_entry"]
+__all__ = ["RevisionLog", "SpaceLogs", "encode_entry"]
 
 
 def encode_entry(write: Write) -> bytes:
@@ -89,6 +94,67 @@ class RevisionLog:
             size += len(entry) + 1
             last = write.revision
         return ChangePage(entries, last, True, read_at)
+
+
+class SpaceLogs:
+    """A :class:`RevisionLog` per space, and each space's head revision."""
+
+    __slots__ = ("count", "heads", "logs")
+
+    def __init__(self, writes: Iterable[Write] = ()) -> None:
+        self.logs: dict[str, RevisionLog] = {}
+        self.heads: dict[str, int] = {}
+        """Space → the revision of its newest write."""
+        self.count = 0
+        """How many registers there are, in every space."""
+        for write in sorted(writes, key=_revision):
+            self.put(write)
+
+    def head(self, space: str) -> int:
+        """The newest revision in ``space`` (0: none)."""
+        return self.heads.get(space, 0)
+
+    def put(self, write: Write) -> None:
+        """Record ``write``, newer than every write recorded so far (``prev`` is left as is)."""
+        space = write.space
+        log = self.logs.get(space)
+        if log is None:
+            log = self.logs[space] = RevisionLog()
+        before = len(log.values)
+        log.put(write)
+        self.count += len(log.values) - before
+        self.heads[space] = write.revision
+
+    def get(self, space: str, key: str) -> Write | None:
+        """One register of ``space``."""
+        log = self.logs.get(space)
+        return None if log is None else log.values.get(key)
+
+    def values(self, space: str) -> Mapping[str, Write]:
+        """Every register of ``space``: key → its newest write."""
+        log = self.logs.get(space)
+        return {} if log is None else log.values
+
+    def every(self) -> Iterator[Write]:
+        """Every register of every space (in no particular order)."""
+        for log in self.logs.values():
+            yield from log.values.values()
+
+    def newest(self) -> Iterator[Write]:
+        """Every space's registers, newest first."""
+        logs = [log.newest() for log in self.logs.values()]
+        if len(logs) == 1:
+            return logs[0]
+        return heapq.merge(*logs, key=_revision, reverse=True)
+
+    def page(
+        self, space: str, after: int, upto: int | None, budget: int, read_at: int
+    ) -> ChangePage:
+        """A page of ``space``'s registers (see :meth:`RevisionLog.page`)."""
+        log = self.logs.get(space)
+        if log is None:
+            return ChangePage([], after, True, read_at)
+        return log.page(after, upto, budget, read_at)
 
 
 def _revision(write: Write) -> int:

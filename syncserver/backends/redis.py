@@ -71,8 +71,9 @@ from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.exceptions import RedisError, ResponseError
 
+from ..protocol import DEFAULT_SPACE
 from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
-from .ordered import RevisionLog
+from .ordered import SpaceLogs
 
 __all__ = ["DEFAULT_LOG_RETENTION", "LOST_LOG_INTERVAL", "RedisBackend"]
 
@@ -165,7 +166,7 @@ class RedisBackend:
         self._sequence = itertools.count(1)
         self._revision = 0
         self._epoch = ""
-        self._copy = RevisionLog()
+        self._copy = SpaceLogs()
         """This process' copy of the registers, as of :attr:`revision`."""
         self._queue: list[Write] = []
         self._pending: dict[int, Write] = {}
@@ -195,13 +196,22 @@ class RedisBackend:
 
     @property
     def values(self) -> Mapping[str, Write]:
-        """Every register as of :attr:`revision`."""
-        return self._copy.values
+        """Every register of the default space as of :attr:`revision`."""
+        return self._copy.values(DEFAULT_SPACE)
 
     @property
     def count(self) -> int:
         """How many registers there are."""
-        return len(self._copy.values)
+        return self._copy.count
+
+    @property
+    def spaces(self) -> int:
+        """How many spaces have registers."""
+        return len(self._copy.logs)
+
+    def head(self, space: str) -> int:
+        """The newest revision in ``space`` this process has applied (0: none)."""
+        return self._copy.head(space)
 
     @property
     def queued(self) -> int:
@@ -216,27 +226,29 @@ class RedisBackend:
             netloc = f"{netloc}:{parts.port}"
         return "redis " + urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
-    def get(self, key: str) -> Write | None:
+    def get(self, space: str, key: str) -> Write | None:
         """One register, from this process' copy."""
-        return self._copy.values.get(key)
+        return self._copy.get(space, key)
 
     def newest(self) -> Iterator[Write]:
         """The registers, newest first."""
         return self._copy.newest()
 
-    def changed_since(self, since: int) -> list[Write]:
-        """Every register written after revision ``since``, oldest first."""
-        return list(self._copy.after(since))
+    def changed_since(self, since: int, space: str = DEFAULT_SPACE) -> list[Write]:
+        """Every register of ``space`` written after revision ``since``, oldest first."""
+        log = self._copy.logs.get(space)
+        return [] if log is None else list(log.after(since))
 
     def read_changes(
         self,
+        space: str,
         after: int,
         upto: int | None,
         budget: int,
         done: Callable[[ChangePage | None], None],
     ) -> None:
         """A page of this process' copy of the registers, at once (see ``Backend``)."""
-        done(self._copy.page(after, upto, budget, self._revision))
+        done(self._copy.page(space, after, upto, budget, self._revision))
 
     # -- lifecycle ----------------------------------------------------------
 
@@ -472,6 +484,7 @@ class RedisBackend:
                 write = Write(key, bytes(raw), revision, local_revision, device_id)
             else:
                 write.revision = revision
+            write.prev = registers.head(write.space)
             registers.put(write)
             writes.append(write)
             revision += 1
@@ -544,7 +557,7 @@ class RedisBackend:
                 del pending[sequence]
                 changed.append(write)
         changed.sort(key=lambda write: write.revision)
-        self._copy = RevisionLog(values.values())
+        self._copy = SpaceLogs(values.values())
         self._revision = counter
         previous, self._epoch = self._epoch, _text(epoch)
         if report:

@@ -62,6 +62,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Final, Literal
 
+from ..protocol import DEFAULT_SPACE
 from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
 
 __all__ = ["SQLiteBackend", "Synchronous"]
@@ -73,23 +74,38 @@ Synchronous = Literal["FULL", "NORMAL"]
 _META_SCHEMA = "CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL)"
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS registers (
-    key TEXT PRIMARY KEY,
+    space TEXT NOT NULL DEFAULT 'default',
+    key TEXT NOT NULL,
     value TEXT NOT NULL,
     revision INTEGER NOT NULL,
     local_revision INTEGER NOT NULL DEFAULT 0,
-    device_id INTEGER NOT NULL DEFAULT 0
+    device_id INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (space, key)
 )
 """
-# Catch-up reads registers in revision order; MAX(revision) at start-up uses it too.
+# MAX(revision) at start-up and the observer feed's newest rows use it.
 _INDEX = "CREATE INDEX IF NOT EXISTS registers_by_revision ON registers (revision)"
+# A catch-up reads one space's registers in revision order; heads at start-up too.
+_SPACE_INDEX = "CREATE INDEX IF NOT EXISTS registers_by_space ON registers (space, revision)"
 # Databases made before snapshots named their writer lack the last two columns.
 _WRITER_COLUMNS = (
     "ALTER TABLE registers ADD COLUMN local_revision INTEGER NOT NULL DEFAULT 0",
     "ALTER TABLE registers ADD COLUMN device_id INTEGER NOT NULL DEFAULT 0",
 )
+# Databases made before spaces key registers by key alone: every register
+# moves to the default space, in one transaction (the epoch stays: revisions
+# do not change).
+_SPACES_MIGRATION = (
+    _SCHEMA.replace("registers", "registers_with_spaces"),
+    "INSERT INTO registers_with_spaces (space, key, value, revision, local_revision, device_id)"
+    " SELECT 'default', key, value, revision, local_revision, device_id FROM registers",
+    "DROP TABLE registers",
+    "ALTER TABLE registers_with_spaces RENAME TO registers",
+)
 _UPSERT = """
-INSERT INTO registers (key, value, revision, local_revision, device_id) VALUES (?, ?, ?, ?, ?)
-ON CONFLICT (key) DO UPDATE SET value = excluded.value, revision = excluded.revision,
+INSERT INTO registers (space, key, value, revision, local_revision, device_id)
+VALUES (?, ?, ?, ?, ?, ?)
+ON CONFLICT (space, key) DO UPDATE SET value = excluded.value, revision = excluded.revision,
     local_revision = excluded.local_revision, device_id = excluded.device_id
 """
 # A snapshot entry's JSON, built by SQLite: the value is stored as JSON already.
@@ -97,7 +113,7 @@ _READ_CHANGES = """
 SELECT revision, CAST('{"key":' || json_quote(key) || ',"value":' || value
     || ',"server_revision":' || revision || ',"local_revision":' || local_revision
     || ',"device_id":' || device_id || '}' AS BLOB)
-FROM registers WHERE revision > ? AND revision <= ? ORDER BY revision
+FROM registers WHERE space = ? AND revision > ? AND revision <= ? ORDER BY revision
 """
 _FETCH: Final = 256
 """Rows fetched from SQLite at a time."""
@@ -133,6 +149,8 @@ class SQLiteBackend:
         self.epoch = ""
         self.count = 0
         """How many registers there are."""
+        self._heads: dict[str, int] = {}
+        """Space → its newest revision that went through ``on_commit``."""
         self._durable = 0
         """The newest committed revision (read and written in the worker thread)."""
         self._on_commit = on_commit
@@ -185,13 +203,26 @@ class SQLiteBackend:
         if "device_id" not in columns:
             for statement in _WRITER_COLUMNS:
                 db.execute(statement)
-        indexed = db.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = 'registers_by_revision'"
-        ).fetchone()
-        if indexed is None:
-            if db.execute("SELECT 1 FROM registers LIMIT 1").fetchone() is not None:
-                logger.info("indexing %s by revision (once per database)", self.path)
-            db.execute(_INDEX)
+        if "space" not in columns:
+            logger.info("moving the registers of %s into the default space", self.path)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in _SPACES_MIGRATION:
+                    db.execute(statement)
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+        indexes = (("registers_by_revision", _INDEX), ("registers_by_space", _SPACE_INDEX))
+        for name, statement in indexes:
+            indexed = db.execute(
+                "SELECT 1 FROM sqlite_master WHERE type = 'index' AND name = ?", (name,)
+            ).fetchone()
+            if indexed is None:
+                if db.execute("SELECT 1 FROM registers LIMIT 1").fetchone() is not None:
+                    logger.info("indexing %s (%s, once per database)", self.path, name)
+                db.execute(statement)
+        self._heads = _read_heads(db)
         (newest,) = db.execute("SELECT MAX(revision) FROM registers").fetchone()
         self.revision = self._durable = newest or 0
         (self.count,) = db.execute("SELECT COUNT(*) FROM registers").fetchone()
@@ -239,10 +270,15 @@ class SQLiteBackend:
                 batch = self._queue[:MAX_BATCH]
                 del self._queue[:MAX_BATCH]
                 first = self.revision + 1
+                heads = self._heads
+                assigned: dict[str, int] = {}
                 for offset, write in enumerate(batch):
-                    write.revision = first + offset
+                    revision = write.revision = first + offset
+                    space = write.space
+                    write.prev = assigned.get(space) or heads.get(space, 0)
+                    assigned[space] = revision
                 rows = [
-                    (w.key, w.value.decode(), w.revision, w.local_revision, w.device_id)
+                    (w.space, w.key, w.value.decode(), w.revision, w.local_revision, w.device_id)
                     for w in batch
                 ]
                 try:
@@ -251,6 +287,7 @@ class SQLiteBackend:
                     self._on_failure(batch, exc)
                     continue
                 self.revision = batch[-1].revision
+                heads.update(assigned)
                 self.count += added
                 try:
                     self._on_commit(batch)
@@ -259,30 +296,37 @@ class SQLiteBackend:
             if self._closing:
                 return
 
-    def _commit_sync(self, rows: list[tuple[str, str, int, int, int]]) -> int:
-        """Commit ``rows``; returns how many of their keys are new."""
+    def _commit_sync(self, rows: list[tuple[str, str, str, int, int, int]]) -> int:
+        """Commit ``rows``; returns how many of their (space, key)s are new."""
         db = self._db
         assert db is not None
         # Writes queued from here on want the next transaction.
         self._commit_wanted = False
-        keys = list(dict.fromkeys(row[0] for row in rows))
+        by_space: dict[str, dict[str, None]] = {}
+        for row in rows:
+            by_space.setdefault(row[0], {})[row[1]] = None
         db.execute("BEGIN IMMEDIATE")
         try:
             existing = 0
-            for start in range(0, len(keys), _KEYS_PER_QUERY):
-                chunk = keys[start : start + _KEYS_PER_QUERY]
-                marks = ",".join("?" * len(chunk))
-                (found,) = db.execute(
-                    f"SELECT COUNT(*) FROM registers WHERE key IN ({marks})", chunk
-                ).fetchone()
-                existing += found
+            new = 0
+            for space, space_keys in by_space.items():
+                keys = list(space_keys)
+                new += len(keys)
+                for start in range(0, len(keys), _KEYS_PER_QUERY):
+                    chunk = keys[start : start + _KEYS_PER_QUERY]
+                    marks = ",".join("?" * len(chunk))
+                    (found,) = db.execute(
+                        f"SELECT COUNT(*) FROM registers WHERE space = ? AND key IN ({marks})",
+                        (space, *chunk),
+                    ).fetchone()
+                    existing += found
             db.executemany(_UPSERT, rows)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        self._durable = rows[-1][2]
-        return len(keys) - existing
+        self._durable = rows[-1][3]
+        return new - existing
 
     # -- device credentials -------------------------------------------------
 
@@ -308,43 +352,53 @@ class SQLiteBackend:
 
     # -- reads --------------------------------------------------------------
 
-    def get(self, key: str) -> Write | None:
+    @property
+    def spaces(self) -> int:
+        """How many spaces have registers."""
+        return len(self._heads)
+
+    def head(self, space: str) -> int:
+        """The newest revision in ``space`` that went through ``on_commit`` (0: none)."""
+        return self._heads.get(space, 0)
+
+    def get(self, space: str, key: str) -> Write | None:
         """One register, read on the event loop (a primary-key lookup)."""
         with self._reading() as reader:
             row = reader.execute(
-                "SELECT value, revision, local_revision, device_id FROM registers WHERE key = ?",
-                (key,),
+                "SELECT value, revision, local_revision, device_id FROM registers"
+                " WHERE space = ? AND key = ?",
+                (space, key),
             ).fetchone()
         if row is None:
             return None
         value, revision, local_revision, device_id = row
-        return Write(key, value.encode(), revision, local_revision, device_id)
+        return Write(key, value.encode(), revision, local_revision, device_id, space)
 
     def newest(self) -> Iterator[Write]:
         """The registers up to :attr:`revision`, newest first, read lazily on the loop."""
         with self._reading() as reader:
             cursor = reader.execute(
-                "SELECT key, value, revision, local_revision, device_id FROM registers"
+                "SELECT key, value, revision, local_revision, device_id, space FROM registers"
                 " WHERE revision <= ? ORDER BY revision DESC",
                 (self.revision,),
             )
             try:
                 while rows := cursor.fetchmany(_FETCH):
-                    for key, value, revision, local_revision, device_id in rows:
-                        yield Write(key, value.encode(), revision, local_revision, device_id)
+                    for key, value, revision, local_revision, device_id, space in rows:
+                        yield Write(key, value.encode(), revision, local_revision, device_id, space)
             finally:
                 cursor.close()
 
-    def changed_since(self, since: int) -> list[Write]:
-        """Every register written after revision ``since``, oldest first (for tests
-        and tools: it reads them all at once, on the calling thread)."""
+    def changed_since(self, since: int, space: str = DEFAULT_SPACE) -> list[Write]:
+        """Every register of ``space`` written after revision ``since``, oldest first
+        (for tests and tools: it reads them all at once, on the calling thread)."""
         with self._reading() as reader:
             rows = reader.execute(
                 "SELECT key, value, revision, local_revision, device_id FROM registers"
-                " WHERE revision > ? AND revision <= ? ORDER BY revision",
-                (since, self.revision),
+                " WHERE space = ? AND revision > ? AND revision <= ? ORDER BY revision",
+                (space, since, self.revision),
             ).fetchall()
-        return [Write(k, v.encode(), r, lr, d) for k, v, r, lr, d in rows]
+        return [Write(k, v.encode(), r, lr, d, space) for k, v, r, lr, d in rows]
 
     @contextlib.contextmanager
     def _reading(self) -> Iterator[sqlite3.Connection]:
@@ -365,6 +419,7 @@ class SQLiteBackend:
 
     def read_changes(
         self,
+        space: str,
         after: int,
         upto: int | None,
         budget: int,
@@ -373,7 +428,9 @@ class SQLiteBackend:
         """Read a page in the worker thread, between commits; ``done`` gets it on the loop."""
         loop = asyncio.get_running_loop()
         try:
-            future = loop.run_in_executor(self._executor, self._read_sync, after, upto, budget)
+            future = loop.run_in_executor(
+                self._executor, self._read_sync, space, after, upto, budget
+            )
         except RuntimeError:  # the worker is gone: the backend is closing
             done(None)
             return
@@ -388,12 +445,12 @@ class SQLiteBackend:
 
         future.add_done_callback(deliver)
 
-    def _read_sync(self, after: int, upto: int | None, budget: int) -> ChangePage:
+    def _read_sync(self, space: str, after: int, upto: int | None, budget: int) -> ChangePage:
         db = self._db
         if db is None:
             raise RuntimeError("the database is closed")
         read_at = self._durable
-        cursor = db.execute(_READ_CHANGES, (after, read_at if upto is None else upto))
+        cursor = db.execute(_READ_CHANGES, (space, after, read_at if upto is None else upto))
         entries: list[bytes] = []
         size = 0
         last = after
@@ -413,6 +470,21 @@ class SQLiteBackend:
         finally:
             cursor.close()
         return ChangePage(entries, last, True, read_at)
+
+
+def _read_heads(db: sqlite3.Connection) -> dict[str, int]:
+    """Every space's newest revision, one index seek per space (never a scan)."""
+    heads: dict[str, int] = {}
+    row = db.execute("SELECT MIN(space) FROM registers").fetchone()
+    space = row[0] if row is not None else None
+    while space is not None:
+        (heads[space],) = db.execute(
+            "SELECT MAX(revision) FROM registers WHERE space = ?", (space,)
+        ).fetchone()
+        (space,) = db.execute(
+            "SELECT MIN(space) FROM registers WHERE space > ?", (space,)
+        ).fetchone()
+    return heads
 
 
 def _log_failure(future: asyncio.Future[None]) -> None:

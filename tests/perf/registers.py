@@ -47,7 +47,7 @@ def fill_registers(path: Path, count: int, *, value: str = "true", first_key: in
         db.execute("BEGIN")
         db.executemany(
             "INSERT INTO registers (key, value, revision, local_revision, device_id)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value,"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (space, key) DO UPDATE SET value = excluded.value,"
             " revision = excluded.revision",
             rows(),
         )

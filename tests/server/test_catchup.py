@@ -21,7 +21,7 @@ from syncserver.backends.sqlite import SQLiteBackend
 from syncserver.config import ServerConfig
 from syncserver.core import ServerCore, Shared
 from syncserver.frames import snapshot_entry
-from syncserver.protocol import MAX_PAGE_BYTES, encode_bytes
+from syncserver.protocol import MAX_PAGE_BYTES, SnapshotEntry, encode_bytes
 from tests.commits import committed
 from tests.perf.registers import create_database, fill_registers
 from tests.server.conftest import Clients
@@ -287,6 +287,7 @@ class _UnreadableBackend(MemoryBackend):
 
     def read_changes(
         self,
+        space: str,
         after: int,
         upto: int | None,
         budget: int,
@@ -332,11 +333,11 @@ class _ReadAheadBackend(MemoryBackend):
     """Reads see a write as soon as it is queued, before on_commit reports it, as
     SQLite's reads see a transaction as soon as it commits."""
 
-    def get(self, key: str) -> Write | None:
+    def get(self, space: str, key: str) -> Write | None:
         for offset, write in enumerate(self._queue):
-            if write.key == key:
-                return Write(key, write.value, self.revision + offset + 1)
-        return super().get(key)
+            if write.key == key and write.space == space:
+                return Write(key, write.value, self.revision + offset + 1, space=space)
+        return super().get(space, key)
 
 
 async def test_a_get_of_a_write_not_pushed_yet_is_answered_after_its_push() -> None:
@@ -378,5 +379,9 @@ def test_the_revision_log_reads_only_what_came_after() -> None:
 def test_a_memory_entry_is_encoded_as_the_protocol_encodes_it() -> None:
     """encode_entry builds the same JSON as encoding a SnapshotEntry (keys escaped)."""
     write = Write('odd "key" \u00e9\n', b'{"a":[1,2]}', 7, 3, -2)
-    assert encode_entry(write) == encode_bytes(snapshot_entry(write))
+    entry = snapshot_entry(write)
+    plain = SnapshotEntry(
+        entry.key, entry.value, entry.server_revision, entry.local_revision, entry.device_id
+    )
+    assert encode_entry(write) == encode_bytes(plain)
     assert msgspec.json.decode(encode_entry(write))["key"] == write.key

@@ -127,9 +127,17 @@ async def test_wire_observer_feed_shows_devices_requests_and_values(
         if state["revision"] == 1 and state["requests_in_flight"] == 0:
             break
     assert state["values"] == [
-        {"key": "like/1", "value": True, "server_revision": 1, "local_revision": 1, "device_id": 42}
+        {
+            "key": "like/1",
+            "value": True,
+            "server_revision": 1,
+            "local_revision": 1,
+            "device_id": 42,
+            "space": "default",
+        }
     ]
     assert 42 in [d["device_id"] for d in state["devices"]]
+    assert ["default"] in [d["spaces"] for d in state["devices"]]
     assert state["requests_received"] == 1  # the set; hellos and observe are not requests
     await panel.send({"type": "unobserve"})
 

@@ -55,7 +55,7 @@ async def test_a_set_is_acked_while_many_catch_ups_wait_for_their_first_page(
         waiting = [
             conn
             for conn in server.core.connections.values()
-            if conn.catch_up is not None and conn.catch_up.page is None
+            if any(run.page is None for run in conn.catch_ups.values())
         ]
         assert ack["request_id"] == 1
         assert waiting, "every catch-up's first page was read before the commit"

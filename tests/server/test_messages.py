@@ -22,6 +22,7 @@ async def test_hello_on_empty_server_gets_empty_snapshot(server: SyncServer, cli
         "protocol": 1,
         "since": 0,
         "more": False,
+        "space": "default",
     }
 
 
@@ -35,6 +36,7 @@ async def test_set_is_acked_with_first_revision_1(server: SyncServer, clients: C
         "key": "like/1",
         "value": True,
         "server_revision": 1,
+        "space": "default",
     }
 
 
@@ -60,6 +62,8 @@ async def test_push_reaches_every_client_including_sender(server: SyncServer, cl
         "server_revision": 1,
         "local_revision": 4,
         "device_id": 7,
+        "space": "default",
+        "prev": 0,
     }
     assert await writer.recv_type("push") == expected
     assert await other.recv_type("push") == expected
@@ -74,6 +78,7 @@ async def test_get_of_unknown_key_is_null_at_revision_0(server: SyncServer, clie
         "key": "nope",
         "value": None,
         "server_revision": 0,
+        "space": "default",
     }
 
 
@@ -151,6 +156,8 @@ async def test_batched_pushes_arrive_in_one_frame(server: SyncServer, clients: C
             "server_revision": 1,
             "local_revision": 5,
             "device_id": 1,
+            "space": "default",
+            "prev": 0,
         }
     ]
 
