@@ -24,10 +24,11 @@ async def test_writes_on_one_instance_reach_devices_on_every_instance(
     ack = await writer.set("like/tea", True, request_id="t", local_revision=3, device_id=1)
     assert ack == {
         "type": "ack", "request_id": "t", "key": "like/tea", "value": True, "server_revision": 1,
+        "space": "default",
     }  # fmt: skip
     expected = {
         "type": "push", "key": "like/tea", "value": True, "server_revision": 1,
-        "local_revision": 3, "device_id": 1,
+        "local_revision": 3, "device_id": 1, "space": "default", "prev": 0,
     }  # fmt: skip
     for client in (writer, *others):
         assert await client.recv_type("push") == expected
