@@ -30,6 +30,7 @@ SUITES = (
     "repaint",
     "diagram",
     "scale",
+    "curve",
     "catchup",
     "scrape",
 )

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-__all__ = ["Counter", "Load", "LoadResult", "main", "set_frame"]
+__all__ = ["Counter", "Listened", "Load", "LoadResult", "main", "set_frame"]
 
 ROOT = Path(__file__).resolve().parents[2]
 ACK, PUSH, ERROR, SNAPSHOT = (
@@ -47,6 +47,8 @@ ACK, PUSH, ERROR, SNAPSHOT = (
 )
 CARRY = max(len(marker) for marker in (ACK, PUSH, ERROR, SNAPSHOT)) - 1
 READ_SIZE = 256 * 1024
+DEFAULT_SPACE = "default"
+"""The space of a hello that names none (``syncserver.protocol.DEFAULT_SPACE``)."""
 LIMIT = 300.0
 """Seconds an operation may take before the worker gives up."""
 
@@ -59,16 +61,28 @@ def set_frame(device: int, seq: int) -> bytes:
     )
 
 
-def _masked_text(data: bytes) -> bytes:
-    """A client text frame masked with a zero key: the payload goes out unchanged."""
+def _masked(opcode: int, data: bytes) -> bytes:
+    """A client frame masked with a zero key: the payload goes out unchanged."""
     length = len(data)
     if length < 126:
-        header = bytes((0x81, 0x80 | length))
+        header = bytes((0x80 | opcode, 0x80 | length))
     elif length < 65536:
-        header = b"\x81\xfe" + length.to_bytes(2, "big")
+        header = bytes((0x80 | opcode, 0xFE)) + length.to_bytes(2, "big")
     else:
-        header = b"\x81\xff" + length.to_bytes(8, "big")
+        header = bytes((0x80 | opcode, 0xFF)) + length.to_bytes(8, "big")
     return header + b"\0\0\0\0" + data
+
+
+def _masked_text(data: bytes) -> bytes:
+    """A client text frame masked with a zero key."""
+    return _masked(0x1, data)
+
+
+def _length(data: bytes, start: int, size: int) -> int:
+    """A frame's extended payload length, or -1 when its bytes have not all arrived."""
+    if len(data) < start + size:
+        return -1
+    return int.from_bytes(data[start : start + size], "big")
 
 
 _REPLY_LIMIT = 64 * 2**20
@@ -76,17 +90,88 @@ _REPLY_LIMIT = 64 * 2**20
 
 
 class Counter:
-    """One connection after its handshake: counts acks, pushes and errors."""
+    """One connection after its handshake: counts acks, pushes and errors.
 
-    __slots__ = ("acks", "carry", "device", "errors", "pushes", "seq", "sock", "writes_left")
+    Connections that live longer than a ping interval are read with
+    :meth:`walk` as well, which follows the frame boundaries, answers the
+    server's pings and counts the pushes that name the connection's space.
+    """
 
-    def __init__(self, sock: socket.socket, device: int, rest: bytes) -> None:
+    __slots__ = (
+        "acks",
+        "carry",
+        "device",
+        "errors",
+        "frames",
+        "mine",
+        "mine_carry",
+        "partial",
+        "pushes",
+        "seq",
+        "skip",
+        "sock",
+        "space",
+        "space_marker",
+        "writes_left",
+    )
+
+    def __init__(self, sock: socket.socket, device: int, rest: bytes, space: str = "") -> None:
         self.sock = sock
         self.device = device
         self.acks = self.pushes = self.errors = self.seq = self.writes_left = 0
         self.carry = b""
+        self.space = space or DEFAULT_SPACE
+        # Checked only for a connection that named its space (older servers send none).
+        self.space_marker = b'"space":%s' % json.dumps(space).encode() if space else b""
+        self.mine = self.frames = 0
+        """Pushes that named this connection's space; text frames (:meth:`walk`)."""
+        self.mine_carry = b""
+        self.skip = 0
+        """Bytes of the current frame's payload still to come (:meth:`walk`)."""
+        self.partial = b""
+        """The start of a frame whose header (or ping payload) is not complete yet."""
         if rest:
             self.count(rest)
+
+    def count_mine(self, data: bytes) -> None:
+        """Count the pushes that name this connection's space (with ``"space":"name"``)."""
+        marker, carry = self.space_marker, self.mine_carry
+        if not marker:
+            return
+        self.mine += data.count(marker) + _straddling(marker, carry, data)
+        reach = len(marker) - 1
+        self.mine_carry = (carry + data)[-reach:] if len(data) < reach else data[-reach:]
+
+    def walk(self, data: bytes) -> None:
+        """Follow the frames through newly read bytes and answer every ping with a pong."""
+        position, size = 0, len(data)
+        if self.skip:
+            if self.skip >= size:
+                self.skip -= size
+                return
+            position, self.skip = self.skip, 0
+        if self.partial:
+            data, position = self.partial + data[position:], 0
+            size, self.partial = len(data), b""
+        while position < size:
+            header, length = 2, data[position + 1] & 0x7F if size - position >= 2 else -1
+            if length == 126:
+                header, length = 4, _length(data, position + 2, 2)
+            elif length == 127:
+                header, length = 10, _length(data, position + 2, 8)
+            end = position + header + length
+            if length < 0 or (data[position] & 0x0F == 0x9 and end > size):
+                self.partial = data[position:]  # a header or a ping not complete yet
+                return
+            opcode = data[position] & 0x0F
+            if opcode == 0x9:
+                self.send(_masked(0xA, data[position + header : end]))
+            elif opcode == 0x1:
+                self.frames += 1
+            if end > size:
+                self.skip = end - size
+                return
+            position = end
 
     def count(self, data: bytes) -> int:
         """Count the markers in newly read bytes; returns the acks among them."""
@@ -138,8 +223,12 @@ def _handshake(url: str, device: int, batched: bool) -> socket.socket:
     return sock
 
 
-def _read_until_snapshot(sock: socket.socket, device: int, batched: bool) -> bytes:
-    """Finish the upgrade, send the hello, read up to the snapshot; returns what follows."""
+def _read_until_snapshot(
+    sock: socket.socket, device: int, batched: bool, since: int = 0, space: str = ""
+) -> tuple[bytes, bytes]:
+    """Finish the upgrade, send the hello, read up to the snapshot; returns every byte
+    read after the upgrade (from a frame boundary) and the bytes after the snapshot's
+    type marker."""
     buffer = b""
     while b"\r\n\r\n" not in buffer:
         chunk = sock.recv(65536)
@@ -150,14 +239,17 @@ def _read_until_snapshot(sock: socket.socket, device: int, batched: bool) -> byt
     if not head.startswith(b"HTTP/1.1 101"):
         raise ConnectionError(head.decode(errors="replace"))
     flag = b',"batch_pushes":true' if batched else b""
-    sock.sendall(_masked_text(b'{"type":"hello","device_id":%d,"since":0%s}' % (device, flag)))
+    if space:
+        flag += b',"space":%s' % json.dumps(space).encode()
+    hello = b'{"type":"hello","device_id":%d,"since":%d%s}' % (device, since, flag)
+    sock.sendall(_masked_text(hello))
     while SNAPSHOT not in buffer:
         chunk = sock.recv(65536)
         if not chunk:
             raise ConnectionError("connection closed before the snapshot")
         buffer += chunk
     # Whatever came after the snapshot frame is counted (pushes may follow it).
-    return buffer[buffer.index(SNAPSHOT) + len(SNAPSHOT) :]
+    return buffer, buffer[buffer.index(SNAPSHOT) + len(SNAPSHOT) :]
 
 
 def _cpu() -> float:
@@ -170,14 +262,32 @@ class _Worker:
         self.poller = select.epoll()
         self.counters: dict[int, Counter] = {}
 
-    def connect(self, urls: list[str], devices: list[int], batched: bool) -> dict[str, Any]:
+    def connect(
+        self,
+        urls: list[str],
+        devices: list[int],
+        batched: bool,
+        since: int = 0,
+        spaces: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Connect ``devices`` (to ``urls[n]``, in ``spaces[n]`` when given)."""
+        names = spaces or [""] * len(devices)
         for start in range(0, len(devices), 100):
-            batch = list(zip(urls[start : start + 100], devices[start : start + 100], strict=True))
-            socks = [_handshake(url, device, batched) for url, device in batch]
-            for sock, (_, device) in zip(socks, batch, strict=True):
-                rest = _read_until_snapshot(sock, device, batched)
+            batch = list(
+                zip(
+                    urls[start : start + 100],
+                    devices[start : start + 100],
+                    names[start : start + 100],
+                    strict=True,
+                )
+            )
+            socks = [_handshake(url, device, batched) for url, device, _ in batch]
+            for sock, (_, device, space) in zip(socks, batch, strict=True):
+                aligned, rest = _read_until_snapshot(sock, device, batched, since, space)
                 sock.setblocking(False)
-                self.counters[sock.fileno()] = Counter(sock, device, rest)
+                counter = Counter(sock, device, rest, space)
+                counter.walk(aligned)
+                self.counters[sock.fileno()] = counter
                 self.poller.register(sock.fileno(), select.EPOLLIN)
         return {"connected": len(devices)}
 
@@ -284,6 +394,54 @@ class _Worker:
                     del waiting[fd]
         return {**self._result(start, time.perf_counter(), cpu, len(counters)), "stamps": stamps}
 
+    def listen(self, expected: dict[str, int], drain: float) -> dict[str, Any]:
+        """Say "armed", then read every connection (answering pings) until each has as
+        many pushes as ``expected`` says for its space, and ``drain`` seconds more for
+        any push that should not come; returns the connections that got a different
+        number, or pushes of another space."""
+        counters = list(self.counters.values())
+        for counter in counters:
+            counter.pushes = counter.mine = counter.errors = counter.frames = 0
+        waiting = {
+            fd: expected.get(counter.space, 0)
+            for fd, counter in self.counters.items()
+            if expected.get(counter.space, 0)
+        }
+        _reply({"armed": True})
+        cpu, start = _cpu(), time.perf_counter()
+        poll, by_fd = self.poller.poll, self.counters
+        drain_until, end = None, start
+        while drain_until is None or time.perf_counter() < drain_until:
+            if drain_until is None and time.perf_counter() > start + LIMIT:
+                raise TimeoutError(f"{len(waiting)} connections lack pushes after {LIMIT} s")
+            for fd, _ in poll(0.02):
+                counter = by_fd[fd]
+                try:
+                    data = counter.sock.recv(READ_SIZE)
+                except BlockingIOError:
+                    continue
+                if not data:
+                    raise ConnectionError(f"the server closed device {counter.device}'s connection")
+                counter.count(data)
+                counter.count_mine(data)
+                counter.walk(data)
+                if fd in waiting and counter.pushes >= waiting[fd]:
+                    del waiting[fd]
+            if not waiting and drain_until is None:
+                end = time.perf_counter()
+                drain_until = end + drain
+        wrong = [
+            c.device
+            for c in counters
+            if c.pushes != expected.get(c.space, 0) or (c.space_marker and c.mine != c.pushes)
+        ]
+        return {
+            **self._result(start, end, cpu, sum(c.pushes for c in counters)),
+            "wrong": wrong,
+            "connections": len(counters),
+            "frames": sum(c.frames for c in counters),
+        }
+
     def _result(self, start: float, end: float, cpu: float, ops: int) -> dict[str, Any]:
         return {
             "start": start,
@@ -320,6 +478,8 @@ def _serve() -> None:
                 reply = worker.round_trips(**command)
             elif op == "deliver":
                 reply = worker.deliver()
+            elif op == "listen":
+                reply = worker.listen(**command)
             elif op == "close":
                 reply = worker.close()
             else:
@@ -371,6 +531,23 @@ class LoadResult:
         return self.load_cpu / (self.seconds * self.load_cores) if self.seconds else 0.0
 
 
+@dataclass(frozen=True)
+class Listened:
+    """What :meth:`Load.listened` saw: pushes, and the devices that got the wrong ones."""
+
+    result: LoadResult
+    """``ops``: pushes received by every connection together."""
+    connections: int
+    wrong: list[int]
+    """Devices whose pushes were not exactly their space's writes."""
+    frames: int
+    """Text frames that brought the pushes (fewer than pushes: batched commits)."""
+
+    @property
+    def pushes_per_frame(self) -> float:
+        return self.result.ops / self.frames if self.frames else 0.0
+
+
 class Load:
     """Worker processes that open connections and run operations over them."""
 
@@ -381,6 +558,7 @@ class Load:
         self._count = processes
         self._procs: list[asyncio.subprocess.Process] = []
         self._devices: list[list[int]] = []
+        self._listening: list[asyncio.subprocess.Process] = []
 
     async def __aenter__(self) -> Load:
         env = {**os.environ, "PYTHONPATH": str(ROOT)}
@@ -435,9 +613,16 @@ class Load:
         return [stamp - sent for reply in replies for stamp in reply["stamps"]]
 
     async def connect(
-        self, urls: str | Sequence[str], count: int, batched: bool, first: int = 1
+        self,
+        urls: str | Sequence[str],
+        count: int,
+        batched: bool,
+        first: int = 1,
+        since: int = 0,
+        space_of: Callable[[int], str] | None = None,
     ) -> list[int]:
-        """Open ``count`` connections (hello, snapshot); returns their device ids."""
+        """Open ``count`` connections (hello ``since``, in the space ``space_of(device)``
+        when given, snapshot); returns their device ids."""
         urls = [urls] if isinstance(urls, str) else list(urls)
         devices = list(range(first, first + count))
         dealt: list[list[int]] = [devices[n :: self._count] for n in range(self._count)]
@@ -445,14 +630,40 @@ class Load:
         commands: list[dict[str, Any] | None] = []
         for share in dealt:
             ordered = [urls[(d - first) % len(urls)] for d in share]
-            commands.append(
-                {"op": "connect", "urls": ordered, "devices": share, "batched": batched}
-                if share
-                else None
-            )
+            command = {
+                "op": "connect",
+                "urls": ordered,
+                "devices": share,
+                "batched": batched,
+                "since": since,
+            }
+            if space_of is not None:
+                command["spaces"] = [space_of(device) for device in share]
+            commands.append(command if share else None)
         await self._all(commands)
         self._devices = [old + new for old, new in zip(self._devices, dealt, strict=True)]
         return devices
+
+    async def arm_listen(self, expected: dict[str, int], drain: float = 0.3) -> None:
+        """Have every worker read until each connection has ``expected[its space]``
+        pushes (see :meth:`listened`); returns once all of them are reading."""
+        self._listening = [
+            proc for proc, share in zip(self._procs, self._devices, strict=True) if share
+        ]
+        command = json.dumps({"op": "listen", "expected": expected, "drain": drain}).encode()
+        for proc in self._listening:
+            assert proc.stdin is not None
+            proc.stdin.write(command + b"\n")
+        await asyncio.gather(*(_read_reply(proc) for proc in self._listening))
+
+    async def listened(self) -> Listened:
+        """What the workers armed by :meth:`arm_listen` received."""
+        replies = await asyncio.gather(*(_read_reply(proc) for proc in self._listening))
+        result = self._combine(replies, ops=sum(reply["ops"] for reply in replies))
+        wrong = sorted(device for reply in replies for device in reply["wrong"])
+        connections = sum(reply["connections"] for reply in replies)
+        frames = sum(reply["frames"] for reply in replies)
+        return Listened(result, connections, wrong, frames)
 
     async def close_connections(self) -> None:
         await self._all([{"op": "close"} for _ in self._procs])

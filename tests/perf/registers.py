@@ -32,23 +32,55 @@ def create_database(path: Path) -> str:
         return pool.submit(asyncio.run, create()).result()
 
 
-def fill_registers(path: Path, count: int, *, value: str = "true", first_key: int = 0) -> int:
-    """Write ``count`` registers ``k/<n>`` after the newest revision in one
-    transaction; returns the newest revision afterwards."""
+def fill_registers(
+    path: Path,
+    count: int,
+    *,
+    value: str = "true",
+    first_key: int = 0,
+    space: str = "default",
+) -> int:
+    """Write ``count`` registers ``k/<n>`` in ``space`` after the newest revision in
+    one transaction; returns the newest revision afterwards. A database made before
+    spaces (no ``space`` column) gets them without one."""
     db = sqlite3.connect(path, isolation_level=None)
     try:
+        columns = {row[1] for row in db.execute("PRAGMA table_info(registers)")}
         (newest,) = db.execute("SELECT COALESCE(MAX(revision), 0) FROM registers").fetchone()
+        names = ["key", "value", "revision", "local_revision", "device_id"]
+        conflict = "key"
+        head = newest
+        if "space" in columns:
+            names.append("space")
+            conflict = "space, key"
+            (head,) = db.execute(
+                "SELECT COALESCE(MAX(revision), 0) FROM registers WHERE space = ?", (space,)
+            ).fetchone()
+        if "prev" in columns:
+            names.append("prev")
 
-        def rows() -> Iterator[tuple[str, str, int, int, int]]:
+        def rows() -> Iterator[tuple[object, ...]]:
             for offset in range(count):
-                key = f"k/{first_key + offset:07d}"
-                yield (key, value, newest + offset + 1, 1, 1 + offset % 97)
+                revision = newest + offset + 1
+                row: tuple[object, ...] = (
+                    f"k/{first_key + offset:07d}",
+                    value,
+                    revision,
+                    1,
+                    1 + offset % 97,
+                )
+                if "space" in columns:
+                    row += (space,)
+                if "prev" in columns:  # the space's head before this write
+                    row += (head if offset == 0 else revision - 1,)
+                yield row
 
         db.execute("BEGIN")
         db.executemany(
-            "INSERT INTO registers (key, value, revision, local_revision, device_id)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (space, key) DO UPDATE SET value = excluded.value,"
-            " revision = excluded.revision",
+            f"INSERT INTO registers ({', '.join(names)})"
+            f" VALUES ({', '.join('?' for _ in names)}) ON CONFLICT ({conflict})"
+            " DO UPDATE SET value = excluded.value, revision = excluded.revision"
+            + (", prev = excluded.prev" if "prev" in columns else ""),
             rows(),
         )
         db.execute("COMMIT")

@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.perf._load import Load, LoadResult
+from tests.perf._probe import CPU_FD
 from tests.perf.cli import bench_main
 from tests.perf.report import Row
 
@@ -96,6 +97,8 @@ def _pin(core: int | None) -> Callable[[], None] | None:
 class Server:
     proc: asyncio.subprocess.Process
     url: str
+    cpu_answers: int | None = None
+    """Where a probed server (:mod:`tests.perf._probe`) writes its exact CPU time."""
 
     def rss_kib(self) -> int:
         status = Path(f"/proc/{self.proc.pid}/status").read_text()
@@ -103,34 +106,55 @@ class Server:
         return int(line.split()[1])
 
     def cpu_seconds(self) -> float:
-        """User + system CPU time of the server process so far (every thread)."""
+        """User + system CPU time of the server process so far (every thread): exact
+        for a probed server, else in the kernel's ticks (10 ms here)."""
+        if self.cpu_answers is not None and self.proc.stdin is not None:
+            self.proc.stdin.write(b"cpu\n")
+            answer = b""
+            while not answer.endswith(b"\n"):
+                answer += os.read(self.cpu_answers, 64)
+            return int(answer) / 1e9
         stat = Path(f"/proc/{self.proc.pid}/stat").read_text()
         fields = stat[stat.rindex(")") + 2 :].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 @contextlib.asynccontextmanager
-async def subprocess_server(*args: str, pin: bool = True) -> AsyncIterator[Server]:
-    """``python ARGS`` until the block ends; ``pin`` keeps it on the server core."""
+async def subprocess_server(
+    *args: str, pin: bool = True, probe: bool = False
+) -> AsyncIterator[Server]:
+    """``python ARGS`` (``-m MODULE ...``) until the block ends; ``pin`` keeps it on the
+    server core; ``probe`` runs it under :mod:`tests.perf._probe` for exact CPU times."""
     # A line per device connecting would bury the tables (and cost the server CPU).
     env = {**os.environ, "PYTHONPATH": str(ROOT), "OPTISYNC_LOG_LEVEL": "warning"}
+    answers, answer_to = os.pipe() if probe else (None, None)
+    if probe:
+        assert args[0] == "-m", "a probed server is a module"
+        args = ("-m", "tests.perf._probe", *args[1:])
+        env[CPU_FD] = str(answer_to)
     proc = await asyncio.create_subprocess_exec(
         sys.executable,
         *args,
+        stdin=asyncio.subprocess.PIPE if probe else None,
         stdout=asyncio.subprocess.PIPE,
         cwd=ROOT,
         env=env,
         preexec_fn=_pin(SERVER_CORE) if pin else None,
+        pass_fds=() if answer_to is None else (answer_to,),
     )
+    if answer_to is not None:
+        os.close(answer_to)
     try:
         assert proc.stdout is not None
         line = (await asyncio.wait_for(proc.stdout.readline(), 30)).decode()
         url = line[line.index("ws://") :].split()[0]
-        yield Server(proc, url)
+        yield Server(proc, url, answers)
     finally:
         if proc.returncode is None:
             proc.terminate()
             await asyncio.wait_for(proc.wait(), 30)
+        if answers is not None:
+            os.close(answers)
 
 
 @contextlib.asynccontextmanager
@@ -144,13 +168,13 @@ async def sync_server(synchronous: str = "FULL", pin: bool = True) -> AsyncItera
 
 
 def relay_server(
-    synchronous: str = "FULL", pin: bool = True, write_delay: float = 0.0
+    synchronous: str = "FULL", pin: bool = True, write_delay: float = 0.0, probe: bool = False
 ) -> contextlib.AbstractAsyncContextManager[Server]:
     """The bare relay (``python -m tests.perf._bare``) with the same durability."""
     args = ["-m", "tests.perf._bare", "--synchronous", synchronous]
     if write_delay:
         args += ["--write-delay", str(write_delay)]
-    return subprocess_server(*args, pin=pin)
+    return subprocess_server(*args, pin=pin, probe=probe)
 
 
 # -- measurements -------------------------------------------------------------

@@ -8,7 +8,7 @@ import socket
 from websockets.asyncio.client import ClientConnection, connect
 
 from syncserver.protocol import Ack, Hello, Push, PushBatch, Set, decode_server_message, encode
-from tests.perf._bare import relay_running
+from tests.perf._bare import relay_running, text_frame
 from tests.perf._load import ACK, PUSH, Counter
 from tests.timeouts import TIMEOUT
 
@@ -67,3 +67,25 @@ def test_counter_counts_markers_split_between_reads() -> None:
             left.close()
             right.close()
     assert stream.count(ACK) == stream.count(PUSH) == 3
+
+
+def test_counter_answers_pings_wherever_the_stream_is_cut() -> None:
+    """A ping between pushes is answered with one pong, however the reads split the frames."""
+    push = text_frame(b'{"type":"pushes","pushes":[{"type":"push","space":"a"}]}')
+    big = text_frame(b'{"type":"push","space":"a","value":"' + b"x" * 70_000 + b'"}')
+    stream = push + b"\x89\x04ping" + big + push
+    for cut in (*range(1, 80), len(stream) - 40, len(stream) - 5):
+        left, right = socket.socketpair()
+        try:
+            right.settimeout(TIMEOUT)
+            counter = Counter(left, 1, b"", space="a")
+            for part in (stream[:cut], stream[cut:]):
+                counter.count(part)
+                counter.count_mine(part)
+                counter.walk(part)
+            assert right.recv(64) == b"\x8a\x84\0\0\0\0ping", cut
+            assert (counter.pushes, counter.mine, counter.frames) == (3, 3, 3), cut
+            assert (counter.skip, counter.partial) == (0, b""), cut
+        finally:
+            left.close()
+            right.close()

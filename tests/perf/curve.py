@@ -1,0 +1,468 @@
+"""Scale curve: a sync server's CPU per write and memory against devices and keys.
+
+    python -m tests.perf.curve [--quick]
+
+The server is ``python -m syncserver`` in its own process with default
+settings (SQLite, ``synchronous=FULL``), unpinned. Costs are the server
+process's CPU time (``utime + stime`` from ``/proc``, every thread), not wall
+time, so a busy shared machine slows the run but hardly moves the figures.
+
+**Devices** (100, 500, 1,000, 2,000, 5,000; quick mode stops at 1,000): the
+devices are connections of the load generator (:mod:`tests.perf._load`, one
+worker process per core) that say hello with ``batch_pushes`` and then only
+read, answering the server's pings. At each step one writer (a connection of
+this process) sets a key at a fixed rate (20 writes/s) and waits for its
+acks; the workers count every device's pushes, and a device that did not get
+exactly the writes counts against delivery. Per step: the server's CPU per
+write, per delivery (per write divided by the devices), and its RSS once the
+devices are connected. The ceiling of each is the same ramp against the bare
+relay (``python -m tests.perf._bare``, same durability and framing, none of a
+sync server's own work). The last rows are the per-connection costs: RSS
+growth per device added over the ramp; CPU per delivery at the largest step;
+and the line CPU per write = fixed + per delivery × devices fitted over the
+steps where each write came alone (a push per frame: the workers count the
+frames too). When a fan-out takes longer than the gap between writes, the
+next writes share a commit and each device gets them in one frame, so the
+cost per delivery at the largest steps can fall below the line.
+
+**Keys** (1,000, 10,000, 100,000, 1,000,000; quick mode stops at 100,000):
+the database file is filled straight with SQLite in the server's schema
+(:mod:`tests.perf.registers`), then the server starts on it (spawn to its
+listening line, interpreter start-up included), 100 devices connect with an
+up-to-date ``since``, and the writer overwrites random existing keys at the
+same rate. Per step: start time, CPU per write and RSS after the writes. The
+ceiling of CPU per write is the same figure at 1,000 keys in the same run
+(target: at most 1.5×, a write's cost does not grow with the keys); start
+time and RSS stand beside the targets of ``tests.perf.catchup``.
+
+Each process may open as many files as the hard limit allows (the benchmark
+raises its soft limit, and its children inherit it); the limit is printed,
+as each connection costs the server one file descriptor.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import random
+import resource
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tests.perf._bare import RawClient, connect_raw
+from tests.perf._load import ACK, Load
+from tests.perf.catchup import TARGET_RSS_MIB, TARGET_START_S
+from tests.perf.cli import bench_main
+from tests.perf.registers import create_database, fill_registers
+from tests.perf.report import Row
+from tests.perf.server import Server, relay_server, subprocess_server
+
+__all__ = [
+    "Step",
+    "Writer",
+    "curve_table",
+    "fd_limit",
+    "fit",
+    "load_workers",
+    "measure_writes",
+    "run",
+    "server_on",
+    "set_frame",
+]
+
+DEVICE_STEPS = (100, 500, 1000, 2000, 5000)
+QUICK_DEVICE_STEPS = (100, 500, 1000)
+KEY_STEPS = (1_000, 10_000, 100_000, 1_000_000)
+QUICK_KEY_STEPS = (1_000, 10_000, 100_000)
+RATE = 20.0
+"""Writes per second of the one writer."""
+KEY_DEVICES = 100
+"""Devices connected while the keys vary."""
+WRITER = 999_999
+"""The writer's device id (the load's devices count from 1)."""
+KEY_TARGET = 1.5
+"""CPU per write at most this many times the same at 1,000 keys."""
+ACK_LIMIT = 60.0
+"""Seconds the writer waits for its acks."""
+
+
+def fd_limit() -> int:
+    """Raise this process's open-file limit to its hard limit; returns it."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or soft < hard:
+        target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+        with contextlib.suppress(ValueError, OSError):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def load_workers() -> Load:
+    """Load workers, one per core (at least two), free to run on any core."""
+    return Load(None, processes=max(2, len(os.sched_getaffinity(0))))
+
+
+class Writer:
+    """One connection of this process that writes at a fixed rate and counts its acks."""
+
+    def __init__(self) -> None:
+        self.acks = 0
+        self._wanted = 0
+        self._enough = asyncio.Event()
+        self._client: RawClient | None = None
+
+    def _payload(self, payload: bytes) -> None:
+        self.acks += payload.count(ACK)
+        if self.acks >= self._wanted:
+            self._enough.set()
+
+    async def open(self, url: str, since: int, space: str = "") -> None:
+        self._client = await connect_raw(url, self._payload)
+        named = b',"space":"%s"' % space.encode() if space else b""
+        self._client.send_text(
+            b'{"type":"hello","device_id":%d,"since":%d,"batch_pushes":true%s}'
+            % (WRITER, since, named)
+        )
+
+    async def write(self, frames: Sequence[bytes], rate: float) -> None:
+        """Send ``frames`` (sets) at ``rate`` per second; returns once all are acked."""
+        assert self._client is not None
+        self._wanted = self.acks + len(frames)
+        self._enough.clear()
+        started = time.perf_counter()
+        for n, frame in enumerate(frames):
+            delay = started + n / rate - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            self._client.send_text(frame)
+        await asyncio.wait_for(self._enough.wait(), ACK_LIMIT)
+
+    def close(self) -> None:
+        if self._client is not None:
+            self._client.close()
+
+
+def set_frame(seq: int, key: str, space: str = "") -> bytes:
+    """The writer's ``seq``-th set, of ``key`` (in ``space`` when given)."""
+    named = b',"space":"%s"' % space.encode() if space else b""
+    return b'{"type":"set","request_id":%d,"key":"%s","value":%s,"local_revision":%d%s}' % (
+        seq,
+        key.encode(),
+        b"true" if seq % 2 else b"false",
+        seq,
+        named,
+    )
+
+
+@dataclass(frozen=True)
+class Step:
+    """One step of a curve: the server's cost per write at a size."""
+
+    size: int
+    writes: int
+    cpu_per_write_us: float
+    rss_kib: int
+    delivered: int
+    """Devices that got exactly the writes."""
+    devices: int
+    load_busy: float
+    pushes_per_frame: float
+    """Above 1: writes came close enough to share a commit (and a frame per device)."""
+    start_s: float = 0.0
+
+    @property
+    def cpu_per_delivery_us(self) -> float:
+        return self.cpu_per_write_us / max(1, self.devices)
+
+
+async def measure_writes(
+    load: Load, server: Server, writer: Writer, frames: Sequence[bytes], devices: int, size: int
+) -> Step:
+    """Write ``frames`` at :data:`RATE` while the load counts pushes: the step's figures
+    (all but its RSS and start time)."""
+    await load.arm_listen({"default": len(frames)})
+    before = server.cpu_seconds()
+    await writer.write(frames, RATE)
+    listened = await load.listened()
+    cpu = server.cpu_seconds() - before
+    return Step(
+        size,
+        len(frames),
+        cpu / len(frames) * 1e6,
+        0,
+        devices - len(listened.wrong),
+        devices,
+        listened.result.load_busy,
+        listened.pushes_per_frame,
+    )
+
+
+@contextlib.asynccontextmanager
+async def server_on(db: Path) -> AsyncIterator[tuple[Server, float]]:
+    """``python -m syncserver`` with default settings on ``db``; yields it and the
+    seconds from spawning it to its listening line."""
+    started = time.perf_counter()
+    args = ["-m", "syncserver", "--port", "0", "--db", str(db)]
+    async with subprocess_server(*args, pin=False, probe=True) as server:
+        yield server, time.perf_counter() - started
+
+
+async def _device_ramp(load: Load, server: Server, steps: Sequence[int], writes: int) -> list[Step]:
+    writer = Writer()
+    await writer.open(server.url, 0)
+    connected, seq, results = 0, 0, []
+    try:
+        for devices in steps:
+            await load.connect(server.url, devices - connected, batched=True, first=connected + 1)
+            connected = devices
+            rss = server.rss_kib()
+            frames = [
+                set_frame(seq + n, f"like/item-{(seq + n) % 1000:04d}") for n in range(writes)
+            ]
+            seq += writes
+            step = await measure_writes(load, server, writer, frames, devices, devices)
+            results.append(dataclasses.replace(step, rss_kib=rss))
+    finally:
+        writer.close()
+        await load.close_connections()
+    return results
+
+
+async def _keys_step(load: Load, keys: int, writes: int, tmp: Path) -> Step:
+    db = tmp / f"keys-{keys}.sqlite3"
+    create_database(db)
+    newest = await asyncio.to_thread(fill_registers, db, keys)
+    async with server_on(db) as (server, start_s):
+        writer = Writer()
+        await writer.open(server.url, newest)
+        try:
+            await load.connect(server.url, KEY_DEVICES, batched=True, since=newest)
+            picks = random.Random(keys).choices(range(keys), k=writes)
+            frames = [set_frame(n + 1, f"k/{key:07d}") for n, key in enumerate(picks)]
+            step = await measure_writes(load, server, writer, frames, KEY_DEVICES, keys)
+            rss = server.rss_kib()
+        finally:
+            writer.close()
+            await load.close_connections()
+    db.unlink()
+    return dataclasses.replace(step, rss_kib=rss, start_s=start_s)
+
+
+def _busy(step: Step, label: str) -> tuple[str, ...]:
+    if step.load_busy <= 0.8:
+        return ()
+    return (f"the load generator was {step.load_busy:.0%} busy during the {label} run",)
+
+
+UNBATCHED = 1.05
+"""Pushes per frame up to which a step's writes each had a commit (and a frame) alone."""
+
+
+def fit(steps: Sequence[Step]) -> tuple[float, float]:
+    """Least-squares line CPU per write = fixed + per_delivery × devices over the steps
+    whose writes were not batched (all steps if fewer than two); returns (fixed µs,
+    per_delivery µs): a push per frame, so a send per delivery."""
+    alone = [step for step in steps if step.pushes_per_frame <= UNBATCHED]
+    steps = alone if len(alone) >= 2 else steps
+    xs = [float(step.devices) for step in steps]
+    ys = [step.cpu_per_write_us for step in steps]
+    if len(xs) < 2:
+        return ys[0], 0.0
+    mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
+    spread = sum((x - mean_x) ** 2 for x in xs)
+    slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
+    return mean_y - slope * mean_x, slope
+
+
+def _device_rows(ours: list[Step], relay: list[Step]) -> list[Row]:
+    rows: list[Row] = []
+    for step, bare in zip(ours, relay, strict=True):
+        warnings = _busy(step, "optisync") + _busy(bare, "relay")
+        rows.append(
+            Row(
+                f"curve: server CPU per write, {step.devices:,} devices",
+                step.cpu_per_write_us,
+                "µs",
+                bare.cpu_per_write_us,
+                None,
+                lower_is_better=True,
+                warnings=warnings,
+            )
+        )
+        rows.append(
+            Row(
+                f"curve: server RSS, {step.devices:,} devices",
+                step.rss_kib / 1024,
+                "MiB",
+                bare.rss_kib / 1024,
+                None,
+                lower_is_better=True,
+            )
+        )
+        rows.append(
+            Row(
+                f"curve: devices that got exactly the writes, {step.devices:,} devices",
+                step.delivered,
+                "devices",
+                step.devices,
+                1.0,
+            )
+        )
+    first, last = ours[0], ours[-1]
+    bare_first, bare_last = relay[0], relay[-1]
+    added = max(1, last.devices - first.devices)
+    rows.append(
+        Row(
+            f"curve: server RSS per device ({first.devices:,} → {last.devices:,})",
+            (last.rss_kib - first.rss_kib) / added,
+            "KiB",
+            (bare_last.rss_kib - bare_first.rss_kib) / added,
+            None,
+            lower_is_better=True,
+        )
+    )
+    rows.append(
+        Row(
+            f"curve: server CPU per delivery, {last.devices:,} devices",
+            last.cpu_per_delivery_us,
+            "µs",
+            bare_last.cpu_per_delivery_us,
+            None,
+            lower_is_better=True,
+        )
+    )
+    (fixed, slope), (bare_fixed, bare_slope) = fit(ours), fit(relay)
+    rows.append(
+        Row(
+            "curve: server CPU per delivery, a push per frame (slope)",
+            slope,
+            "µs",
+            bare_slope,
+            None,
+            lower_is_better=True,
+        )
+    )
+    rows.append(
+        Row(
+            "curve: server CPU per write before its deliveries (intercept)",
+            fixed,
+            "µs",
+            bare_fixed,
+            None,
+            lower_is_better=True,
+        )
+    )
+    return rows
+
+
+def _key_rows(steps: list[Step]) -> list[Row]:
+    base = steps[0]
+    rows: list[Row] = []
+    for step in steps:
+        rows.append(
+            Row(
+                f"curve: server CPU per write, {step.size:,} keys ({KEY_DEVICES} devices)",
+                step.cpu_per_write_us,
+                "µs",
+                base.cpu_per_write_us,
+                KEY_TARGET,
+                lower_is_better=True,
+                warnings=_busy(step, "optisync"),
+            )
+        )
+        rows.append(
+            Row(
+                f"curve: server start, {step.size:,} keys",
+                step.start_s,
+                "s",
+                TARGET_START_S,
+                1.0,
+                lower_is_better=True,
+            )
+        )
+        rows.append(
+            Row(
+                f"curve: server RSS after the writes, {step.size:,} keys",
+                step.rss_kib / 1024,
+                "MiB",
+                TARGET_RSS_MIB,
+                1.0,
+                lower_is_better=True,
+            )
+        )
+        rows.append(
+            Row(
+                f"curve: devices that got exactly the writes, {step.size:,} keys",
+                step.delivered,
+                "devices",
+                step.devices,
+                1.0,
+            )
+        )
+    return rows
+
+
+def curve_table(ours: list[Step], relay: list[Step], keys: list[Step], limit: int) -> str:
+    """The curve as one markdown table per axis, with the per-connection costs."""
+    lines = [
+        f"open files per process: {limit:,} (each device is one on the server)",
+        "",
+        "| devices | CPU/write µs (relay) | CPU/delivery µs (relay) | RSS MiB (relay) |"
+        " pushes/frame (relay) | delivered | load busy |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for step, bare in zip(ours, relay, strict=True):
+        lines.append(
+            f"| {step.devices:,} | {step.cpu_per_write_us:,.0f} ({bare.cpu_per_write_us:,.0f}) "
+            f"| {step.cpu_per_delivery_us:.2f} ({bare.cpu_per_delivery_us:.2f}) "
+            f"| {step.rss_kib / 1024:.1f} ({bare.rss_kib / 1024:.1f}) "
+            f"| {step.pushes_per_frame:.2f} ({bare.pushes_per_frame:.2f}) "
+            f"| {step.delivered:,}/{step.devices:,} | {step.load_busy:.0%} |"
+        )
+    (fixed, slope), (bare_fixed, bare_slope) = fit(ours), fit(relay)
+    lines += [
+        "",
+        f"CPU per write, a push per frame ≈ {fixed:,.0f} µs + {slope:.2f} µs × devices "
+        f"(relay: {bare_fixed:,.0f} µs + {bare_slope:.2f} µs × devices)",
+        "",
+        "| keys | start s | CPU/write µs | RSS MiB | delivered |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    for step in keys:
+        lines.append(
+            f"| {step.size:,} | {step.start_s:.2f} | {step.cpu_per_write_us:,.0f} "
+            f"| {step.rss_kib / 1024:.1f} | {step.delivered}/{step.devices} |"
+        )
+    return "\n".join(lines)
+
+
+async def _measure(quick: bool, report: Callable[[str], None]) -> list[Row]:
+    limit = fd_limit()
+    device_steps = QUICK_DEVICE_STEPS if quick else DEVICE_STEPS
+    key_steps = QUICK_KEY_STEPS if quick else KEY_STEPS
+    writes = 20 if quick else 40
+    if limit < device_steps[-1] + 100:
+        raise RuntimeError(f"open-file limit {limit} is too low for {device_steps[-1]} devices")
+    async with load_workers() as load:
+        async with relay_server(pin=False, probe=True) as relay:
+            ceiling = await _device_ramp(load, relay, device_steps, writes)
+        with tempfile.TemporaryDirectory(prefix="optisync-curve-") as tmp:
+            async with server_on(Path(tmp) / "devices.sqlite3") as (server, _):
+                ours = await _device_ramp(load, server, device_steps, writes)
+            keys = [await _keys_step(load, count, writes, Path(tmp)) for count in key_steps]
+    report(curve_table(ours, ceiling, keys, limit))
+    return _device_rows(ours, ceiling) + _key_rows(keys)
+
+
+def run(quick: bool = False) -> list[Row]:
+    """Ramp devices, then keys, on a sync server; devices on the relay too."""
+    return asyncio.run(_measure(quick, lambda text: print(text + "\n", flush=True)))
+
+
+if __name__ == "__main__":
+    sys.exit(bench_main("curve", "scale curve", run, __doc__))
