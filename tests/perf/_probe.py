@@ -19,7 +19,7 @@ import sys
 import threading
 import time
 
-__all__ = ["CPU_FD", "main"]
+__all__ = ["CPU_FD", "USAGE", "main"]
 
 CPU_FD = "OPTISYNC_PERF_CPU_FD"
 """Environment variable naming the descriptor the answers go to."""
@@ -31,9 +31,15 @@ def _answer(fd: int) -> None:
         os.write(fd, b"%d\n" % time.process_time_ns())
 
 
+USAGE = "usage: python -m tests.perf._probe MODULE [ARGS ...]"
+
+
 def main() -> None:
+    if sys.argv[1:2] in (["-h"], ["--help"]):
+        print(USAGE + "\n\n" + (__doc__ or ""))
+        return
     if len(sys.argv) < 2 or CPU_FD not in os.environ:
-        print(f"usage: {CPU_FD}=FD python -m tests.perf._probe MODULE [ARGS ...]", file=sys.stderr)
+        print(f"{USAGE} (with {CPU_FD}=FD)", file=sys.stderr)
         sys.exit(2)
     fd = int(os.environ.pop(CPU_FD))
     threading.Thread(target=_answer, args=(fd,), name="cpu probe", daemon=True).start()
