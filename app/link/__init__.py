@@ -3,7 +3,7 @@
 Free of Qt, so it runs (and is tested) on a plain asyncio loop. The app binds
 to :class:`DeviceSession`::
 
-    session = await DeviceSession.open("Device A", ["ws://127.0.0.1:8765"])
+    session = await DeviceSession.open("Device A", ["ws://127.0.0.1:8765"], space="family")
     session.cubit.subscribe(show_state)
     session.subscribe_status(show_connection)
     session.toggle_like("coffee")
@@ -15,6 +15,8 @@ Seams for simulators: :class:`SyncClient` takes a transport factory
 :class:`DeviceSession` takes any :class:`StateStore` (:class:`MemoryStore`
 keeps state in memory).
 """
+
+from syncserver.protocol import DEFAULT_SPACE
 
 from .backoff import Backoff
 from .catalogue import ASSETS_DIR, CatalogueItem, load_catalogue
@@ -39,6 +41,7 @@ from .store import DeviceStore, Intent, MemoryStore, StateStore, default_data_di
 
 __all__ = [
     "ASSETS_DIR",
+    "DEFAULT_SPACE",
     "AckTimeoutError",
     "Backoff",
     "CatalogueItem",

@@ -39,10 +39,17 @@ from typing import Any, Protocol
 
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus, InvalidURI
 
-from syncserver.protocol import MAX_FRAME_BYTES, Ack, Error, Push, Snapshot, Value
+from syncserver.protocol import DEFAULT_SPACE, MAX_FRAME_BYTES, Ack, Error, Push, Snapshot, Value
 
 from .backoff import Backoff
-from .engine import CaughtUp, LinkEngine, PushesReceived, ReplyReceived, SnapshotPage
+from .engine import (
+    CaughtUp,
+    LinkEngine,
+    PushesReceived,
+    ReplyReceived,
+    SnapshotPage,
+    SpaceRefused,
+)
 from .errors import (
     AckTimeoutError,
     ClientClosedError,
@@ -167,8 +174,13 @@ async def connect_websocket(
 
 
 class SyncClient:
-    """One device's connection: requests, pushes, catch-up and reconnects.
+    """One device's connection to one space: requests, pushes, catch-up and reconnects.
 
+    ``space`` is the space it joins (the protocol's ``"default"`` unless given):
+    its sets and gets go there and only that space's pushes and snapshots reach
+    the listeners; ``since`` and ``epoch`` are what the device stored for it. A
+    server that refuses the space (``forbidden``, ``too_many_spaces``) ends the
+    connection; the status says why and the client retries after the backoff.
     ``urls`` are tried in turn (failover). ``on_push`` gets every push (or
     ``on_pushes`` every batch at once), ``on_snapshot`` every snapshot page,
     ``on_new_epoch`` the server's new epoch before its first page, and
@@ -214,6 +226,7 @@ class SyncClient:
         ssl: SSLContext | None = None,
         cafile: str | Path | None = None,
         renew_identity: RenewIdentity | None = None,
+        space: str = DEFAULT_SPACE,
     ) -> None:
         if not urls:
             raise ValueError("SyncClient needs at least one server URL")
@@ -238,6 +251,7 @@ class SyncClient:
             drop_push=drop_push,
             token=token,
             device_secret=device_secret,
+            space=space,
         )
         if ssl is not None and cafile is not None:
             raise ValueError("give ssl or cafile, not both")
@@ -247,6 +261,8 @@ class SyncClient:
         self._status: Observable[ConnectionStatus] = Observable(ConnectionStatus("offline"))
         self._why: str | None = None
         """Why the last attempt failed or the last connection ended."""
+        self._refused: str | None = None
+        """Why the server refused this connection's hello for the space (None: it did not)."""
         self._connect: Connect = connect or self._connect_websocket
         self._clock = clock
         self._rng = rng or random.Random()
@@ -265,6 +281,11 @@ class SyncClient:
         return await connect_websocket(url, open_timeout=self.request_timeout, ssl=self._ssl)
 
     # -- what the engine knows -------------------------------------------------------
+
+    @property
+    def space(self) -> str:
+        """The space this client joins."""
+        return self.engine.space
 
     @property
     def epoch(self) -> str | None:
@@ -445,6 +466,7 @@ class SyncClient:
     async def _connect_once(self, url: str) -> bool:
         """One connection's life; returns whether it got as far as online."""
         self._why = None
+        self._refused = None
         self._id_claimed = False
         try:
             transport = await self._connect(url)
@@ -466,7 +488,9 @@ class SyncClient:
             async for frame in transport:
                 if self._receive(frame, url):
                     caught_up = True
-            self._why = "closed by the server"
+                if self._refused is not None:
+                    break  # no snapshot will come: retry after the backoff
+            self._why = self._refused or "closed by the server"
         except _CONNECT_ERRORS as exc:
             self._why = _failure_reason(exc)
             log.info("device %s: link to %s down: %s", self.device_id, url, self._why)
@@ -561,4 +585,7 @@ class SyncClient:
                 future = self._pending.get(request_id)
                 if future is not None and not future.done():
                     future.set_result(reply)
+            case SpaceRefused(space=space, code=code):
+                self._refused = f"the server refused space {space!r} ({code})"
+                log.warning("device %s: %s", self.device_id, self._refused)
         return False

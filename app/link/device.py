@@ -1,4 +1,4 @@
-"""``DeviceSession``: one device, the facade the app binds to.
+"""``DeviceSession``: one device in one space, the facade the app binds to.
 
 It wires a :class:`LikesCubit` (the core's decisions) to a :class:`SyncClient`
 (the wire) and a :class:`StateStore` (the disk; the SQLite :class:`DeviceStore`
@@ -16,6 +16,10 @@ unless another is given):
   (closed 1008 "this device id has another secret") makes the device take a
   new id and secret, on disk before it reconnects;
 * every state change is recorded in the store (coalesced, off the loop).
+
+A session follows one space (an account, a document, a room): its state
+lives in the store of (device name, space) and its link joins that space
+only. A device in two spaces opens two sessions.
 """
 
 from __future__ import annotations
@@ -31,12 +35,12 @@ from pathlib import Path
 
 from app.sync import DeviceContext, SyncCompletion
 from app.sync.device import new_device_id
-from syncserver.protocol import Push, Snapshot
+from syncserver.protocol import DEFAULT_SPACE, Push, Snapshot
 
 from .backoff import Backoff
 from .catalogue import CatalogueItem, load_catalogue
 from .client import Connect, SyncClient
-from .engine import CaughtUp
+from .engine import CaughtUp, check_space_name
 from .likes import LikesCubit, LikesState, item_id_of, like_key
 from .status import ConnectionStatus
 from .store import DeviceStore, Intent, StateStore
@@ -48,7 +52,8 @@ log = logging.getLogger(__name__)
 
 
 class DeviceSession:
-    """One device: its cubit, its link, its persisted state. Create with :meth:`open`."""
+    """One device in one space: its cubit, its link, its persisted state. Create
+    with :meth:`open`."""
 
     def __init__(self, name: str, store: StateStore, client: SyncClient, cubit: LikesCubit) -> None:
         self.name = name
@@ -59,6 +64,11 @@ class DeviceSession:
         self._unsubscribe_state = cubit.subscribe(self._persist)
         self._unsubscribe_seen = client.newest_seen.subscribe(store.put_newest_seen)
         self._closed = False
+
+    @property
+    def space(self) -> str:
+        """The space this session follows."""
+        return self.client.space
 
     @property
     def device_id(self) -> int:
@@ -84,8 +94,9 @@ class DeviceSession:
         token: str | None = None,
         ssl: ssl_module.SSLContext | None = None,
         cafile: str | Path | None = None,
+        space: str = DEFAULT_SPACE,
     ) -> DeviceSession:
-        """Restore device ``name`` from its state and start connecting.
+        """Restore device ``name`` in ``space`` from its state and start connecting.
 
         ``backoff`` tunes the reconnect delays (and resends after
         ``unavailable``); ``drop_push`` may lose pushes on purpose (a flaky
@@ -97,14 +108,22 @@ class DeviceSession:
         for ``wss://`` URLs. The device's secret (made with its id, kept in its
         state) goes in every hello; if the server has the id bound to another
         secret, the device takes a new id and secret (see :attr:`device_id`).
-        Raises :class:`DeviceInUseError` if the device is open elsewhere, and
-        ValueError for a URL websockets cannot dial (before the state file is touched).
+        ``space`` is the space to follow (the protocol's ``"default"`` unless given):
+        the device's state in it is kept apart from its state in any other space,
+        and the default space's state file is the one devices had before spaces.
+        Raises :class:`DeviceInUseError` if the device is open elsewhere (in this
+        space), and ValueError for a URL websockets cannot dial, a bad space name
+        or a ``store`` of another space (before the state file is touched).
         """
         if connect is None:
             server_urls = [check_server_url(url) for url in server_urls]
+        check_space_name(space)
+        store_space = getattr(store, "space", space)
+        if store_space != space:
+            raise ValueError(f"the store given keeps space {store_space!r}, not {space!r}")
         items = tuple(catalogue) if catalogue is not None else load_catalogue()
         if store is None:
-            store = DeviceStore.for_device(data_dir, name)
+            store = DeviceStore.for_device(data_dir, name, space)
         stored = await store.load()
         try:
             device_id = stored.device_id
@@ -191,6 +210,7 @@ class DeviceSession:
             ssl=ssl,
             cafile=cafile,
             renew_identity=renew_identity,
+            space=space,
         )
         cubit = LikesCubit(
             items,

@@ -19,16 +19,30 @@ was replaced) means the old history is gone: :class:`SnapshotPage` says
 knew, and :class:`CaughtUp` then lists every key the new history holds
 (``keys_written``), so keys absent from it read as never written.
 
-Revisions are one global counter, so the pushes of a caught-up connection
-count up by one. ``newest_seen`` is the end of that unbroken run. A push that
-skips past ``newest_seen + 1`` means something was missed: it is still
-applied (the core's revision rules make that harmless) and the engine asks
-``hello since newest_seen`` again. While that resync is pending further pushes
-are applied and remembered; the snapshot's last page moves ``newest_seen`` to
-the server's revision, then on through the unbroken run of pushes above it
-that arrived meanwhile (a server may send pushes between pages). A lost
-*last* push has no successor to reveal it, so an online engine also says
-hello every ``heartbeat`` seconds (:meth:`tick`).
+An engine follows one **space** (an account, a document, a room; the
+protocol's ``"default"`` unless told otherwise): its hellos join that space,
+its sets and gets name it, and replies, pushes and snapshot pages of any other
+space are dropped, so a device never holds a key written only elsewhere.
+
+Revisions are one global counter shared by every space, so the pushes of one
+space skip the revisions other spaces took. Each push says ``prev``: the
+revision of the newest earlier write in its space. ``newest_seen`` is how far
+this device has everything of its space: a push whose ``prev`` is at most
+``newest_seen`` continues that run (``newest_seen`` moves to its revision); a
+push whose ``prev`` is above it means a write of this space was missed. That
+push is still applied (the core's revision rules make that harmless) and the
+engine asks ``hello since newest_seen`` again. A server older than spaces
+sends no ``prev``; its pushes count up by one, and a push past
+``newest_seen + 1`` is the gap. While a resync is pending, further pushes are
+applied and remembered; the snapshot's last page moves ``newest_seen`` to the
+server's revision, then on through the pushes above it that arrived meanwhile,
+in revision order, as long as each continues the run (a server may send
+pushes between pages). A lost *last* push has no successor to reveal it, so
+an online engine also says hello every ``heartbeat`` seconds (:meth:`tick`).
+
+A hello the server refuses for the space (``forbidden``, ``too_many_spaces``)
+comes back as :class:`SpaceRefused`: without it the device would wait for a
+snapshot that never comes.
 
 A frame the engine cannot decode, or one of a type it does not know, is
 logged and dropped: one bad frame never costs the connection.
@@ -43,6 +57,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from syncserver.protocol import (
+    DEFAULT_SPACE,
+    MAX_SPACE_LENGTH,
     PROTOCOL_VERSION,
     Ack,
     Error,
@@ -64,6 +80,8 @@ __all__ = [
     "PushesReceived",
     "ReplyReceived",
     "SnapshotPage",
+    "SpaceRefused",
+    "check_space_name",
 ]
 
 log = logging.getLogger(__name__)
@@ -111,14 +129,26 @@ class ReplyReceived:
     reply: Ack | Value | Error
 
 
-LinkEvent = PushesReceived | SnapshotPage | CaughtUp | ReplyReceived
+@dataclass(frozen=True, slots=True)
+class SpaceRefused:
+    """The server refused this engine's hello for ``space`` (``code`` is
+    ``forbidden`` or ``too_many_spaces``): no snapshot will come on this connection."""
+
+    space: str
+    code: str
+    message: str
+
+
+LinkEvent = PushesReceived | SnapshotPage | CaughtUp | ReplyReceived | SpaceRefused
 
 
 class LinkEngine:
-    """One device's link protocol: request ids, catch-up, gap detection, heartbeat.
+    """One device's link protocol in one space: request ids, catch-up, gap
+    detection, heartbeat.
 
-    ``since`` and ``epoch`` are what the device stored last time (0 and None for
-    a new device). ``drop_push`` may lose pushes on purpose, as a flaky network
+    ``space`` is the space it joins (the protocol's ``"default"`` unless given).
+    ``since`` and ``epoch`` are what the device stored last time for that space
+    (0 and None for a new device). ``drop_push`` may lose pushes on purpose, as a flaky network
     would (demos and tests). ``heartbeat`` is the idle resync period in seconds
     (None: never).
     """
@@ -133,16 +163,20 @@ class LinkEngine:
         drop_push: Callable[[Push], bool] | None = None,
         token: str | None = None,
         device_secret: str | None = None,
+        space: str = DEFAULT_SPACE,
     ) -> None:
         if heartbeat is not None and heartbeat <= 0:
             raise ValueError("heartbeat must be positive (or None for none)")
+        check_space_name(space)
         self.device_id = device_id
+        self.space = space
+        """The space this engine joins; frames of any other space are dropped."""
         self.token = token
         """The server's shared token, sent in every hello (None: none)."""
         self.device_secret = device_secret
         """Proves this device owns ``device_id`` (PROTOCOL.md, "Credentials")."""
         self.newest_seen = max(since, 0)
-        """The end of the unbroken run of revisions this device has applied."""
+        """How far this device has applied every write of its space (a revision)."""
         self.epoch = epoch or None
         """The epoch of the server history ``newest_seen`` counts in (None: none yet)."""
         self.heartbeat = heartbeat
@@ -153,14 +187,16 @@ class LinkEngine:
         self.gaps_detected = 0
         self.snapshots_applied = 0
         self.frames_dropped = 0
+        self.foreign_dropped = 0
+        """Replies, pushes and snapshot pages of another space, dropped."""
         self.heartbeat_due: float | None = None
         """When :meth:`tick` next says hello (None while not online)."""
         self._ids = itertools.count(1)
         self._pending: set[int] = set()
         self._resyncing = False
         self._run: _PageRun | None = None
-        self._early: set[int] = set()
-        """Revisions pushed while a snapshot was on its way."""
+        self._early: dict[int, int | None] = {}
+        """Revision -> prev of the pushes that arrived while a snapshot was on its way."""
         self._outgoing: list[str] = []
         self._events: list[LinkEvent] = []
 
@@ -203,13 +239,15 @@ class LinkEngine:
     def send_set(self, key: str, value: Any, local_revision: int) -> int:
         """Queue a ``set``; returns its request id (answered by a :class:`ReplyReceived`)."""
         request_id = self._new_request()
-        self._outgoing.append(encode(Set(request_id, key, value, local_revision, self.device_id)))
+        self._outgoing.append(
+            encode(Set(request_id, key, value, local_revision, self.device_id, space=self.space))
+        )
         return request_id
 
     def send_get(self, key: str) -> int:
         """Queue a ``get``; returns its request id."""
         request_id = self._new_request()
-        self._outgoing.append(encode(Get(request_id, key)))
+        self._outgoing.append(encode(Get(request_id, key, space=self.space)))
         return request_id
 
     def forget_request(self, request_id: int) -> None:
@@ -258,15 +296,37 @@ class LinkEngine:
                 log.info("device %s: ignored a %s frame", self.device_id, type(message).__name__)
 
     def _on_reply(self, reply: Ack | Value | Error) -> None:
+        space = reply.space
+        if space is not None and space != self.space:
+            self._drop_foreign(type(reply).__name__, space)
+            return
         request_id = reply.request_id
         if isinstance(request_id, int) and request_id in self._pending:
             self._pending.discard(request_id)
             self._events.append(ReplyReceived(request_id, reply))
         elif isinstance(reply, Error):
             log.warning("device %s: server error %s: %s", self.device_id, reply.code, reply.message)
+            if space is not None and request_id is None and reply.code in _HELLO_REFUSALS:
+                self._events.append(SpaceRefused(space, reply.code, reply.message))
         # else: a late reply to a request that already timed out
 
+    def _drop_foreign(self, what: str, space: str) -> None:
+        self.foreign_dropped += 1
+        log.warning(
+            "device %s: dropped a %s of space %r (this link follows %r)",
+            self.device_id,
+            what,
+            space,
+            self.space,
+        )
+
     def _on_pushes(self, pushes: Sequence[Push]) -> None:
+        space = self.space
+        if any(push.space != space for push in pushes):
+            for push in pushes:
+                if push.space != space:
+                    self._drop_foreign("push", push.space)
+            pushes = [push for push in pushes if push.space == space]
         if self.drop_push is not None:
             pushes = [push for push in pushes if not self.drop_push(push)]
         if not pushes:
@@ -277,24 +337,29 @@ class LinkEngine:
             run.keys.update(push.key for push in pushes)
         if not self.online or self._resyncing:
             # A snapshot is on its way; what it does not cover, these continue.
-            self._early.update(push.server_revision for push in pushes)
+            self._early.update((push.server_revision, push.prev) for push in pushes)
             return
         for push in pushes:
             newest = self.newest_seen
-            if push.server_revision == newest + 1:
-                self.newest_seen = push.server_revision
-            elif push.server_revision > newest + 1:
+            if _continues(push.server_revision, push.prev, newest):
+                self.newest_seen = max(newest, push.server_revision)
+            else:
                 self.gaps_detected += 1
                 log.info(
-                    "device %s: push %d after %d: missed some, resyncing",
+                    "device %s: push %d (prev %s) after %d in space %r: missed some, resyncing",
                     self.device_id,
                     push.server_revision,
+                    push.prev,
                     newest,
+                    space,
                 )
                 self._say_hello(None)
                 return
 
     def _on_snapshot(self, page: Snapshot, now: float) -> None:
+        if page.space != self.space:
+            self._drop_foreign("snapshot page", page.space)
+            return
         run = self._run
         if run is None or (run.revision, run.epoch) != (page.revision, page.epoch):
             new_epoch = bool(page.epoch) and self.epoch is not None and page.epoch != self.epoch
@@ -313,9 +378,13 @@ class LinkEngine:
             self.newest_seen = page.revision  # a new history: its counter starts afresh
         else:
             self.newest_seen = max(self.newest_seen, page.revision)
-        early, self._early = self._early, set()
-        while self.newest_seen + 1 in early:
-            self.newest_seen += 1
+        early, self._early = self._early, {}
+        for revision in sorted(early):  # count on through the pushes that continue the run
+            if revision <= self.newest_seen:
+                continue  # the snapshot covers it
+            if not _continues(revision, early[revision], self.newest_seen):
+                break
+            self.newest_seen = revision
         if page.epoch:
             self.epoch = page.epoch
         went_online = not self.online
@@ -342,9 +411,31 @@ class LinkEngine:
                     epoch=self.epoch,
                     token=self.token,
                     device_secret=self.device_secret,
+                    space=self.space,
                 )
             )
         )
+
+
+def check_space_name(space: str) -> str:
+    """Return ``space`` if the protocol accepts it as a space name, else raise ValueError."""
+    if not isinstance(space, str) or not 1 <= len(space) <= MAX_SPACE_LENGTH:
+        raise ValueError(f"a space name has 1 to {MAX_SPACE_LENGTH} characters, not {space!r}")
+    return space
+
+
+_HELLO_REFUSALS = frozenset({"forbidden", "too_many_spaces"})
+"""Error codes that refuse a hello's space (request_id null, ``space`` set)."""
+
+
+def _continues(revision: int, prev: int | None, newest_seen: int) -> bool:
+    """Whether a push of ``revision`` leaves no write of its space unseen after
+    ``newest_seen``. ``prev`` is the space's previous write (PROTOCOL.md, "Spaces");
+    None (a server older than spaces): revisions count up by one, so the push must
+    be the next revision, or one already seen."""
+    if prev is None:
+        return revision <= newest_seen + 1
+    return prev <= newest_seen
 
 
 @dataclass(slots=True)

@@ -1,4 +1,4 @@
-"""What a device remembers across restarts, in one SQLite file per device name.
+"""What a device remembers across restarts, in one SQLite file per device name and space.
 
 Theory of operation
 -------------------
@@ -6,6 +6,11 @@ The UI thread never waits on the disk. Changes are recorded in memory
 (coalesced: only the latest value per key counts) and a writer thread commits
 whatever piled up in one transaction, so a burst of taps costs one commit.
 :meth:`DeviceStore.flush` waits for everything recorded so far.
+
+A device in several spaces keeps one file per space (its id, secret,
+``newest_seen``, epoch, values and intents all belong to that space's link);
+the default space keeps the file name devices had before spaces, so their
+state carries over.
 
 Reading happens once, when the device opens. A file that cannot be read as
 this store (not SQLite, damaged, wrong shape) is moved aside with a logged
@@ -41,6 +46,8 @@ from typing import Any, Protocol
 import filelock
 import platformdirs
 
+from syncserver.protocol import DEFAULT_SPACE
+
 from .errors import DeviceInUseError
 
 __all__ = [
@@ -73,11 +80,20 @@ def default_data_dir() -> Path:
     return platformdirs.user_data_path("optisync", appauthor=False) / "devices"
 
 
-def store_path(data_dir: Path, name: str) -> Path:
-    """The file of device ``name``: readable slug plus a hash so names never collide."""
-    slug = re.sub(r"[^A-Za-z0-9_-]+", "-", name).strip("-")[:40] or "device"
-    digest = hashlib.sha256(name.encode()).hexdigest()[:10]
-    return data_dir / f"{slug}-{digest}.sqlite3"
+def store_path(data_dir: Path, name: str, space: str = DEFAULT_SPACE) -> Path:
+    """The file of device ``name`` in ``space``: readable slugs plus a hash so names
+    never collide. The default space's file is named as before spaces existed."""
+    slug = _slug(name, "device")
+    if space == DEFAULT_SPACE:
+        digest = hashlib.sha256(name.encode()).hexdigest()[:10]
+        return data_dir / f"{slug}-{digest}.sqlite3"
+    # NUL separates the two: ("a", "b c") and ("a b", "c") never hash alike.
+    digest = hashlib.sha256(f"{name}\0{space}".encode()).hexdigest()[:10]
+    return data_dir / f"{slug}--{_slug(space, 'space')}-{digest}.sqlite3"
+
+
+def _slug(text: str, fallback: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_-]+", "-", text).strip("-")[:40] or fallback
 
 
 @dataclass(frozen=True, slots=True)
@@ -145,12 +161,13 @@ _DELETE = object()
 
 
 class DeviceStore:
-    """One device's state file. Open it with :meth:`open` (or :meth:`load`); all
-    puts are non-blocking."""
+    """One device's state file for one space. Open it with :meth:`open` (or
+    :meth:`load`); all puts are non-blocking."""
 
-    def __init__(self, path: Path, name: str) -> None:
+    def __init__(self, path: Path, name: str, space: str = DEFAULT_SPACE) -> None:
         self.path = path
         self.name = name
+        self.space = space
         self._file_lock = filelock.FileLock(path.with_name(f"{path.name}.lock"), thread_local=False)
         self._lock = threading.Condition()
         self._meta: dict[str, str] = {}
@@ -162,15 +179,20 @@ class DeviceStore:
         self._thread: threading.Thread | None = None
 
     @classmethod
-    def for_device(cls, data_dir: Path | str | None, name: str) -> DeviceStore:
-        """The store of device ``name`` under ``data_dir`` (default: the user data folder)."""
+    def for_device(
+        cls, data_dir: Path | str | None, name: str, space: str = DEFAULT_SPACE
+    ) -> DeviceStore:
+        """The store of device ``name`` in ``space`` under ``data_dir`` (default: the
+        user data folder)."""
         folder = default_data_dir() if data_dir is None else Path(data_dir)
-        return cls(store_path(folder, name), name)
+        return cls(store_path(folder, name, space), name, space)
 
     @classmethod
-    async def open(cls, data_dir: Path | None, name: str) -> tuple[DeviceStore, StoredState]:
-        """Open (or create) the file of device ``name`` and read it back."""
-        store = cls.for_device(data_dir, name)
+    async def open(
+        cls, data_dir: Path | None, name: str, space: str = DEFAULT_SPACE
+    ) -> tuple[DeviceStore, StoredState]:
+        """Open (or create) the file of device ``name`` in ``space`` and read it back."""
+        store = cls.for_device(data_dir, name, space)
         return store, await store.load()
 
     async def load(self) -> StoredState:
@@ -193,10 +215,11 @@ class DeviceStore:
         return stored
 
     @classmethod
-    def peek(cls, data_dir: Path | None, name: str) -> StoredState:
-        """Read device ``name``'s file without opening it for writing (tools, tests)."""
-        path = store_path(default_data_dir() if data_dir is None else data_dir, name)
-        return cls(path, name)._read()
+    def peek(cls, data_dir: Path | None, name: str, space: str = DEFAULT_SPACE) -> StoredState:
+        """Read device ``name``'s file for ``space`` without opening it for writing
+        (tools, tests)."""
+        path = store_path(default_data_dir() if data_dir is None else data_dir, name, space)
+        return cls(path, name, space)._read()
 
     # -- recording changes (any thread, never blocks on the disk) -----------------
 
@@ -323,8 +346,9 @@ class DeviceStore:
         db: sqlite3.Connection | None = None
         try:
             db = self._connect()
-            db.execute(
-                "INSERT OR IGNORE INTO meta (name, value) VALUES ('device_name', ?)", (self.name,)
+            db.executemany(
+                "INSERT OR IGNORE INTO meta (name, value) VALUES (?, ?)",
+                [("device_name", self.name), ("space", self.space)],
             )
         except sqlite3.Error:
             log.exception("device %r: cannot write state to %s", self.name, self.path)
@@ -395,15 +419,23 @@ def _as_int(value: object) -> int:
 
 
 class MemoryStore:
-    """A :class:`StateStore` in memory, for simulators and tests.
+    """A :class:`StateStore` in memory, for simulators and tests: one device's
+    state in one space.
 
     ``durable`` is what a disk would hold: puts reach it on :meth:`flush` (or
     :meth:`close`), so a process kill (:meth:`crash`) loses only unflushed puts.
     Reopening the same object (``load`` again) is restarting the device.
     """
 
-    def __init__(self, name: str = "device", durable: StoredState | None = None) -> None:
+    def __init__(
+        self,
+        name: str = "device",
+        durable: StoredState | None = None,
+        *,
+        space: str = DEFAULT_SPACE,
+    ) -> None:
         self.name = name
+        self.space = space
         self.durable = durable if durable is not None else StoredState()
         self.in_use = False
         self._meta: dict[str, Any] = {}
