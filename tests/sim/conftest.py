@@ -51,7 +51,8 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
         closes = ", ".join(f"{code}: {count}" for code, count in sorted(TALLY.closes.items()))
         terminalreporter.write_line(
             f"optisync simulation (profile {_PROFILE}): "
-            f"{TALLY.schedules} schedules in {TALLY.seconds:.1f}s; {TALLY.taps} taps, "
+            f"{TALLY.schedules} schedules ({TALLY.split} over two spaces) in "
+            f"{TALLY.seconds:.1f}s; {TALLY.taps} taps, "
             f"{TALLY.writes} writes, {TALLY.pushes_dropped} push frames dropped, "
             f"{TALLY.gap_resyncs} gap resyncs, {TALLY.taps_lost_to_kills} taps lost to "
             f"kills before their store flushed, {TALLY.second_opens_refused} second opens "

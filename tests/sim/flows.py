@@ -10,9 +10,16 @@ from app.link import DeviceSession, SyncClient
 from app.link.store import MemoryStore
 from app.sync import Cubit, DeviceContext
 from app.sync.testing import DeviceIO, FlowDevice, Likes
-from syncserver.protocol import Push, Snapshot
+from syncserver.protocol import DEFAULT_SPACE, Push, Snapshot
 
-__all__ = ["DeafLikes", "EpochBlindLikes", "PlainToggle", "ToggleDevice", "UnlockedLikes"]
+__all__ = [
+    "DeafLikes",
+    "EpochBlindLikes",
+    "PlainToggle",
+    "SpaceBlindLikes",
+    "ToggleDevice",
+    "UnlockedLikes",
+]
 
 Toggles = dict[str, bool]
 
@@ -88,6 +95,7 @@ class PlainToggle:
             connect=io.connect,
             rng=io.rng,
             clock=io.clock,
+            space=io.space,
         )
         client.start()
         return ToggleDevice(client, cubit, io)
@@ -167,5 +175,19 @@ class UnlockedLikes(Likes):
 
     async def open(self, io: DeviceIO) -> DeviceSession:
         if io.store.in_use:
-            io = dataclasses.replace(io, store=MemoryStore(io.name, io.store.durable))
+            io = dataclasses.replace(
+                io, store=MemoryStore(io.name, io.store.durable, space=io.space)
+            )
         return await super().open(io)
+
+
+class SpaceBlindLikes(Likes):
+    """A broken flow for the self-test: its devices ignore the space they were put in
+    and follow the default space (their stores say so too)."""
+
+    def __repr__(self) -> str:
+        return "SpaceBlindLikes()"
+
+    async def open(self, io: DeviceIO) -> DeviceSession:
+        io.store.space = DEFAULT_SPACE
+        return await super().open(dataclasses.replace(io, space=DEFAULT_SPACE))

@@ -31,6 +31,7 @@ from app.sync.testing import (
 
 MAX_DEVICES = 4
 MAX_KEYS = 3
+MAX_SPACES = 2
 
 FAULTS = (
     "latency",
@@ -49,6 +50,9 @@ FAULTS = (
     "nested",
 )
 """Every fault family; ``runs()`` mixes all of them unless told otherwise."""
+
+Run = tuple[int, int, Schedule, int]
+"""Devices, keys, schedule, spaces: the arguments of ``tally.play``."""
 
 
 def _seconds(high: float) -> st.SearchStrategy[float]:
@@ -100,16 +104,17 @@ def actions(devices: int, keys: int, faults: tuple[str, ...]) -> st.SearchStrate
 
 
 @st.composite
-def runs(
-    draw: st.DrawFn, faults: tuple[str, ...] = FAULTS, max_actions: int = 40
-) -> tuple[int, int, Schedule]:
-    """A device count, a key count and a schedule using those fault kinds."""
+def runs(draw: st.DrawFn, faults: tuple[str, ...] = FAULTS, max_actions: int = 40) -> Run:
+    """A device count, a key count, a schedule using those fault kinds and how many
+    spaces the devices are split over (the same runs, some split: no extra time)."""
     devices = draw(st.integers(1, MAX_DEVICES))
     keys = draw(st.integers(1, MAX_KEYS))
     seed = draw(st.integers(0, 2**32 - 1))
     # Bursts of actions at one instant make taps coalesce and faults pile up.
     bursts = draw(_bursts(devices, keys, faults, max_actions))
-    return devices, keys, Schedule(seed, [action for burst in bursts for action in burst])
+    spaces = draw(st.integers(1, min(devices, MAX_SPACES)))
+    schedule = Schedule(seed, [action for burst in bursts for action in burst])
+    return devices, keys, schedule, spaces
 
 
 @functools.cache

@@ -12,6 +12,8 @@ from app.sync.testing import Schedule, Simulation
 @dataclass
 class Tally:
     schedules: int = 0
+    split: int = 0
+    """Schedules whose devices were split over several spaces."""
     taps: int = 0
     writes: int = 0
     pushes_dropped: int = 0
@@ -28,10 +30,13 @@ class Tally:
 TALLY = Tally()
 
 
-def play(devices: int, keys: int, schedule: Schedule, **options: object) -> Simulation:
-    """Run one schedule, check every invariant, and count it."""
+def play(
+    devices: int, keys: int, schedule: Schedule, spaces: int = 1, **options: object
+) -> Simulation:
+    """Run one schedule with the devices split over ``spaces``, check every invariant,
+    and count it."""
     started = time.perf_counter()
-    simulation = Simulation(devices, keys, **options)  # type: ignore[arg-type]
+    simulation = Simulation(devices, keys, spaces=spaces, **options)  # type: ignore[arg-type]
     try:
         simulation.run(schedule)
         simulation.check_invariants()
@@ -40,6 +45,7 @@ def play(devices: int, keys: int, schedule: Schedule, **options: object) -> Simu
     stats = simulation.stats
     assert stats is not None
     TALLY.schedules += 1
+    TALLY.split += spaces > 1
     TALLY.taps += stats.taps
     TALLY.writes += stats.writes
     TALLY.pushes_dropped += stats.pushes_dropped

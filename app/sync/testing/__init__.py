@@ -18,13 +18,17 @@ interleaves the same way.
 
 Public API
 ----------
-``Simulation(devices=3, keys=2, *, flow=Likes(), timings=LinkTimings(), settle_limit=120.0)``
+``Simulation(devices=3, keys=2, *, flow=Likes(), timings=LinkTimings(), spaces=1, ...)``
     ``.run(schedule)`` plays the actions then waits (in virtual time) until
     every device is connected, caught up and idle and checks every promise
     at quiescence; ``.check_invariants()`` raises if any was broken:
-    convergence (value and revision), nothing shown as synced that differs,
-    no acknowledged write lost, last intents kept, one request in flight per
-    (device, key) and requests <= taps. ``.server`` (a :class:`SimServer`
+    convergence (value and revision, within each device's space), nothing
+    shown as synced that differs, no acknowledged write lost, last intents
+    kept, one request in flight per (device, key), requests <= taps, and
+    isolation (no device is sent, applies or holds a write of another
+    space). ``spaces=2`` deals the devices out over two spaces
+    (``.space_of(device)``: the default space, then ``"space-1"``), all
+    tapping the same key names. ``.server`` (a :class:`SimServer`
     whose ``history`` lists every committed :class:`Write` per epoch),
     ``.devices`` (each device's session), ``.monitor``, ``.network`` and
     ``.stats`` (a :class:`RunStats`) are there to inspect after a run;

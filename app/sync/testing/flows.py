@@ -21,6 +21,7 @@ from app.link.client import Connect
 from app.link.likes import item_id_of, like_key
 from app.link.store import MemoryStore
 from app.sync import Cubit
+from syncserver.protocol import DEFAULT_SPACE
 
 __all__ = ["DeviceIO", "Flow", "FlowDevice", "Likes"]
 
@@ -29,9 +30,10 @@ __all__ = ["DeviceIO", "Flow", "FlowDevice", "Likes"]
 class DeviceIO:
     """Everything a flow needs to open one device inside the simulation.
 
-    Pass ``connect``, ``rng`` and ``clock`` to your ``SyncClient`` (or to
-    ``DeviceSession.open``) and keep your state in ``store``: then the run is
-    deterministic, and a killed device reopens from what ``store`` had flushed.
+    Pass ``connect``, ``rng``, ``clock`` and ``space`` to your ``SyncClient`` (or
+    to ``DeviceSession.open``) and keep your state in ``store``: then the run is
+    deterministic, a killed device reopens from what ``store`` had flushed, and
+    the device follows the space the simulation put it in.
     """
 
     name: str
@@ -45,6 +47,8 @@ class DeviceIO:
     backoff: Backoff
     heartbeat: float
     request_timeout: float
+    space: str = DEFAULT_SPACE
+    """The space this device follows (``Simulation(spaces=...)`` splits devices)."""
 
 
 class FlowDevice(Protocol):
@@ -124,6 +128,7 @@ class Likes:
             connect=io.connect,
             rng=io.rng,
             clock=io.clock,
+            space=io.space,
         )
 
     def tap(self, device: FlowDevice, key: str) -> None:

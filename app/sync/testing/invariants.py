@@ -6,17 +6,21 @@ Throughout the run, from every device's :class:`~app.sync.SyncEvent` stream:
 * at most one request in flight per (device, key);
 * on a connection, the ack of a write arrives before the push of that write (and
   of every later one), as the protocol promises when no demo delays are on;
+* isolation: a device's connection is sent pushes and snapshot pages of its own
+  space only, and the device applies (or holds, or ignores as stale) only
+  writes of its own space;
 * requests sent for a key never outnumber the taps on it (``RequestSent`` never
   outnumbers ``OptimisticApplied``; resends after ``unavailable`` are one request).
 
 At quiescence (every device connected, caught up and idle, nothing on the wire):
 
-* every device shows the server's value and revision for every key, and no key
-  is shown as synced while it differs;
+* every device shows the server's value and revision in its space for every
+  key, and no key is shown as synced while it differs;
 * no acknowledged write is lost: each ack a device received is in the history of
-  its epoch at its revision (a history reset replaces the database: the old
-  epoch's writes are gone with it, by design), revisions run 1, 2, 3… in every
-  epoch and each register is its key's last write;
+  its epoch at its revision, in its space (a history reset replaces the
+  database: the old epoch's writes are gone with it, by design), revisions run
+  1, 2, 3… in every epoch, each write's ``prev`` is the revision of the write
+  before it in its space, and each register is its key's last write in its space;
 * each device's last tap per key is on the server (its own last write to that key
   carries it), was superseded by a strictly newer server write the device applied
   after the tap (newer than the tap's known revision and than every write this
@@ -37,11 +41,14 @@ from app.sync import (
     FollowUpScheduled,
     OptimisticApplied,
     PushApplied,
+    PushHeld,
+    PushIgnoredStale,
     RequestSent,
     SyncEvent,
     SyncFailed,
     SyncFinished,
 )
+from syncserver.protocol import DEFAULT_SPACE
 
 from .server import SimServer, Write
 
@@ -62,12 +69,14 @@ class InvariantViolation(AssertionError):
 
 @dataclass(frozen=True, slots=True)
 class Ack:
-    """An ack a device received: ``key`` holds ``value`` at ``revision`` of ``epoch``."""
+    """An ack a device received: ``key`` of ``space`` holds ``value`` at ``revision``
+    of ``epoch``."""
 
     epoch: str | None
     key: str
     value: Any
     revision: int
+    space: str = DEFAULT_SPACE
 
 
 @dataclass(slots=True)
@@ -93,6 +102,9 @@ class Monitor:
         self.event_counts: Counter[str] = Counter()
         """How many events of each kind (by class name) every device published."""
         self.taps_lost_to_kills = 0
+        self.received: list[tuple[int, str, str | None, int, Hashable]] = []
+        """(device, its space, epoch, revision, key) of every server write a device
+        applied, held or ignored as stale."""
         self.now: Callable[[], float] = lambda: 0.0
 
     def record(self, device: int, key: Hashable) -> KeyRecord:
@@ -111,15 +123,20 @@ class Monitor:
         device: int,
         device_epoch: Callable[[], str | None],
         server_epoch: Callable[[], str | None],
+        space: str = DEFAULT_SPACE,
     ) -> Callable[[SyncEvent], None]:
-        """The event listener for (an incarnation of) device number ``device``. A tap's
-        revisions count in the history the device follows (``device_epoch``); a push
-        comes from the server running now (``server_epoch``: a restart drops what was
-        on the wire), even while the device is still catching up with it."""
+        """The event listener for (an incarnation of) device number ``device`` in
+        ``space``. A tap's revisions count in the history the device follows
+        (``device_epoch``); a push comes from the server running now
+        (``server_epoch``: a restart drops what was on the wire), even while the
+        device is still catching up with it."""
 
         def listen(event: SyncEvent) -> None:
             tap = isinstance(event, OptimisticApplied)
-            self.on_event(device, event, device_epoch() if tap else server_epoch())
+            epoch = device_epoch() if tap else server_epoch()
+            if isinstance(event, _RECEIVED):
+                self.received.append((device, space, epoch, event.server_revision, event.key))
+            self.on_event(device, event, epoch)
 
         return listen
 
@@ -175,22 +192,52 @@ class Monitor:
                         f"{position} of the history"
                     )
                     break
+            head: dict[str, int] = {}
+            for write in history:
+                if write.prev != head.get(write.space, 0):
+                    self.problem(
+                        f"epoch {epoch[:8]}: write {write.server_revision} says prev "
+                        f"{write.prev}, the write before it in {write.space!r} is "
+                        f"{head.get(write.space, 0)}"
+                    )
+                    break
+                head[write.space] = write.server_revision
         current = server.history.get(server.epoch or "", [])
-        last: dict[str, Any] = {}
+        last: dict[tuple[str, str], Write] = {}
         for write in current:
-            last[write.key] = write
-        for key, write in last.items():
-            if server.register(key) != (write.value, write.server_revision):
-                self.problem(f"register {key!r} is not its last write {write}")
+            last[(write.space, write.key)] = write
+        for (space, key), write in last.items():
+            if server.register(key, space) != (write.value, write.server_revision):
+                self.problem(f"register {key!r} of {space!r} is not its last write {write}")
         for device, ack in self.acks:
             history = server.history.get(ack.epoch or "", [])
             found = history[ack.revision - 1] if 0 < ack.revision <= len(history) else None
-            if found is None or found.key != ack.key or found.value != ack.value:
+            if found is None or (found.space, found.key, found.value) != (
+                ack.space,
+                ack.key,
+                ack.value,
+            ):
                 self.problem(
                     f"device {device}: acked write {ack} is not in the history (found {found})"
                 )
 
-    def check_intents(self, server: SimServer, device_ids: Mapping[int, int]) -> None:
+    def check_isolation(self, server: SimServer, spaces: Mapping[int, str]) -> None:
+        """No device applied, held or ignored a write of a space other than its own."""
+        for device, space, epoch, revision, key in self.received:
+            history = server.history.get(epoch or "", [])
+            write = history[revision - 1] if 0 < revision <= len(history) else None
+            if write is not None and write.key == key and write.space != space:
+                self.problem(
+                    f"device {device} in space {space!r} received write {revision} of "
+                    f"{key!r} in space {write.space!r}"
+                )
+
+    def check_intents(
+        self,
+        server: SimServer,
+        device_ids: Mapping[int, int],
+        spaces: Mapping[int, str] | None = None,
+    ) -> None:
         by_revision = {
             (write.epoch, write.server_revision): write
             for history in server.history.values()
@@ -202,7 +249,12 @@ class Monitor:
             if tap is None:
                 continue
             device_id = device_ids.get(device)
-            own = [w for w in everything if w.key == key and w.device_id == device_id]
+            space = (spaces or {}).get(device, DEFAULT_SPACE)
+            own = [
+                w
+                for w in everything
+                if w.key == key and w.device_id == device_id and w.space == space
+            ]
             if own and own[-1].value == tap.value:
                 continue  # the last intent is what the server got from this device
             if any(
@@ -223,6 +275,10 @@ class Monitor:
                 f"device {device} key {key!r}: last intent {tap.value!r} (local revision "
                 f"{tap.local_revision}) is lost: neither on the server nor superseded"
             )
+
+
+_RECEIVED = (PushApplied, PushHeld, PushIgnoredStale)
+"""Events of a server write reaching a device's core."""
 
 
 def _newer(

@@ -8,7 +8,8 @@ registers) survives :meth:`SimServer.crash` and :meth:`SimServer.shutdown`;
 :meth:`SimServer.crash` with ``fresh=True`` is a restart on a new database.
 
 Every commit is also recorded in :attr:`SimServer.history`, per epoch, so the
-invariants can check that no acknowledged write was lost.
+invariants can check that no acknowledged write was lost, and that each
+write's ``prev`` is the previous write of its space.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from syncserver.backends import Write as BackendWrite
 from syncserver.backends.memory import MemoryBackend
 from syncserver.config import ServerConfig
 from syncserver.core import ServerCore
+from syncserver.protocol import DEFAULT_SPACE
 
 from .network import Connection, Network
 
@@ -34,7 +36,8 @@ __all__ = ["SimServer", "Write"]
 
 @dataclass(frozen=True, slots=True)
 class Write:
-    """One committed write, as the server's history of ``epoch`` records it."""
+    """One committed write, as the server's history of ``epoch`` records it: ``key``
+    of ``space``, and ``prev``, the revision of the space's write before it."""
 
     epoch: str
     server_revision: int
@@ -42,6 +45,8 @@ class Write:
     value: Any
     device_id: int
     local_revision: int
+    space: str = DEFAULT_SPACE
+    prev: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,7 +55,8 @@ class _Disk:
 
     epoch: str | None = None
     revision: int = 0
-    values: tuple[tuple[str, BackendWrite], ...] = ()
+    registers: tuple[BackendWrite, ...] = ()
+    """Every space's registers."""
     devices: tuple[tuple[int, bytes], ...] = ()
     """Each device id's recorded secret digest."""
 
@@ -107,13 +113,24 @@ class SimServer:
     def revision(self) -> int:
         return self.backend.revision if self.backend is not None else self._disk.revision
 
-    def register(self, key: str) -> tuple[Any, int]:
-        """A key's value (decoded JSON; None if never written) and revision (0 then)."""
-        values = self.backend.values if self.backend is not None else dict(self._disk.values)
-        write = values.get(key)
+    def register(self, key: str, space: str = DEFAULT_SPACE) -> tuple[Any, int]:
+        """A key's value in ``space`` (decoded JSON; None if never written) and
+        revision (0 then)."""
+        if self.backend is not None:
+            write = self.backend.get(space, key)
+        else:
+            write = next(
+                (w for w in self._disk.registers if w.space == space and w.key == key), None
+            )
         if write is None:
             return None, 0
         return msgspec.json.decode(write.value), write.revision
+
+    def head(self, space: str = DEFAULT_SPACE) -> int:
+        """The newest revision written in ``space`` (0: none)."""
+        if self.backend is not None:
+            return self.backend.head(space)
+        return max((w.revision for w in self._disk.registers if w.space == space), default=0)
 
     @property
     def busy(self) -> bool:
@@ -145,7 +162,7 @@ class SimServer:
             epoch = disk.epoch if disk.epoch is not None else f"{self.rng.getrandbits(128):032x}"
             backend = MemoryBackend(committed, on_failure, epoch=epoch)
             backend.revision = disk.revision
-            backend.values = dict(disk.values)
+            backend.registers = disk.registers
             backend.devices = dict(disk.devices)
             return backend
 
@@ -191,7 +208,7 @@ class SimServer:
             self._disk = _Disk(
                 backend.epoch,
                 backend.revision,
-                tuple(backend.values.items()),
+                tuple(backend.registers),
                 tuple(backend.devices.items()),
             )
         self._generation += 1
@@ -236,5 +253,7 @@ class SimServer:
                     msgspec.json.decode(write.value),
                     write.device_id,
                     write.local_revision,
+                    write.space,
+                    write.prev,
                 )
             )

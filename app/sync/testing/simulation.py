@@ -10,9 +10,12 @@ from collections.abc import Coroutine, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from app.link import Backoff
 from app.link.errors import DeviceInUseError
 from app.link.store import MemoryStore
+from syncserver.protocol import DEFAULT_SPACE
 
 from . import hostile
 from .flows import DeviceIO, Flow, FlowDevice, Likes
@@ -90,6 +93,7 @@ class _Slot:
 
     index: int
     name: str
+    space: str
     store: SimStore
     process: Process | None = None
     session: FlowDevice | None = None
@@ -102,6 +106,11 @@ class Simulation:
     """N devices running the given :class:`Flow` (the shipped likes by default) over
     the real ``SyncClient``, against the real ``ServerCore``, driven by a
     :class:`Schedule`.
+
+    ``spaces`` splits the devices over that many spaces, in turn (device ``i`` is
+    in :meth:`space_of` ``(i)``; the first space is the default one), all tapping
+    the same key names: each space must converge on its own registers, and no
+    device may ever receive or apply a write of another space.
 
     ``run(schedule)`` plays the schedule then lets the system settle (every
     device connected, caught up and idle, nothing on the wire);
@@ -117,11 +126,15 @@ class Simulation:
         flow: Flow | None = None,
         timings: LinkTimings | None = None,
         settle_limit: float = 120.0,
+        spaces: int = 1,
     ) -> None:
         if devices < 1 or keys < 1:
             raise ValueError("a simulation needs at least one device and one key")
+        if spaces < 1:
+            raise ValueError("a simulation needs at least one space")
         self.device_count = devices
         self.key_count = keys
+        self.space_count = spaces
         self.flow: Flow = flow if flow is not None else Likes()
         self.timings = timings if timings is not None else LinkTimings()
         self.settle_limit = settle_limit
@@ -147,7 +160,15 @@ class Simulation:
             options.append(f"timings={self.timings!r}")
         if self.settle_limit != 120.0:
             options.append(f"settle_limit={self.settle_limit!r}")
+        if self.space_count != 1:
+            options.append(f"spaces={self.space_count}")
         return f"Simulation({', '.join(options)})"
+
+    def space_of(self, device: int) -> str:
+        """The space device number ``device`` follows: spaces are dealt out in turn,
+        the default space first."""
+        number = device % self.space_count
+        return DEFAULT_SPACE if number == 0 else f"space-{number}"
 
     # -- running ---------------------------------------------------------------------------
 
@@ -204,7 +225,9 @@ class Simulation:
         await server.start()
         for index in range(self.device_count):
             name = f"device-{index}"
-            slot = _Slot(index, name, SimStore(name, None, self.timings.store_flush))
+            space = self.space_of(index)
+            store = SimStore(name, None, self.timings.store_flush, space=space)
+            slot = _Slot(index, name, space, store)
             self._slots.append(slot)
             await self._open(slot)
         for action in schedule.actions:
@@ -264,6 +287,7 @@ class Simulation:
             backoff=Backoff(initial=timings.reconnect, maximum=timings.reconnect * 10),
             heartbeat=timings.heartbeat,
             request_timeout=timings.request_timeout,
+            space=slot.space,
         )
 
     async def _open(self, slot: _Slot) -> None:
@@ -284,7 +308,7 @@ class Simulation:
             )
             slot.device_id = session.device_id
         listener = self.monitor.listener(
-            slot.index, lambda: session.client.epoch, lambda: self._server_epoch()
+            slot.index, lambda: session.client.epoch, lambda: self._server_epoch(), slot.space
         )
         slot.unsubscribe = session.cubit.device.subscribe(listener)
 
@@ -311,7 +335,7 @@ class Simulation:
         self.network.abort_owner(process)
         # The dead process' store object keeps its unflushed puts; the next one
         # starts from what was durable.
-        slot.store = SimStore(slot.name, store.durable, self.timings.store_flush)
+        slot.store = SimStore(slot.name, store.durable, self.timings.store_flush, space=slot.space)
         slot.session = None
         slot.process = None
 
@@ -332,10 +356,11 @@ class Simulation:
             process.kill()
             return
         # Opened anyway: a second process runs with the same identity.
-        extra = _Slot(len(self._slots), f"{slot.name} (second)", slot.store, process, session)
+        name = f"{slot.name} (second)"
+        extra = _Slot(len(self._slots), name, slot.space, slot.store, process, session)
         extra.device_id = session.device_id
         listener = self.monitor.listener(
-            extra.index, lambda: session.client.epoch, lambda: self._server_epoch()
+            extra.index, lambda: session.client.epoch, lambda: self._server_epoch(), slot.space
         )
         extra.unsubscribe = session.cubit.device.subscribe(listener)
         self._slots.append(extra)
@@ -344,16 +369,20 @@ class Simulation:
     def _on_connection(self, connection: Any) -> None:
         for slot in self._slots:
             if connection.owner is not None and connection.owner is slot.process:
-                connection.client.received = self._wire_reader(slot.index)
+                connection.client.received = self._wire_reader(slot.index, slot.space)
                 return
 
-    def _wire_reader(self, device: int) -> Any:
-        """Watches what one connection of ``device`` receives: records acks, and checks
-        that each ack comes before the push of its write (and of any later one)."""
+    def _wire_reader(self, device: int, space: str) -> Any:
+        """Watches what one connection of ``device`` (in ``space``) receives: records
+        acks, checks that each ack comes before the push of its write (and of any
+        later one), and that no push or snapshot of another space reaches it."""
         monitor = self.monitor
         server = self.server
         assert server is not None
         newest_push = 0
+
+        def foreign(what: str, other: object) -> None:
+            monitor.problem(f"device {device} in space {space!r} was sent a {what} of {other!r}")
 
         def read(frame: str) -> None:
             nonlocal newest_push
@@ -365,13 +394,26 @@ class Simulation:
                         f"device {device}: the ack of revision {revision} came after the "
                         f"push of revision {newest_push} on the same connection"
                     )
-                monitor.on_ack(device, Ack(server.epoch, ack["key"], ack["value"], revision))
+                ack_space = ack.get("space", DEFAULT_SPACE)
+                monitor.on_ack(
+                    device, Ack(server.epoch, ack["key"], ack["value"], revision, ack_space)
+                )
             elif frame.startswith('{"type":"pushes"'):
                 pushes = json.loads(frame)["pushes"]
+                for push in pushes:
+                    if push.get("space", DEFAULT_SPACE) != space:
+                        foreign("push", push.get("space"))
                 if pushes:
                     newest_push = max(newest_push, pushes[-1]["server_revision"])
             elif frame.startswith('{"type":"push"'):
-                newest_push = max(newest_push, json.loads(frame)["server_revision"])
+                push = json.loads(frame)
+                if push.get("space", DEFAULT_SPACE) != space:
+                    foreign("push", push.get("space"))
+                newest_push = max(newest_push, push["server_revision"])
+            elif frame.startswith('{"type":"snapshot"'):
+                page_space = _SPACE_OF.decode(frame).space
+                if page_space != space:
+                    foreign("snapshot page", page_space)
 
         return read
 
@@ -502,10 +544,13 @@ class Simulation:
             client = session.client
             if not client.online:
                 reasons.append(f"device {slot.index} offline ({client.status.state})")
-            elif client.newest_seen.value != server.revision or client.epoch != server.epoch:
+            elif (
+                not server.head(slot.space) <= client.newest_seen.value <= server.revision
+                or client.epoch != server.epoch
+            ):
                 reasons.append(
-                    f"device {slot.index} not caught up (seen {client.newest_seen.value}, "
-                    f"server {server.revision})"
+                    f"device {slot.index} not caught up in space {slot.space!r} (seen "
+                    f"{client.newest_seen.value}, space head {server.head(slot.space)})"
                 )
             if session.cubit.device.in_flight_keys():
                 reasons.append(f"device {slot.index} has keys in flight")
@@ -526,21 +571,23 @@ class Simulation:
             assert session is not None
             for index in range(self.key_count):
                 key = flow.key(index)
-                value, revision = server.register(key)
+                value, revision = server.register(key, slot.space)
                 expected = flow.expected(value, revision)
                 shown = flow.read(session, key)
                 if shown != expected:
                     synced = " as synced" if flow.synced(session, key) else ""
                     monitor.problem(
                         f"device {slot.index} key {key!r} shows (value, revision) {shown!r}"
-                        f"{synced}, the server has {expected!r}"
+                        f"{synced}, the server has {expected!r} in space {slot.space!r}"
                     )
         monitor.check_history(server)
+        spaces = {slot.index: slot.space for slot in self._slots}
+        monitor.check_isolation(server, spaces)
         for slot in self._slots:
             if slot.session is not None:
                 slot.device_id = slot.session.device_id  # a device may take a new id
         device_ids = {slot.index: slot.device_id for slot in self._slots if slot.device_id}
-        monitor.check_intents(server, device_ids)
+        monitor.check_intents(server, device_ids, spaces)
 
     def _on_loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         self.monitor.problem(
@@ -551,3 +598,11 @@ class Simulation:
 
 class _NoQuiescence(Exception):
     pass
+
+
+class _SpaceProbe(msgspec.Struct):
+    space: str = DEFAULT_SPACE
+
+
+_SPACE_OF = msgspec.json.Decoder(_SpaceProbe)
+"""Reads a snapshot page's space without building its entries."""

@@ -6,6 +6,7 @@ import asyncio
 from typing import Any
 
 from app.link.store import MemoryStore, StoredState
+from syncserver.protocol import DEFAULT_SPACE
 
 from .processes import Process
 
@@ -16,8 +17,15 @@ class SimStore(MemoryStore):
     """A device's store: every change reaches the durable state ``delay`` later, as
     the state file's writer thread does; what a kill finds unflushed is lost."""
 
-    def __init__(self, name: str, durable: StoredState | None, delay: float) -> None:
-        super().__init__(name, durable)
+    def __init__(
+        self,
+        name: str,
+        durable: StoredState | None,
+        delay: float,
+        *,
+        space: str = DEFAULT_SPACE,
+    ) -> None:
+        super().__init__(name, durable, space=space)
         self.delay = delay
         self.process: Process | None = None
         """The process whose flushes these are; they die with it."""
