@@ -40,11 +40,20 @@ class _InFlight:
 
 
 class DocDevice:
-    """One device: its state (kept in memory here), one connection, reconnects."""
+    """One device in one space: its state (kept in memory here), one connection,
+    reconnects."""
 
-    def __init__(self, url: str, *, heartbeat: float = 15.0, device_id: int | None = None) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        heartbeat: float = 15.0,
+        device_id: int | None = None,
+        space: str = "default",
+    ) -> None:
         self.url = url
         self.heartbeat = heartbeat
+        self.space = space  # "Spaces": every frame names it; others' frames are ignored
         # §1: chosen once, 1 … 2**53 - 1, from a secure generator.
         self.device_id = device_id if device_id is not None else secrets.randbits(53) or 1
         self.device_secret = secrets.token_urlsafe(32)  # made with the id, kept with it
@@ -65,7 +74,8 @@ class DocDevice:
         self._held: dict[str, dict[str, Any]] = {}  # §4: pushes held while a set flies
         self._requests: dict[int, str] = {}
         self._reloads: dict[int, tuple[str, int]] = {}  # get request id -> key, refused local rev
-        self._early: set[int] = set()  # §7: revisions pushed during a catch-up
+        self._early: dict[int, int | None] = {}  # §7: revision -> prev, pushed during a catch-up
+        self.gaps = 0
         self._ids = itertools.count(1)
         self.sets_sent = 0
         self._resyncing = False
@@ -161,6 +171,7 @@ class DocDevice:
         hello: dict[str, Any] = {
             "type": "hello",
             "device_id": self.device_id,
+            "space": self.space,
             "since": self.newest_seen,
             "protocol": 1,
             "batch_pushes": True,
@@ -187,12 +198,16 @@ class DocDevice:
         if not isinstance(message, dict):
             return
         kind = message.get("type")
+        space = message.get("space", "default")  # absent: a server older than spaces
+        if kind != "pushes" and space is not None and space != self.space:
+            return  # "Spaces": never apply or count another space's frame
         if kind == "snapshot":
             self._on_page(message)
         elif kind == "push":
             self._on_pushes([message])
-        elif kind == "pushes":
-            self._on_pushes(message.get("pushes", []))
+        elif kind == "pushes":  # may mix the connection's spaces
+            pushes = message.get("pushes", [])
+            self._on_pushes([p for p in pushes if p.get("space", "default") == self.space])
         elif kind == "ack":
             self._on_ack(message)
         elif kind == "value":
@@ -227,9 +242,13 @@ class DocDevice:
             self._new_epoch_keys = None
         else:
             self.newest_seen = max(self.newest_seen, page["revision"])
-        early, self._early = self._early, set()
-        while self.newest_seen + 1 in early:  # §7: count on through pushes meanwhile
-            self.newest_seen += 1
+        early, self._early = self._early, {}
+        for revision in sorted(early):  # §7: count on through the pushes meanwhile
+            if revision <= self.newest_seen:
+                continue
+            if not _continues(revision, early[revision], self.newest_seen):
+                break  # stop at the first that does not fit
+            self.newest_seen = revision
         self.epoch = page["epoch"]
         self._resyncing = False
         if not self.online:
@@ -244,13 +263,14 @@ class DocDevice:
             self._apply(push)
             if self._new_epoch_keys is not None:
                 self._new_epoch_keys.add(push["key"])
+            revision, prev = push["server_revision"], push.get("prev")
             if not self.online or self._resyncing:
-                self._early.add(push["server_revision"])  # a snapshot is on its way
+                self._early[revision] = prev  # a snapshot is on its way
                 continue
-            revision = push["server_revision"]
-            if revision == self.newest_seen + 1:
-                self.newest_seen = revision
-            elif revision > self.newest_seen + 1:
+            if _continues(revision, prev, self.newest_seen):
+                self.newest_seen = max(self.newest_seen, revision)
+            else:
+                self.gaps += 1
                 self._hello()  # §7: a gap
         self._notify()
 
@@ -347,7 +367,7 @@ class DocDevice:
             return  # offline, or resent since: the intent's own set decides
         request_id = next(self._ids)
         self._reloads[request_id] = (key, refused)
-        self._send({"type": "get", "request_id": request_id, "key": key})
+        self._send({"type": "get", "request_id": request_id, "space": self.space, "key": key})
 
     # -- frames out ----------------------------------------------------------------
 
@@ -367,6 +387,7 @@ class DocDevice:
             {
                 "type": "set",
                 "request_id": sent.request_id,
+                "space": self.space,
                 "key": key,
                 "value": sent.value,
                 "local_revision": sent.local_revision,
@@ -389,6 +410,14 @@ class DocDevice:
     def _notify(self) -> None:
         for listener in self.listeners:
             listener()
+
+
+def _continues(revision: int, prev: int | None, newest_seen: int) -> bool:
+    """§7: a push leaves nothing of its space missed: its prev is seen, or (no prev:
+    a server older than spaces) it is at most the next revision."""
+    if prev is None:
+        return revision <= newest_seen + 1
+    return prev <= newest_seen
 
 
 def _backoff(attempt: int) -> float:

@@ -1,4 +1,9 @@
-"""A client built only from PROTOCOL.md's client algorithm converges with app.link devices."""
+"""A client built only from PROTOCOL.md's client algorithm converges with app.link devices.
+
+They all live in the space ``family``, next to a device of the default space
+that writes the same key names: the document's client counts its space's
+revisions by ``prev`` and never sees the other space.
+"""
 
 from __future__ import annotations
 
@@ -13,12 +18,14 @@ import pytest
 
 from app.link import DeviceSession, like_key
 from syncserver import SyncServer, start_server
+from syncserver.protocol import DEFAULT_SPACE
 from tests.link.helpers import CATALOGUE, FAST
 from tests.timeouts import TIMEOUT
 
 from .doc_client import DocDevice
 
 KEYS = [like_key(item.id) for item in CATALOGUE]
+SPACE = "family"
 
 
 @pytest.fixture
@@ -30,19 +37,35 @@ async def server(tmp_path: Path) -> AsyncIterator[SyncServer]:
         await running.close()
 
 
+async def _open(server: SyncServer, tmp_path: Path, name: str, space: str) -> DeviceSession:
+    return await DeviceSession.open(
+        name,
+        [server.url],
+        data_dir=tmp_path / "devices",
+        catalogue=CATALOGUE,
+        backoff=FAST,
+        space=space,
+    )
+
+
+@pytest.fixture
+async def neighbour(server: SyncServer, tmp_path: Path) -> AsyncIterator[DeviceSession]:
+    """An app.link device of the default space, tapping the same key names."""
+    session = await _open(server, tmp_path, "N", DEFAULT_SPACE)
+    try:
+        yield session
+    finally:
+        await session.close()
+
+
 @pytest.fixture
 async def devices(
-    server: SyncServer, tmp_path: Path
+    server: SyncServer, tmp_path: Path, neighbour: DeviceSession
 ) -> AsyncIterator[tuple[DocDevice, DeviceSession, DeviceSession]]:
-    """The document's client and two app.link devices on one server."""
-    doc = DocDevice(server.url)
+    """The document's client and two app.link devices in one space, on one server."""
+    doc = DocDevice(server.url, space=SPACE)
     doc.start()
-    sessions = [
-        await DeviceSession.open(
-            name, [server.url], data_dir=tmp_path / "devices", catalogue=CATALOGUE, backoff=FAST
-        )
-        for name in ("A", "B")
-    ]
+    sessions = [await _open(server, tmp_path, name, SPACE) for name in ("A", "B")]
     try:
         await until(
             lambda: doc.online and all(s.status.state == "online" for s in sessions),
@@ -50,6 +73,9 @@ async def devices(
             doc,
             *sessions,
         )
+        # The neighbour writes every key of its space: nothing of it may reach family.
+        for item in CATALOGUE:
+            neighbour.toggle_like(item.id)
         yield doc, sessions[0], sessions[1]
     finally:
         await doc.stop()
@@ -82,9 +108,14 @@ async def until(
             unsubscribe()
 
 
-def server_values(server: SyncServer) -> dict[str, bool]:
-    stored = {e.key: json.loads(bytes(e.value)) for e in server.state().values}
+def server_values(server: SyncServer, space: str = SPACE) -> dict[str, bool]:
+    stored = {e.key: json.loads(bytes(e.value)) for e in server.state().values if e.space == space}
     return {key: bool(stored.get(key)) for key in KEYS}
+
+
+def space_head(server: SyncServer, space: str = SPACE) -> int:
+    """The newest revision written in ``space`` (from the observer feed: few keys here)."""
+    return max((e.server_revision for e in server.state().values if e.space == space), default=0)
 
 
 def shown(doc: DocDevice, *sessions: DeviceSession) -> list[dict[str, bool]]:
@@ -157,7 +188,7 @@ async def test_a_document_client_converges_through_pushes_during_requests(server
             b.toggle_like(CATALOGUE[1].id)
         doc.listeners.append(record)
         await converged(server, doc, a, b)
-        await until(lambda: doc.newest_seen == server.revision, server, doc)
+        await until(lambda: doc.newest_seen >= space_head(server), server, doc)
     finally:
         server.chaos.reset()
     assert server_values(server)[fig] is final
@@ -176,7 +207,7 @@ async def test_a_document_client_converges_after_a_reconnect(server, devices):
     await until(lambda: all(not s.state.intents for s in (a, b)), server, doc, a, b)
     doc.start()
     await converged(server, doc, a, b)
-    assert doc.newest_seen == server.revision
+    assert doc.newest_seen >= space_head(server)
     assert server_values(server)[KEYS[2]] is True
 
 
@@ -251,3 +282,43 @@ async def test_a_refused_set_is_never_resent_and_its_key_is_reloaded(server, dev
     assert doc.known[tea] == revision_before
     assert doc.sets_sent == sets_before + 1
     assert server.revision == revision_before
+
+
+async def test_a_document_client_counts_its_space_by_prev_and_never_sees_another(
+    server, devices, neighbour
+):
+    """Writes of the default space between its own space's skip revisions: the
+    document's client counts on by prev without a resync, and shows none of them."""
+    doc, a, b = devices
+    tea = KEYS[0]
+    for round_ in range(3):
+        doc.change(tea, round_ % 2 == 0)
+        # Sequential on purpose: each round's default write commits between family ones.
+        await neighbour.toggle_like(CATALOGUE[1].id)
+        await a.toggle_like(CATALOGUE[2].id)
+    await converged(server, doc, a, b)
+    await until(lambda: doc.newest_seen == space_head(server), server, doc)
+    assert doc.gaps == 0
+    assert space_head(server, DEFAULT_SPACE) > 0
+    assert {key: bool(doc.values.get(key)) for key in KEYS} == server_values(server)
+    family = {e.key: e.server_revision for e in server.state().values if e.space == SPACE}
+    assert {key: doc.known[key] for key in family} == family  # revisions of its space only
+
+
+async def test_a_document_client_finds_a_push_missed_in_its_space_by_prev(server, devices):
+    """A write of its space whose push never came is revealed by the next push's prev:
+    the document's client resyncs its space and shows it."""
+    doc, a, b = devices
+    tea, jam, _ = KEYS
+    await converged(server, doc, a, b)
+    server.chaos.set_push_enabled(False)
+    try:
+        await a.toggle_like(CATALOGUE[0].id)  # acked; its push reaches nobody
+    finally:
+        server.chaos.reset()
+    assert not doc.values.get(tea)
+    await a.toggle_like(CATALOGUE[1].id)  # its prev is the lost write
+    await converged(server, doc, a, b)
+    assert doc.gaps >= 1
+    assert doc.values[tea] is True
+    assert doc.values[jam] is True
