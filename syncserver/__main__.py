@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .access import resolve_token
+from .access import SpaceAccess, load_space_access, resolve_token
 from .backends import is_redis_url
 from .cli import (
     RUNTIME,
@@ -108,6 +108,13 @@ def _addresses(text: str) -> tuple[str, ...]:
     return found
 
 
+def _space_access(text: str) -> SpaceAccess:
+    try:
+        return load_space_access(Path(text))
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
 def _flag(text: str) -> bool:
     value = text.strip().lower()
     if value in ("1", "true", "yes", "on"):
@@ -183,6 +190,22 @@ _OPTIONS = (
         _flag,
         _DEFAULTS.require_device_secrets,
         "refuse a hello without its device's secret (see SECURITY.md)",
+    ),
+    _Option(
+        "--space-access",
+        _space_access,
+        None,
+        'TOML file saying which devices may join which space ([spaces] NAME = "*" '
+        "or [device ids]); combine with --require-device-secrets (see SECURITY.md)",
+        "FILE",
+        "every device may join every space",
+    ),
+    _Option(
+        "--max-spaces-per-connection",
+        bounded_int(1),
+        _DEFAULTS.max_spaces_per_connection,
+        "spaces one connection may join; one more hello gets too_many_spaces",
+        "N",
     ),
     _Option("--certfile", _existing_file, None, "serve wss:// with this PEM chain", "PEM", "none"),
     _Option("--keyfile", _existing_file, None, "the PEM private key of --certfile", "PEM", "none"),
@@ -382,6 +405,8 @@ def server_config(args: argparse.Namespace) -> ServerConfig:
         catchup_burst=args.catchup_burst,
         limit_loopback=args.limit_loopback,
         forwarded_allow=args.forwarded_allow,
+        max_spaces_per_connection=args.max_spaces_per_connection,
+        space_access=args.space_access,
     )
 
 

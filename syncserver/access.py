@@ -13,6 +13,9 @@ model; ``PROTOCOL.md`` ("Credentials") the handshake.
   for a while; nothing is refused), and a budget of catch-up bytes (a
   ``hello`` is answered once the address' byte budget is back in credit, and
   the snapshot's size is charged to it).
+* Spaces: a ``--space-access`` file (TOML) says which devices may join which
+  space (:func:`load_space_access`); device ids are only proven by device
+  secrets, so it goes with ``--require-device-secrets``.
 """
 
 from __future__ import annotations
@@ -20,17 +23,29 @@ from __future__ import annotations
 import hashlib
 import hmac
 import os
+import tomllib
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
+
+from .protocol import MAX_SPACE_LENGTH
 
 __all__ = [
     "TOKEN_ENV",
     "AddressLimits",
     "DebtBucket",
+    "SpaceAccess",
+    "load_space_access",
+    "parse_space_access",
     "resolve_token",
     "secret_digest",
     "secrets_match",
 ]
+
+SpaceAccess = Mapping[str, frozenset[int] | None]
+"""Space → the device ids that may join it (None: every device)."""
+
+_INT64 = range(-(2**63), 2**63)
 
 TOKEN_ENV = "OPTISYNC_TOKEN"
 """The environment variable that holds the shared token (server and app)."""
@@ -125,3 +140,48 @@ class AddressLimits:
         self.connections = 0
         self.messages = DebtBucket(message_rate, message_burst, now)
         self.catchup = DebtBucket(catchup_rate, catchup_burst, now)
+
+
+def parse_space_access(text: str, source: str = "the space access file") -> SpaceAccess:
+    """Read a space access table (TOML); a mistake raises ``ValueError`` with
+    one line naming ``source`` and what to fix.
+
+    The file has one table, ``[spaces]``: each space is ``"*"`` (every device)
+    or a list of device ids.
+    """
+    try:
+        document = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ValueError(f"{source}: not valid TOML: {exc}") from None
+    unknown = sorted(set(document) - {"spaces"})
+    if unknown:
+        raise ValueError(f"{source}: unknown table or key {unknown[0]!r}; only [spaces] is read")
+    table = document.get("spaces")
+    if not isinstance(table, dict):
+        raise ValueError(f'{source}: needs a [spaces] table (space = "*" or [device ids])')
+    access: dict[str, frozenset[int] | None] = {}
+    for space, devices in table.items():
+        if not 1 <= len(space) <= MAX_SPACE_LENGTH:
+            raise ValueError(
+                f"{source}: space names are 1 to {MAX_SPACE_LENGTH} characters, not {space!r}"
+            )
+        access[space] = _devices(devices, f"{source}: spaces.{space}")
+    return access
+
+
+def _devices(value: Any, where: str) -> frozenset[int] | None:
+    if value == "*":
+        return None
+    if isinstance(value, list) and all(type(item) is int and item in _INT64 for item in value):
+        return frozenset(value)
+    raise ValueError(f'{where} must be "*" or a list of device ids (64-bit integers)')
+
+
+def load_space_access(path: Path) -> SpaceAccess:
+    """:func:`parse_space_access` of the file at ``path`` (UTF-8)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise ValueError(f"cannot read the space access file {path}: {reason}") from None
+    return parse_space_access(text, str(path))

@@ -8,11 +8,11 @@ is declared (with its default) in one place only.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from .access import SpaceAccess
 from .limits import (
     DEFAULT_ADDRESS_RATE_BURST,
     DEFAULT_ADDRESS_RATE_LIMIT,
@@ -26,12 +26,9 @@ from .limits import (
     DEFAULT_RATE_LIMIT,
 )
 
-__all__ = ["DEFAULT_MAX_SPACES_PER_CONNECTION", "ServerConfig", "SpaceAccess", "Synchronous"]
+__all__ = ["DEFAULT_MAX_SPACES_PER_CONNECTION", "ServerConfig", "Synchronous"]
 
 DEFAULT_MAX_SPACES_PER_CONNECTION: Final = 64
-
-SpaceAccess = Mapping[str, frozenset[int] | None]
-"""Space → the device ids that may join it (None: every device)."""
 
 Synchronous = Literal["FULL", "NORMAL"]
 

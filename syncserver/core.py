@@ -181,6 +181,11 @@ class ServerCore:
         return self.backend.revision
 
     @property
+    def spaces_joined(self) -> int:
+        """Spaces at least one connection gets the pushes of."""
+        return len(self._plain.keys() | self._batched.keys())
+
+    @property
     def requests_in_flight(self) -> int:
         """Sets accepted and not yet acked or refused."""
         return len(self._outstanding)

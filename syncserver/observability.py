@@ -80,7 +80,7 @@ class _CoreCollector(Collector):
         yield CounterMetricFamily("optisync_writes", "Writes committed.", value=stats.writes)
         yield CounterMetricFamily(
             "optisync_pushes",
-            "Pushes delivered (one per committed write per connection that said hello).",
+            "Pushes delivered (one per committed write per connection in its space).",
             value=stats.pushes,
         )
         yield CounterMetricFamily(
@@ -95,6 +95,14 @@ class _CoreCollector(Collector):
         )
         yield GaugeMetricFamily(
             "optisync_revision", "The newest committed revision.", value=core.revision
+        )
+        yield GaugeMetricFamily(
+            "optisync_spaces", "Spaces that hold registers.", value=core.backend.spaces
+        )
+        yield GaugeMetricFamily(
+            "optisync_spaces_joined",
+            "Spaces at least one open connection gets the pushes of.",
+            value=core.spaces_joined,
         )
         buckets: list[tuple[str, float]] = []
         running = 0

@@ -86,9 +86,10 @@ class Client:
         request_id: Any = "r",
         local_revision: int = 1,
         device_id: int | None = None,
+        **extra: Any,
     ) -> dict[str, Any]:
         """Send a set and return its ack (pushes received meanwhile are kept)."""
-        await self.set_nowait(key, value, request_id, local_revision, device_id)
+        await self.set_nowait(key, value, request_id, local_revision, device_id, **extra)
         return await self.recv_type("ack")
 
     async def set_nowait(
@@ -98,9 +99,11 @@ class Client:
         request_id: Any = "r",
         local_revision: int = 1,
         device_id: int | None = None,
+        **extra: Any,
     ) -> None:
         """Send a set without waiting for anything (but a first hello);
-        ``device_id`` defaults to this client's device (or 1)."""
+        ``device_id`` defaults to this client's device (or 1); ``extra`` fields
+        (``space``) go into the frame."""
         if device_id is None:
             device_id = self.device_id if self.device_id is not None else 1
         await self.ensure_hello(device_id)
@@ -112,12 +115,13 @@ class Client:
                 "value": value,
                 "local_revision": local_revision,
                 "device_id": device_id,
+                **extra,
             }
         )
 
-    async def get(self, key: str, request_id: Any = "g") -> dict[str, Any]:
+    async def get(self, key: str, request_id: Any = "g", **extra: Any) -> dict[str, Any]:
         await self.ensure_hello()
-        await self.send({"type": "get", "request_id": request_id, "key": key})
+        await self.send({"type": "get", "request_id": request_id, "key": key, **extra})
         return await self.recv_type("value")
 
 
