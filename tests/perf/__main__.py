@@ -31,6 +31,7 @@ SUITES = (
     "diagram",
     "scale",
     "curve",
+    "spaces",
     "catchup",
     "scrape",
 )

@@ -45,6 +45,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import os
 import random
 import resource
@@ -56,7 +57,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from tests.perf._bare import RawClient, connect_raw
-from tests.perf._load import ACK, Load
+from tests.perf._load import ACK, ERROR, SNAPSHOT, Load
 from tests.perf.catchup import TARGET_RSS_MIB, TARGET_START_S
 from tests.perf.cli import bench_main
 from tests.perf.registers import create_database, fill_registers
@@ -74,6 +75,7 @@ __all__ = [
     "run",
     "server_on",
     "set_frame",
+    "write_at_rate",
 ]
 
 DEVICE_STEPS = (100, 500, 1000, 2000, 5000)
@@ -108,48 +110,85 @@ def load_workers() -> Load:
 
 
 class Writer:
-    """One connection of this process that writes at a fixed rate and counts its acks."""
+    """One connection of this process that writes and counts its acks.
 
-    def __init__(self) -> None:
-        self.acks = 0
-        self._wanted = 0
-        self._enough = asyncio.Event()
+    It joins the spaces it writes in (one hello each, all with
+    ``batch_pushes``) and waits for their snapshots; an ``error`` from the
+    server fails the wait for acks at once rather than at its timeout.
+    """
+
+    def __init__(self, device: int = WRITER) -> None:
+        self.device = device
+        self.acks = self.sent = self.snapshots = 0
+        self.error = b""
         self._client: RawClient | None = None
+        self._changed = asyncio.Event()
 
     def _payload(self, payload: bytes) -> None:
         self.acks += payload.count(ACK)
-        if self.acks >= self._wanted:
-            self._enough.set()
+        if SNAPSHOT in payload and b'"more":true' not in payload:
+            self.snapshots += 1
+        if ERROR in payload and not self.error:
+            self.error = payload
+        self._changed.set()
 
-    async def open(self, url: str, since: int, space: str = "") -> None:
+    async def _until(self, done: Callable[[], bool], what: str) -> None:
+        try:
+            async with asyncio.timeout(ACK_LIMIT):
+                while not done():
+                    if self.error:
+                        raise RuntimeError(f"writer {self.device}: {self.error.decode()}")
+                    self._changed.clear()
+                    await self._changed.wait()
+        except TimeoutError:
+            raise TimeoutError(f"writer {self.device}: no {what} in {ACK_LIMIT:.0f} s") from None
+
+    async def open(self, url: str, since: int, spaces: Sequence[str] = ()) -> None:
+        """Connect and join ``spaces`` (none: the default space without naming it)."""
         self._client = await connect_raw(url, self._payload)
-        named = b',"space":"%s"' % space.encode() if space else b""
-        self._client.send_text(
-            b'{"type":"hello","device_id":%d,"since":%d,"batch_pushes":true%s}'
-            % (WRITER, since, named)
-        )
+        for space in spaces or [""]:
+            named = b',"space":%s' % json.dumps(space).encode() if space else b""
+            self._client.send_text(
+                b'{"type":"hello","device_id":%d,"since":%d,"batch_pushes":true%s}'
+                % (self.device, since, named)
+            )
+        joined = max(1, len(spaces))
+        await self._until(lambda: self.snapshots >= joined, "snapshots")
+
+    def send(self, frame: bytes) -> None:
+        assert self._client is not None
+        self.sent += 1
+        self._client.send_text(frame)
+
+    async def acked(self) -> None:
+        """Wait until every set sent so far is acked."""
+        await self._until(lambda: self.acks >= self.sent, "acks")
 
     async def write(self, frames: Sequence[bytes], rate: float) -> None:
         """Send ``frames`` (sets) at ``rate`` per second; returns once all are acked."""
-        assert self._client is not None
-        self._wanted = self.acks + len(frames)
-        self._enough.clear()
-        started = time.perf_counter()
-        for n, frame in enumerate(frames):
-            delay = started + n / rate - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            self._client.send_text(frame)
-        await asyncio.wait_for(self._enough.wait(), ACK_LIMIT)
+        await write_at_rate([(self, frame) for frame in frames], rate)
 
     def close(self) -> None:
         if self._client is not None:
             self._client.close()
 
 
+async def write_at_rate(sends: Sequence[tuple[Writer, bytes]], rate: float) -> None:
+    """Send each set through its writer at ``rate`` per second in all; returns once
+    every one is acked."""
+    started = time.perf_counter()
+    for n, (writer, frame) in enumerate(sends):
+        delay = started + n / rate - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        writer.send(frame)
+    writers = list({id(writer): writer for writer, _ in sends}.values())
+    await asyncio.gather(*(writer.acked() for writer in writers))
+
+
 def set_frame(seq: int, key: str, space: str = "") -> bytes:
     """The writer's ``seq``-th set, of ``key`` (in ``space`` when given)."""
-    named = b',"space":"%s"' % space.encode() if space else b""
+    named = b',"space":%s' % json.dumps(space).encode() if space else b""
     return b'{"type":"set","request_id":%d,"key":"%s","value":%s,"local_revision":%d%s}' % (
         seq,
         key.encode(),
