@@ -4,21 +4,31 @@ Theory of operation
 -------------------
 Redis assigns the order. Every batch of writes is one Lua script call, which
 Redis runs atomically: it takes the next revisions from one counter
-(``INCRBY``), stores each register in a hash, appends each write to a stream
-whose entry id is its revision, and ``PUBLISH``es the whole batch on one
-channel. Nothing else runs in between, so revision order, log order and
-publish order are the same thing across every server process.
+(``INCRBY``), gives each write its ``prev`` (its space's head before it, from
+the ``heads`` hash) and moves that head, stores each register in its space's
+hash, appends each write to a stream whose entry id is its revision, and
+``PUBLISH``es the whole batch on one channel. Nothing else runs in between,
+so revision order, log order and publish order are the same thing across
+every server process, and every space's ``prev`` chain has no holes.
 
-Each process subscribes to that channel and applies what arrives strictly in
-revision order: it updates its in-memory copy of the registers and hands the
-writes to the server (``on_commit``), which acks its own writes and pushes
-everything to its connections. A message that skips revisions (the
-subscription dropped, or Redis went away and came back) makes the process
-read the missing revisions from the stream first; if the stream no longer
-reaches back that far (see retention below), it reloads every register from
-the hash instead and reports the registers that changed, newest revision per
-key. A process also notices writes it made whose publication it never
-received (a watchdog on its own script replies) and reads them from the log.
+There is one channel and one stream for every space: each process receives
+every write and hands it to the server (``on_commit``), which pushes it only
+to its connections that joined the write's space. A process applies what
+arrives strictly in revision order: it updates its in-memory copy of that
+space's registers and its head, acks its own writes and reports everything.
+A message that skips revisions (the subscription dropped, or Redis went away
+and came back) makes the process read the missing revisions from the stream
+first; if the stream no longer reaches back that far (see retention below),
+it reloads every space's registers instead and reports the registers that
+changed, newest revision per key, each with the revision of the register
+before it in its space as ``prev``. A process also notices writes it made
+whose publication it never received (a watchdog on its own script replies)
+and reads them from the log.
+
+Loading reads each space's hash a page at a time (``HSCAN``), so no single
+Redis call grows with the database; the pages are not one snapshot, so the
+load then reads the log written meanwhile and keeps the newest revision per
+key, which gives the registers exactly as of the counter read at the end.
 
 Writes are grouped like SQLite's group commit: while one script call is in
 flight, new writes queue up, and the next call carries all of them (up to
@@ -40,7 +50,10 @@ Keys (all under ``optisync:`` in the URL's database):
 * ``optisync:epoch``: the database's epoch, set with SETNX by the first
   process that finds none (a Redis that lost its data gets a new one);
 * ``optisync:revision``: the counter, the newest revision ever assigned;
-* ``optisync:registers``: hash, key → ``"REVISION ENTRY"``;
+* ``optisync:heads``: hash, space → the revision of its newest write;
+* ``optisync:registers`` (space ``default``) and
+  ``optisync:registers:SPACE`` (every other space): hash, key →
+  ``"REVISION ENTRY"``;
 * ``optisync:log``: stream, entry id ``REVISION-0``, field ``w`` = ENTRY,
   trimmed with ``XADD ... MAXLEN ~ log_retention`` (default 100,000: at
   least the newest 100,000 writes are kept, a few more until Redis trims a
@@ -50,8 +63,11 @@ Keys (all under ``optisync:`` in the URL's database):
 * channel ``optisync:writes``: ``"FIRST [ENTRY,...]"`` per script call.
 
 ENTRY is the JSON array ``[key, value, local_revision, device_id, origin,
-sequence]``; ``origin`` and ``sequence`` let the writing process recognise
-its own writes when they come back.
+sequence, space, prev]``; ``origin`` and ``sequence`` let the writing process
+recognise its own writes when they come back. Data from before spaces (no
+``heads`` hash, six-field entries) is the space ``default``: the first
+process to find a counter but no ``heads`` records the counter as
+``default``'s head, and a six-field entry gets its space's head as ``prev``.
 """
 
 from __future__ import annotations
@@ -63,7 +79,7 @@ import logging
 import secrets
 import urllib.parse
 from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import msgspec
 import redis.asyncio as redis_asyncio
@@ -73,9 +89,9 @@ from redis.exceptions import RedisError, ResponseError
 
 from ..protocol import DEFAULT_SPACE
 from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
-from .ordered import SpaceLogs
+from .ordered import RevisionLog, SpaceLogs
 
-__all__ = ["DEFAULT_LOG_RETENTION", "LOST_LOG_INTERVAL", "RedisBackend"]
+__all__ = ["DEFAULT_LOG_RETENTION", "LOST_LOG_INTERVAL", "RedisBackend", "registers_key"]
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +104,9 @@ MAX_BATCH_BYTES: Final = 1024 * 1024
 CATCH_UP_PAGE: Final = 1000
 """Log entries read per ``XRANGE`` when catching up."""
 
+SCAN_PAGE: Final = 5000
+"""Registers asked for per ``HSCAN`` when loading."""
+
 WATCHDOG_INTERVAL: Final = 0.25
 """Seconds without a message after which the process checks for missed writes."""
 
@@ -95,37 +114,94 @@ LOST_LOG_INTERVAL: Final = 30.0
 """Seconds between two "lost the Redis subscription" warnings while Redis stays down."""
 
 _PREFIX: Final = "optisync:"
+_REGISTERS: Final = _PREFIX + "registers"
 
-# KEYS: counter, registers, log. ARGV: channel, retention, then key, entry per write.
+# KEYS: counter, heads, log. ARGV: channel, retention, the default space's
+# name, then per write: space, its registers hash, key, and ENTRY without its
+# last field (prev) and closing bracket. A counter without heads is data from
+# before spaces: all of it the default space's.
 _WRITE_SCRIPT: Final = """
-local n = (#ARGV - 2) / 2
+if redis.call('EXISTS', KEYS[2]) == 0 then
+  local counter = tonumber(redis.call('GET', KEYS[1]) or '0')
+  if counter > 0 then redis.call('HSET', KEYS[2], ARGV[3], counter) end
+end
+local n = (#ARGV - 3) / 4
 local last = redis.call('INCRBY', KEYS[1], n)
 local first = last - n + 1
+local heads = {}
 local entries = {}
 for i = 1, n do
+  local at = 4 * i
+  local space = ARGV[at]
   local revision = string.format('%d', first + i - 1)
-  local entry = ARGV[2 + 2 * i]
-  redis.call('HSET', KEYS[2], ARGV[1 + 2 * i], revision .. ' ' .. entry)
+  local prev = heads[space]
+  if prev == nil then prev = redis.call('HGET', KEYS[2], space) or '0' end
+  heads[space] = revision
+  local entry = ARGV[at + 3] .. ',' .. prev .. ']'
+  redis.call('HSET', ARGV[at + 1], ARGV[at + 2], revision .. ' ' .. entry)
   redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[2], revision .. '-0', 'w', entry)
   entries[i] = entry
 end
+for space, head in pairs(heads) do redis.call('HSET', KEYS[2], space, head) end
 local message = string.format('%d', first) .. ' [' .. table.concat(entries, ',') .. ']'
 redis.call('PUBLISH', ARGV[1], message)
 return first
 """
 
-# KEYS: counter, registers, epoch. ARGV: an epoch to use if there is none yet.
-# The epoch, the counter and every register, read atomically.
-_LOAD_SCRIPT: Final = """
+# KEYS: counter, heads, epoch. ARGV: an epoch to use if there is none yet, the
+# default space's name. The epoch, the counter and the spaces, read atomically
+# (data from before spaces given its default head, as the write script would).
+_START_SCRIPT: Final = """
 redis.call('SETNX', KEYS[3], ARGV[1])
-return {redis.call('GET', KEYS[1]) or '0', redis.call('HGETALL', KEYS[2]),
-        redis.call('GET', KEYS[3])}
+local counter = redis.call('GET', KEYS[1]) or '0'
+if redis.call('EXISTS', KEYS[2]) == 0 and tonumber(counter) > 0 then
+  redis.call('HSET', KEYS[2], ARGV[2], counter)
+end
+return {counter, redis.call('HKEYS', KEYS[2]), redis.call('GET', KEYS[3])}
 """
 
-Entry = tuple[str, msgspec.Raw, int, int, int, int]
+
+class Entry(msgspec.Struct, array_like=True, frozen=True):
+    """A write as stored and published (see the module docstring)."""
+
+    key: str
+    value: msgspec.Raw
+    local_revision: int
+    device_id: int
+    origin: int
+    sequence: int
+    space: str = DEFAULT_SPACE
+    prev: int = -1
+    """-1: an entry from before spaces, which recorded no ``prev``."""
+
+
 _decode_entry = msgspec.json.Decoder(Entry).decode
 _decode_entries = msgspec.json.Decoder(list[Entry]).decode
 _encode = msgspec.json.Encoder().encode
+
+
+def registers_key(space: str) -> str:
+    """The hash that holds ``space``'s registers."""
+    return _REGISTERS if space == DEFAULT_SPACE else f"{_REGISTERS}:{space}"
+
+
+class _Loaded:
+    """Every space's registers as of one revision, read from Redis."""
+
+    __slots__ = ("epoch", "registers", "revision", "superseded")
+
+    def __init__(
+        self,
+        revision: int,
+        registers: dict[str, dict[str, Write]],
+        epoch: str,
+        superseded: list[Write],
+    ) -> None:
+        self.revision = revision
+        self.registers = registers
+        self.epoch = epoch
+        self.superseded = superseded
+        """This process' writes read while loading that a newer write replaced."""
 
 
 class RedisBackend:
@@ -153,7 +229,7 @@ class RedisBackend:
         )
         self._counter = _PREFIX + "revision"
         self._epoch_key = _PREFIX + "epoch"
-        self._registers = _PREFIX + "registers"
+        self._heads_key = _PREFIX + "heads"
         self._log = _PREFIX + "log"
         self._channel = _PREFIX + "writes"
         self._devices_key = _PREFIX + "devices"
@@ -161,13 +237,13 @@ class RedisBackend:
         """Device secrets' digests this process has seen recorded (never replaced)."""
         self._claims: set[asyncio.Task[None]] = set()
         self._write_script = self._redis.register_script(_WRITE_SCRIPT)
-        self._load_script = self._redis.register_script(_LOAD_SCRIPT)
+        self._start_script = self._redis.register_script(_START_SCRIPT)
         self._origin = secrets.randbits(62)
         self._sequence = itertools.count(1)
         self._revision = 0
         self._epoch = ""
         self._copy = SpaceLogs()
-        """This process' copy of the registers, as of :attr:`revision`."""
+        """This process' copy of every space's registers, as of :attr:`revision`."""
         self._queue: list[Write] = []
         self._pending: dict[int, Write] = {}
         """This process' writes sent to Redis and not yet back through the subscription."""
@@ -201,17 +277,13 @@ class RedisBackend:
 
     @property
     def count(self) -> int:
-        """How many registers there are."""
+        """How many registers there are, in every space."""
         return self._copy.count
 
     @property
     def spaces(self) -> int:
         """How many spaces have registers."""
         return len(self._copy.logs)
-
-    def head(self, space: str) -> int:
-        """The newest revision in ``space`` this process has applied (0: none)."""
-        return self._copy.head(space)
 
     @property
     def queued(self) -> int:
@@ -226,12 +298,20 @@ class RedisBackend:
             netloc = f"{netloc}:{parts.port}"
         return "redis " + urllib.parse.urlunsplit(parts._replace(netloc=netloc))
 
+    def head(self, space: str) -> int:
+        """The newest revision in ``space`` this process has applied (0: none)."""
+        return self._copy.head(space)
+
+    def registers(self, space: str) -> Mapping[str, Write]:
+        """Every register of ``space`` as of :attr:`revision`."""
+        return self._copy.values(space)
+
     def get(self, space: str, key: str) -> Write | None:
         """One register, from this process' copy."""
         return self._copy.get(space, key)
 
     def newest(self) -> Iterator[Write]:
-        """The registers, newest first."""
+        """Every space's registers, newest first."""
         return self._copy.newest()
 
     def changed_since(self, since: int, space: str = DEFAULT_SPACE) -> list[Write]:
@@ -247,7 +327,7 @@ class RedisBackend:
         budget: int,
         done: Callable[[ChangePage | None], None],
     ) -> None:
-        """A page of this process' copy of the registers, at once (see ``Backend``)."""
+        """A page of this process' copy of ``space``, at once (see ``Backend``)."""
         done(self._copy.page(space, after, upto, budget, self._revision))
 
     # -- lifecycle ----------------------------------------------------------
@@ -256,13 +336,20 @@ class RedisBackend:
         """Connect, load every register, then follow the write channel."""
         await self._redis.ping()
         await self._check_durability()
-        self._follower = asyncio.create_task(self._follow_loop(), name="syncserver-redis-follow")
+        follower = self._follower = asyncio.create_task(
+            self._follow_loop(), name="syncserver-redis-follow"
+        )
+        ready = asyncio.create_task(self._ready.wait())
         try:
-            await asyncio.wait_for(self._ready.wait(), 30)
+            # Until loaded, or until loading failed (the follower then ends with why).
+            await asyncio.wait((ready, follower), return_when=asyncio.FIRST_COMPLETED)
+            if not self._ready.is_set():
+                follower.result()
         except BaseException:
-            self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._follower
+            ready.cancel()
+            follower.cancel()
+            with contextlib.suppress(Exception, asyncio.CancelledError):
+                await follower
             await self._redis.aclose()
             raise
         self._committer = asyncio.create_task(self._commit_loop(), name="syncserver-redis-commit")
@@ -369,27 +456,24 @@ class RedisBackend:
             while self._queue:
                 batch = self._take_batch()
                 sequences = [next(self._sequence) for _ in batch]
-                args: list[str | bytes | int] = [self._channel, self.log_retention]
+                args: list[str | bytes | int] = [self._channel, self.log_retention, DEFAULT_SPACE]
                 origin = self._origin
                 for write, sequence in zip(batch, sequences, strict=True):
                     self._pending[sequence] = write
-                    args.append(write.key)
-                    args.append(
-                        _encode(
-                            (
-                                write.key,
-                                msgspec.Raw(write.value),
-                                write.local_revision,
-                                write.device_id,
-                                origin,
-                                sequence,
-                            )
-                        )
+                    head = (
+                        write.key,
+                        msgspec.Raw(write.value),
+                        write.local_revision,
+                        write.device_id,
+                        origin,
+                        sequence,
+                        write.space,
                     )
+                    args += (write.space, registers_key(write.space), write.key, _encode(head)[:-1])
                 try:
                     first = int(
                         await self._write_script(
-                            keys=[self._counter, self._registers, self._log], args=args
+                            keys=[self._counter, self._heads_key, self._log], args=args
                         )
                     )
                 except (RedisError, OSError) as exc:
@@ -417,7 +501,7 @@ class RedisBackend:
                 await pubsub.subscribe(self._channel)
                 # Subscribed first, then read: nothing published meanwhile is missed.
                 if not self._ready.is_set():
-                    await self._reload(report=False)
+                    self._use(await self._load(), report=False)
                     self._ready.set()
                 else:
                     await self._catch_up()
@@ -435,6 +519,8 @@ class RedisBackend:
                     if isinstance(data, bytes):
                         await self._on_message(data)
             except (RedisError, OSError) as exc:
+                if not self._ready.is_set():
+                    raise  # open() fails with it: nothing loaded to serve from
                 # While Redis is down this repeats every second: say it once
                 # per LOST_LOG_INTERVAL, with how often it happened meanwhile.
                 lost_since_logged += 1
@@ -450,6 +536,8 @@ class RedisBackend:
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
             except Exception:
+                if not self._ready.is_set():
+                    raise
                 logger.exception("could not follow Redis; retrying in %.2f s", delay)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 1.0)
@@ -474,22 +562,40 @@ class RedisBackend:
     def _apply(self, first: int, entries: list[Entry]) -> None:
         """Hand revisions ``first``, ``first + 1``, ... to the server."""
         writes: list[Write] = []
-        registers = self._copy
-        pending = self._pending
-        origin = self._origin
+        copy = self._copy
+        heads = copy.heads
         revision = first
-        for key, raw, local_revision, device_id, entry_origin, sequence in entries:
-            write = pending.pop(sequence, None) if entry_origin == origin else None
-            if write is None:
-                write = Write(key, bytes(raw), revision, local_revision, device_id)
-            else:
-                write.revision = revision
-            write.prev = registers.head(write.space)
-            registers.put(write)
+        for entry in entries:
+            # An entry from before spaces follows its space's head.
+            prev = entry.prev if entry.prev >= 0 else heads.get(entry.space, 0)
+            write = self._write(entry, revision, prev)
+            copy.put(write)
             writes.append(write)
             revision += 1
         self._revision = revision - 1
         self._report(writes)
+
+    def _write(
+        self, entry: Entry, revision: int, prev: int, adopted: list[Write] | None = None
+    ) -> Write:
+        """The write ``entry`` stands for: this process' own object if it made it
+        (then also added to ``adopted``)."""
+        write = self._pending.pop(entry.sequence, None) if entry.origin == self._origin else None
+        if write is None:
+            return Write(
+                key=entry.key,
+                value=bytes(entry.value),
+                revision=revision,
+                local_revision=entry.local_revision,
+                device_id=entry.device_id,
+                space=entry.space,
+                prev=prev,
+            )
+        write.revision = revision
+        write.prev = prev
+        if adopted is not None:
+            adopted.append(write)
+        return write
 
     def _report(self, writes: list[Write]) -> None:
         if not writes:
@@ -498,6 +604,19 @@ class RedisBackend:
             self._on_commit(writes)
         except Exception:
             logger.exception("on_commit failed after revision %d", self._revision)
+
+    async def _read_log(self, start: int, end: int) -> list[Entry] | None:
+        """Revisions ``start`` … at most ``end`` from the log, one page; None if
+        the log no longer reaches back to ``start``."""
+        rows: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrange(  # type: ignore[assignment]
+            self._log, min=f"{start}-0", max=f"{end}-0", count=CATCH_UP_PAGE
+        )
+        entries: list[Entry] = []
+        for index, (entry_id, fields) in enumerate(rows):
+            if int(entry_id.partition(b"-")[0]) != start + index:
+                break
+            entries.append(_decode_entry(fields[b"w"]))
+        return entries or None
 
     async def _catch_up(self) -> None:
         """Apply every revision Redis has beyond ours, from the log or the registers."""
@@ -509,63 +628,132 @@ class RedisBackend:
                 counter,
                 self._revision,
             )
-            await self._reload(report=True)
+            await self._reload()
             return
         while self._revision < counter:
             start = self._revision + 1
-            rows: list[tuple[bytes, dict[bytes, bytes]]] = await self._redis.xrange(  # type: ignore[assignment]
-                self._log, min=f"{start}-0", max=f"{counter}-0", count=CATCH_UP_PAGE
-            )
-            entries: list[Entry] = []
-            for index, (entry_id, fields) in enumerate(rows):
-                if int(entry_id.partition(b"-")[0]) != start + index:
-                    break
-                entries.append(_decode_entry(fields[b"w"]))
-            if not entries:
-                # The log no longer reaches back to ``start``: read the registers.
-                await self._reload(report=True)
+            entries = await self._read_log(start, counter)
+            if entries is None:
+                await self._reload()
                 return
             self._apply(start, entries)
 
-    async def _reload(self, *, report: bool) -> None:
-        """Read the counter and every register at once; report the ones that changed."""
-        counter_raw, flat, epoch = await self._load_script(
-            keys=[self._counter, self._registers, self._epoch_key], args=[secrets.token_hex(16)]
-        )
-        counter = int(counter_raw)
+    async def _load(self) -> _Loaded:
+        """Every space's registers as of the counter, a page at a time (see the
+        module docstring); starts again if the log written meanwhile is trimmed."""
+        adopted: list[Write] = []
+        while True:
+            counter_raw, spaces_raw, epoch = await self._start_script(
+                keys=[self._counter, self._heads_key, self._epoch_key],
+                args=[secrets.token_hex(16), DEFAULT_SPACE],
+            )
+            start = int(counter_raw)
+            registers: dict[str, dict[str, Write]] = {}
+            for space in sorted({*map(_text, spaces_raw), DEFAULT_SPACE}):
+                found = await self._scan(space, adopted)
+                if found:
+                    registers[space] = found
+            end = int(await self._redis.get(self._counter) or 0)
+            revision = start
+            while revision < end:
+                entries = await self._read_log(revision + 1, end)
+                if entries is None:
+                    break
+                for entry in entries:
+                    revision += 1
+                    _keep_newer(registers, self._write(entry, revision, 0, adopted))
+            if revision >= end:
+                return _Loaded(end, registers, _text(epoch), _superseded(registers, adopted))
+            logger.warning("Redis' log was trimmed while loading the registers; loading again")
+
+    async def _scan(self, space: str, adopted: list[Write]) -> dict[str, Write]:
+        """One space's hash, read with HSCAN (writes meanwhile may or may not show)."""
+        found: dict[str, dict[str, Write]] = {space: {}}
+        cursor = 0
+        while True:
+            reply = await self._redis.hscan(registers_key(space), cursor, count=SCAN_PAGE)
+            cursor, page = cast("tuple[int, dict[bytes, bytes]]", reply)
+            for stored in page.values():
+                head, _, raw = stored.partition(b" ")
+                write = self._write(_decode_entry(raw), int(head), 0, adopted)
+                write.space = space
+                _keep_newer(found, write)
+            if cursor == 0:
+                return found[space]
+
+    def _use(self, loaded: _Loaded, *, report: bool) -> list[Write]:
+        """Make ``loaded`` this process' copy. If ``report``: the writes after
+        :attr:`revision` (and this process' writes a newer one replaced, still
+        owed an ack) in revision order, each with the revision of the one
+        before it in its space as ``prev``."""
         since = self._revision
+        superseded: dict[str, list[Write]] = {}
+        for write in loaded.superseded:
+            superseded.setdefault(write.space, []).append(write)
+        for sequence, write in list(self._pending.items()):
+            if write.revision and write.revision <= loaded.revision:
+                del self._pending[sequence]
+                superseded.setdefault(write.space, []).append(write)
         changed: list[Write] = []
-        values: dict[str, Write] = {}
-        origin = self._origin
-        pending = self._pending
-        for index in range(0, len(flat), 2):
-            head, _, entry_raw = flat[index + 1].partition(b" ")
-            revision = int(head)
-            key, raw, local_revision, device_id, entry_origin, sequence = _decode_entry(entry_raw)
-            write = pending.pop(sequence, None) if entry_origin == origin else None
-            if write is None:
-                write = Write(key, bytes(raw), revision, local_revision, device_id)
-            else:
-                write.revision = revision
-            values[key] = write
-            if revision > since:
-                changed.append(write)
-        # This process' writes that a newer write to the same key superseded:
-        # still durable, still owed an ack.
-        for sequence, write in list(pending.items()):
-            if write.revision and write.revision <= counter:
-                del pending[sequence]
-                changed.append(write)
-        changed.sort(key=lambda write: write.revision)
-        self._copy = SpaceLogs(values.values())
-        self._revision = counter
-        previous, self._epoch = self._epoch, _text(epoch)
-        if report:
-            logger.warning("reloaded every register from Redis at revision %d", counter)
-            if previous != self._epoch and not changed:
-                # Nothing to push, but the server must hear of the new history.
-                self._on_commit([])
-            self._report(changed)
+        copy = SpaceLogs()
+        for space, found in loaded.registers.items():
+            ordered = sorted(
+                itertools.chain(found.values(), superseded.pop(space, ())), key=_revision
+            )
+            prev = 0
+            for write in ordered:
+                write.prev = prev
+                prev = write.revision
+            if report:
+                changed += (write for write in ordered if write.revision > since)
+            log = copy.logs[space] = RevisionLog(found.values())
+            copy.heads[space] = max(write.revision for write in found.values())
+            copy.count += len(log.values)
+        for writes in superseded.values():  # a space whose registers Redis lost
+            changed += (write for write in writes if write.revision > since)
+        changed.sort(key=_revision)
+        self._copy = copy
+        self._revision = loaded.revision
+        self._epoch = loaded.epoch
+        return changed
+
+    async def _reload(self) -> None:
+        """Load every register again and report the ones that changed."""
+        previous = self._epoch
+        changed = self._use(await self._load(), report=True)
+        logger.warning("reloaded every register from Redis at revision %d", self._revision)
+        if previous != self._epoch and not changed:
+            # Nothing to push, but the server must hear of the new history.
+            self._on_commit([])
+        self._report(changed)
+
+
+def _superseded(registers: dict[str, dict[str, Write]], adopted: list[Write]) -> list[Write]:
+    """This process' own writes, read while loading, that a newer write replaced;
+    the others take the place of the plain copy of themselves a later read made."""
+    superseded: list[Write] = []
+    for write in adopted:
+        space = registers.get(write.space, {})
+        current = space.get(write.key)
+        if current is not None and current.revision == write.revision:
+            space[write.key] = write
+        else:
+            superseded.append(write)
+    return superseded
+
+
+def _keep_newer(registers: dict[str, dict[str, Write]], write: Write) -> None:
+    """Put ``write`` in its space's registers unless a newer write to its key is there."""
+    space = registers.get(write.space)
+    if space is None:
+        space = registers[write.space] = {}
+    known = space.get(write.key)
+    if known is None or known.revision < write.revision:
+        space[write.key] = write
+
+
+def _revision(write: Write) -> int:
+    return write.revision
 
 
 def _text(value: Any) -> str:

@@ -23,12 +23,12 @@ async def test_writes_on_one_instance_reach_devices_on_every_instance(
         assert (await client.hello(device_id=n + 1))["revision"] == 0
     ack = await writer.set("like/tea", True, request_id="t", local_revision=3, device_id=1)
     assert ack == {
-        "type": "ack", "request_id": "t", "key": "like/tea", "value": True, "server_revision": 1,
-        "space": "default",
+        "type": "ack", "request_id": "t", "space": "default", "key": "like/tea", "value": True,
+        "server_revision": 1,
     }  # fmt: skip
     expected = {
-        "type": "push", "key": "like/tea", "value": True, "server_revision": 1,
-        "local_revision": 3, "device_id": 1, "space": "default", "prev": 0,
+        "type": "push", "space": "default", "key": "like/tea", "value": True,
+        "server_revision": 1, "local_revision": 3, "device_id": 1, "prev": 0,
     }  # fmt: skip
     for client in (writer, *others):
         assert await client.recv_type("push") == expected
