@@ -32,6 +32,7 @@ SUITES = (
     "scale",
     "curve",
     "spaces",
+    "spaces_redis",
     "catchup",
     "scrape",
 )
