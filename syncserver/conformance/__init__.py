@@ -6,7 +6,8 @@ imports the server, so it checks any implementation. ``--help`` explains
 the options; each check is one rule of the document (``--list``).
 
 Modules: ``peer`` (one raw connection), ``registry`` (the check list),
-``messages``, ``errors``, ``ordering``, ``feed`` and ``servers`` (the checks),
+``messages``, ``errors``, ``ordering``, ``feed``, ``servers`` and ``spaces``
+(the checks),
 ``launcher`` (servers the kit starts), ``runner`` and ``__main__``.
 ``schema`` (not used by the checks) writes ``syncserver/protocol.schema.json``.
 """

@@ -12,7 +12,9 @@ __all__ = ["PROTOCOL_VERSION", "expect_error", "expect_never_written", "expect_s
 
 PROTOCOL_VERSION = 1
 
-_PUSH_FIELDS = {"type", "key", "value", "server_revision", "local_revision", "device_id"}
+_PUSH_FIELDS = {
+    "type", "key", "value", "server_revision", "local_revision", "device_id", "space", "prev",
+}  # fmt: skip
 
 
 def expect_snapshot(snapshot: Message, since: int) -> None:
@@ -29,6 +31,8 @@ def expect_snapshot(snapshot: Message, since: int) -> None:
     expect(isinstance(epoch, str) and epoch, f"snapshot.epoch is not a non-empty string: {epoch!r}")
     found = snapshot.get("since")
     expect(found == since, f"snapshot.since is {found!r}, not {since}")
+    space = snapshot.get("space")
+    expect(isinstance(space, str) and space, f"snapshot.space is not a space name: {space!r}")
     for page in snapshot.get("pages", [snapshot]):
         expect(isinstance(page.get("values"), list), "snapshot.values is not a list")
         expect(page.get("more", False) in (True, False), "snapshot.more is not a bool")

@@ -71,6 +71,11 @@ class Context:
         self._keys += 1
         return f"conformance/{self._run}/{label}{self._keys}"
 
+    def space(self, label: str = "s") -> str:
+        """A space no earlier check or run has used."""
+        self._keys += 1
+        return f"conformance-{self._run}-{label}{self._keys}"
+
     @staticmethod
     def device_id() -> int:
         """A fresh device id, chosen the way PROTOCOL.md tells devices to."""

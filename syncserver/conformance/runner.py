@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from websockets.exceptions import WebSocketException
 
-from . import errors, feed, messages, ordering, servers  # noqa: F401  (they register checks)
+from . import errors, feed, messages, ordering, servers, spaces  # noqa: F401  (register checks)
 from .feed import reset_chaos
 from .launcher import Launcher
 from .peer import CheckFailed, Peer
