@@ -43,6 +43,7 @@ from syncserver.protocol import DEFAULT_SPACE, MAX_FRAME_BYTES, Ack, Error, Push
 
 from .backoff import Backoff
 from .engine import (
+    NOT_SERVED,
     CaughtUp,
     LinkEngine,
     PushesReceived,
@@ -257,7 +258,7 @@ class SyncClient:
             raise ValueError("give ssl or cafile, not both")
         self._ssl = ssl if cafile is None else client_ssl_context(cafile)
         self.newest_seen: Observable[int] = Observable(self.engine.newest_seen)
-        """The end of the unbroken run of revisions this device has applied."""
+        """How far this device has applied every write of its space (a revision)."""
         self._status: Observable[ConnectionStatus] = Observable(ConnectionStatus("offline"))
         self._why: str | None = None
         """Why the last attempt failed or the last connection ended."""
@@ -586,6 +587,9 @@ class SyncClient:
                 if future is not None and not future.done():
                     future.set_result(reply)
             case SpaceRefused(space=space, code=code):
-                self._refused = f"the server refused space {space!r} ({code})"
+                if code == NOT_SERVED:
+                    self._refused = f"the server does not serve space {space!r} (older server?)"
+                else:
+                    self._refused = f"the server refused space {space!r} ({code})"
                 log.warning("device %s: %s", self.device_id, self._refused)
         return False

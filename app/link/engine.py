@@ -42,7 +42,9 @@ an online engine also says hello every ``heartbeat`` seconds (:meth:`tick`).
 
 A hello the server refuses for the space (``forbidden``, ``too_many_spaces``)
 comes back as :class:`SpaceRefused`: without it the device would wait for a
-snapshot that never comes.
+snapshot that never comes. So does a catch-up answered for another space (a
+server older than spaces ignores ``hello.space`` and serves ``"default"``),
+with the code :data:`NOT_SERVED`.
 
 A frame the engine cannot decode, or one of a type it does not know, is
 logged and dropped: one bad frame never costs the connection.
@@ -74,6 +76,7 @@ from syncserver.protocol import (
 )
 
 __all__ = [
+    "NOT_SERVED",
     "CaughtUp",
     "LinkEngine",
     "LinkEvent",
@@ -131,8 +134,9 @@ class ReplyReceived:
 
 @dataclass(frozen=True, slots=True)
 class SpaceRefused:
-    """The server refused this engine's hello for ``space`` (``code`` is
-    ``forbidden`` or ``too_many_spaces``): no snapshot will come on this connection."""
+    """The server will not serve ``space`` on this connection: it refused the hello
+    (``code`` ``forbidden`` or ``too_many_spaces``), or answered it with a snapshot
+    of another space (:data:`NOT_SERVED`: a server older than spaces)."""
 
     space: str
     code: str
@@ -359,6 +363,10 @@ class LinkEngine:
     def _on_snapshot(self, page: Snapshot, now: float) -> None:
         if page.space != self.space:
             self._drop_foreign("snapshot page", page.space)
+            if not self.online and self._resyncing:
+                # Our first hello was answered for another space: an older server.
+                message = f"the server answered with a snapshot of space {page.space!r}"
+                self._events.append(SpaceRefused(self.space, NOT_SERVED, message))
             return
         run = self._run
         if run is None or (run.revision, run.epoch) != (page.revision, page.epoch):
@@ -423,6 +431,9 @@ def check_space_name(space: str) -> str:
         raise ValueError(f"a space name has 1 to {MAX_SPACE_LENGTH} characters, not {space!r}")
     return space
 
+
+NOT_SERVED = "not_served"
+""":attr:`SpaceRefused.code` when the server answered a hello with another space."""
 
 _HELLO_REFUSALS = frozenset({"forbidden", "too_many_spaces"})
 """Error codes that refuse a hello's space (request_id null, ``space`` set)."""

@@ -8,7 +8,14 @@ from typing import Any
 import pytest
 
 from app.link import DEFAULT_SPACE, LinkEngine
-from app.link.engine import CaughtUp, PushesReceived, ReplyReceived, SnapshotPage, SpaceRefused
+from app.link.engine import (
+    NOT_SERVED,
+    CaughtUp,
+    PushesReceived,
+    ReplyReceived,
+    SnapshotPage,
+    SpaceRefused,
+)
 from syncserver.protocol import MAX_SPACE_LENGTH, Get, Hello, Set, decode_client_message
 
 SPACE = "family"
@@ -210,11 +217,14 @@ def test_pushes_without_prev_during_a_catch_up_count_only_consecutively() -> Non
 
 
 def test_snapshot_pages_of_another_space_are_dropped() -> None:
-    """A page of another space neither applies nor brings the engine online."""
+    """A page of another space neither applies nor brings the engine online; as the
+    answer to its hello it says the server does not serve the space (an older server)."""
     engine = LinkEngine(7, space=SPACE)
     engine.connected(0.0)
-    engine.receive(_snapshot(5, space="work"), 0.0)
-    assert engine.events_received() == []
+    engine.receive(_snapshot(5, space=DEFAULT_SPACE), 0.0)
+    assert engine.events_received() == [
+        SpaceRefused(SPACE, NOT_SERVED, "the server answered with a snapshot of space 'default'")
+    ]
     assert not engine.online
     assert engine.foreign_dropped == 1
     engine.receive(_snapshot(5), 0.0)

@@ -163,6 +163,44 @@ class ScriptedTransport:
         pass
 
 
+class OlderServer(ScriptedTransport):
+    """A server from before spaces: it ignores ``hello.space`` and answers every hello
+    with a snapshot of its only keys, which carries no ``space`` field."""
+
+    async def send(self, message: str) -> None:
+        await super().send(message)
+        if json.loads(message)["type"] == "hello":
+            old = {"type": "snapshot", "revision": 0, "values": [], "epoch": "e1"}
+            self.incoming.put_nowait(json.dumps(old))
+
+
+async def test_a_server_older_than_spaces_leaves_a_spaced_device_offline_saying_why() -> None:
+    """A device in a space other than the default, on a server that cannot do spaces,
+    never shows that server's default keys: it stays offline with the reason, retrying."""
+    transports: list[OlderServer] = []
+
+    async def connect(url: str) -> Transport:
+        transports.append(OlderServer())
+        return transports[-1]
+
+    session = await DeviceSession.open(
+        "A",
+        ["mem://server"],
+        store=MemoryStore("A", space="family"),
+        connect=connect,
+        catalogue=CATALOGUE,
+        backoff=FAST,
+        space="family",
+    )
+    try:
+        await eventually(lambda: session.status.attempt >= 2, session)
+        assert session.status.state != "online"
+        assert session.status.reason == ("the server does not serve space 'family' (older server?)")
+        assert len(transports) >= 2
+    finally:
+        await session.close()
+
+
 def _push(key: str, revision: int, prev: int, space: str) -> dict[str, Any]:
     return {"type": "push", "key": key, "value": True, "server_revision": revision,
             "local_revision": 1, "device_id": 99, "space": space, "prev": prev}  # fmt: skip
