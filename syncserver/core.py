@@ -23,6 +23,13 @@ Rules a connection lives by (``PROTOCOL.md`` has the wire details):
 * a ``hello`` binds the connection to its ``device_id``; before it, ``set``
   and ``get`` get ``hello_required`` and no pushes are sent; a ``set`` or a
   second ``hello`` naming another device gets ``device_mismatch``;
+* each ``hello`` joins its space (``--space-access`` may refuse it with
+  ``forbidden``, ``max_spaces_per_connection`` with ``too_many_spaces``) and
+  is answered by a snapshot of that space; from its first page on the
+  connection gets the space's pushes. A ``set`` or ``get`` on a space not
+  joined gets ``not_joined``. A commit touches only the subscribers of the
+  spaces it wrote: its pushes are encoded once and shared per space (a
+  connection in several of them gets its own frames, in revision order);
 * on a server with a token or that requires device secrets, any frame but a
   good ``hello`` before one closes the connection with 1008; a hello's
   ``device_secret`` is checked against the backend's record (the first one

@@ -31,10 +31,17 @@ which still survives the process being killed at any moment, but the last
 commits can be lost if the machine loses power. Use it where a single writer's
 latency matters more than power-loss safety.
 
+Spaces: registers are keyed by ``(space, key)``; every write also gets
+``prev``, its space's head before it, assigned with its revision (every
+space's head is kept in memory: one int per space, read at start-up with
+one index seek per space). A database from before spaces is moved into the
+space ``default`` at open, in one transaction.
+
 Nothing per register is kept in memory: start-up reads the newest revision
 and the number of registers (through the index on ``revision``), whatever the
-size of the database. A catch-up (``hello since R``) reads the registers
-written after ``R`` through that index, one page at a time, in the same worker
+size of the database. A catch-up (``hello since R``) reads the registers of
+its space written after ``R`` through the index on ``(space, revision)``, one
+page at a time, in the same worker
 thread as the commits (so a page never sees half a transaction, and its
 ``read_at`` is exactly the revisions committed before it: no page is read
 again because a push overtook it); each page's JSON is built by SQLite, so

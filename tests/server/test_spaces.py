@@ -86,13 +86,14 @@ async def test_prev_names_the_previous_write_of_the_same_space(
     ]  # fmt: skip
 
 
+@pytest.mark.parametrize("batch", [True, False])
 async def test_one_connection_in_several_spaces_gets_their_pushes_in_revision_order(
-    any_server: SyncServer, clients: Clients
+    any_server: SyncServer, clients: Clients, batch: bool
 ):
     """Pipelined hellos join two spaces; one commit's pushes of both come in revision order."""
     both = await clients(any_server.url)
-    await both.send({"type": "hello", "device_id": 5, "space": "a", "batch_pushes": True})
-    await both.send({"type": "hello", "device_id": 5, "space": "b", "batch_pushes": True})
+    await both.send({"type": "hello", "device_id": 5, "space": "a", "batch_pushes": batch})
+    await both.send({"type": "hello", "device_id": 5, "space": "b", "batch_pushes": batch})
     assert {(await both.read_snapshot())["space"] for _ in range(2)} == {"a", "b"}
     writer = await clients(any_server.url)
     for space in ("a", "b", "c"):
@@ -101,8 +102,9 @@ async def test_one_connection_in_several_spaces_gets_their_pushes_in_revision_or
         await writer.set_nowait(f"k{index}", index, request_id=index, space=space)
     seen: list[tuple[str, int]] = []
     while len(seen) < 4:
-        frame = await both.recv_type("pushes")
-        seen.extend((p["space"], p["server_revision"]) for p in frame["pushes"])
+        frame = await both.recv_type("pushes" if batch else "push")
+        for push in frame["pushes"] if batch else [frame]:
+            seen.append((push["space"], push["server_revision"]))
     assert seen == [("a", 1), ("b", 2), ("b", 4), ("a", 5)]
 
 
