@@ -13,8 +13,9 @@ the global write rate. The writers write into A's spaces at random, 50 and
 then 1,000 writes/s, 4 s each (quick: 2 s), and the load checks that A's
 devices got exactly their space's writes and B's none.
 
-Figures: B's CPU per write beside A's (the process that commits the write
-and pushes it to 10 devices and its writer), at each rate.
+Figures, at each rate: B's CPU per write beside A's (the process that
+commits the write and pushes it to 10 devices and its writer), and the
+redis-server's own CPU per write (``INFO cpu``) beside A's.
 """
 
 from __future__ import annotations
@@ -33,19 +34,33 @@ from tests.perf.server import Server, subprocess_server
 from tests.perf.server_redis import redis_server
 from tests.perf.spaces import DEVICES_PER_SPACE, RATES, SECONDS, space_name
 
-__all__ = ["run"]
+__all__ = ["redis_cpu_seconds", "run"]
 
 SPACES = 10
 """Spaces on each process."""
 
 
+async def redis_cpu_seconds(url: str) -> float:
+    """The redis-server's own CPU time so far (``INFO cpu``: user + system, µs precision)."""
+    host, port = url.removeprefix("redis://").split("/")[0].rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(b"INFO cpu\r\n")
+        header = await reader.readline()  # $<length>
+        body = (await reader.readexactly(int(header[1:]) + 2)).decode()
+    finally:
+        writer.close()
+    fields = dict(line.split(":", 1) for line in body.splitlines() if ":" in line)
+    return float(fields["used_cpu_user"]) + float(fields["used_cpu_sys"])
+
+
 @contextlib.asynccontextmanager
-async def _two_processes() -> AsyncIterator[tuple[Server, Server]]:
+async def _two_processes() -> AsyncIterator[tuple[str, Server, Server]]:
     async with redis_server() as backend, contextlib.AsyncExitStack() as stack:
         args = ("-m", "syncserver", "--port", "0", "--backend", backend)
         a = await stack.enter_async_context(subprocess_server(*args, pin=False, probe=True))
         b = await stack.enter_async_context(subprocess_server(*args, pin=False, probe=True))
-        yield a, b
+        yield backend, a, b
 
 
 async def _run(quick: bool) -> list[Row]:
@@ -56,7 +71,7 @@ async def _run(quick: bool) -> list[Row]:
     per_process = SPACES * DEVICES_PER_SPACE
     rng = random.Random(1)
     rows: list[Row] = []
-    async with load_workers() as load, _two_processes() as (a, b):
+    async with load_workers() as load, _two_processes() as (backend, a, b):
         writer = Writer(WRITER)
         await writer.open(a.url, 0, serving)
         try:
@@ -84,10 +99,23 @@ async def _run(quick: bool) -> list[Row]:
                 seq += writes
                 await load.arm_listen(dict(Counter(picks)))
                 before_a, before_b = a.cpu_seconds(), b.cpu_seconds()
+                before_redis = await redis_cpu_seconds(backend)
                 await write_at_rate(sends, rate)
                 listened = await load.listened()
                 cpu_a = (a.cpu_seconds() - before_a) / writes * 1e6
                 cpu_b = (b.cpu_seconds() - before_b) / writes * 1e6
+                cpu_redis = (await redis_cpu_seconds(backend) - before_redis) / writes * 1e6
+                rows.append(
+                    Row(
+                        f"spaces on Redis: redis-server CPU per write, 2 subscribers,"
+                        f" {rate:,.0f} writes/s (ceiling: the serving process)",
+                        cpu_redis,
+                        "µs",
+                        cpu_a,
+                        None,
+                        lower_is_better=True,
+                    )
+                )
                 rows.append(
                     Row(
                         f"spaces on Redis: CPU per write in a process without its space's devices,"
