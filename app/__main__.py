@@ -25,6 +25,7 @@ from pathlib import Path
 import platformdirs
 
 from app.link.urls import check_server_url
+from app.ui.space_names import DEFAULT_SPACE, check_space_name, parse_space_list
 from syncserver.access import resolve_token
 from syncserver.cli import (
     CommandLineError,
@@ -35,7 +36,7 @@ from syncserver.cli import (
 )
 from syncserver.logs import LOG_LEVELS, configure_logging
 
-__all__ = ["main", "parse_args", "run", "server_url"]
+__all__ = ["main", "parse_args", "run", "server_url", "space_name", "space_names"]
 
 PROG = "optisync-demo"
 
@@ -44,6 +45,22 @@ def server_url(text: str) -> str:
     """A ``--server`` value checked: ws:// or wss://, a host, a port that fits."""
     try:
         return check_server_url(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def space_name(text: str) -> str:
+    """A ``--space`` value checked: 1 to 128 characters."""
+    try:
+        return check_space_name(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def space_names(text: str) -> tuple[str, ...]:
+    """A ``--spaces`` value checked: two or more distinct names separated by commas."""
+    try:
+        return parse_space_list(text)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -66,6 +83,20 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         default=2,
         metavar="N",
         help="device windows to open (default 2)",
+    )
+    spaces = parser.add_mutually_exclusive_group()
+    spaces.add_argument(
+        "--space",
+        type=space_name,
+        metavar="NAME",
+        help=f"the space every device window joins (default {DEFAULT_SPACE})",
+    )
+    spaces.add_argument(
+        "--spaces",
+        type=space_names,
+        metavar="A,B",
+        help="device windows take turns between these spaces (A, B, A, …): "
+        "a write reaches only the devices of its space",
     )
     parser.add_argument(
         "--server",
@@ -126,6 +157,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.verbose:
         args.log_level = "debug"
+    if args.spaces is None:
+        args.spaces = (args.space if args.space is not None else DEFAULT_SPACE,)
     if args.data_dir is not None and args.data_dir.exists() and not args.data_dir.is_dir():
         parser.error(f"--data-dir {args.data_dir} is a file; give a folder")
     if args.screenshot is not None:
@@ -171,6 +204,7 @@ async def run(args: argparse.Namespace) -> int:
             server_urls=args.server,
             latency_ms=args.latency,
             items=args.items,
+            spaces=args.spaces,
             token=args.token,
             cafile=args.cafile,
         )

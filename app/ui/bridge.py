@@ -14,7 +14,14 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from app.link import CatalogueItem, ConnectionStatus, DeviceSession, LikesState, like_key
+from app.link import (
+    DEFAULT_SPACE,
+    CatalogueItem,
+    ConnectionStatus,
+    DeviceSession,
+    LikesState,
+    like_key,
+)
 from app.sync import RequestSent, SyncEvent
 
 from .directory import DeviceDirectory
@@ -88,9 +95,11 @@ class DeviceBridge(QObject):
         request_timeout: float = 10.0,
         token: str | None = None,
         cafile: Path | None = None,
+        space: str = DEFAULT_SPACE,
     ) -> DeviceBridge:
-        """Open (or reopen, with its persisted state) the device called ``name``;
-        ``token`` and ``cafile`` are the server's token and the CAs for ``wss://``."""
+        """Open (or reopen, with its persisted state) the device called ``name`` in
+        ``space``; ``token`` and ``cafile`` are the server's token and the CAs for
+        ``wss://``."""
         session = await DeviceSession.open(
             name,
             list(server_urls),
@@ -99,6 +108,7 @@ class DeviceBridge(QObject):
             request_timeout=request_timeout,
             token=token,
             cafile=cafile,
+            space=space,
         )
         return cls(session, directory)
 
@@ -107,6 +117,11 @@ class DeviceBridge(QObject):
     @property
     def name(self) -> str:
         return self._session.name
+
+    @property
+    def space(self) -> str:
+        """The space this device joined: it sees the writes of this space only."""
+        return self._session.space
 
     @property
     def device_id(self) -> int:

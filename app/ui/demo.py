@@ -28,6 +28,8 @@ from .sequence_feed import SequenceRecorder
 from .sequence_window import SequenceWindow
 from .server_bridge import ServerBridge
 from .server_window import ServerWindow
+from .space_colors import register_spaces
+from .space_names import DEFAULT_SPACE, space_of
 
 __all__ = ["Demo", "device_index", "device_name", "extend_catalogue", "keep_on_screen"]
 
@@ -84,12 +86,15 @@ class Demo(QObject):
         server_urls: Sequence[str] = (),
         latency_ms: int = 600,
         items: int | None = None,
+        spaces: Sequence[str] = (DEFAULT_SPACE,),
         request_timeout: float = 10.0,
         token: str | None = None,
         cafile: Path | None = None,
     ) -> None:
         super().__init__()
         self.data_dir = data_dir
+        self.spaces = tuple(spaces) or (DEFAULT_SPACE,)
+        register_spaces(self.spaces)  # their colours, in the order given
         self._token = token
         self._cafile = cafile
         base = load_catalogue()
@@ -128,7 +133,11 @@ class Demo(QObject):
                 lambda state: self.directory.learn(d.device_id for d in state.devices)
             )
             self.server_window = ServerWindow(
-                self.server, self.catalogue, self.directory.name, recorder=self.recorder
+                self.server,
+                self.catalogue,
+                self.directory.name,
+                recorder=self.recorder,
+                spaces=self.spaces,
             )
             self.server_window.addDeviceRequested.connect(self.request_new_device)
             self._connect_menu(self.server_window)
@@ -182,6 +191,10 @@ class Demo(QObject):
             except DeviceInUseError:
                 self._in_use_elsewhere.add(name)
 
+    def space_for(self, name: str) -> str:
+        """The space of device ``name``: the devices take turns between the spaces."""
+        return space_of(device_index(name), self.spaces)
+
     async def _open_named(self, name: str) -> DeviceWindow:
         self._opening.add(name)
         try:
@@ -194,6 +207,7 @@ class Demo(QObject):
                 request_timeout=self.request_timeout,
                 token=self._token,
                 cafile=self._cafile,
+                space=self.space_for(name),
             )
         finally:
             self._opening.discard(name)

@@ -26,7 +26,7 @@ from .item_model import ItemListModel, ItemRole
 from .menus import WindowMenu
 from .theme import mono_font
 from .timeline import TimelineEntry, TimelineModel, TimelineView
-from .widgets import Avatar, Pill, StatTile
+from .widgets import Avatar, Pill, SpaceChip, StatTile
 
 __all__ = ["DeviceWindow", "status_text"]
 
@@ -75,12 +75,15 @@ class DeviceWindow(QWidget):
         super().__init__(parent)
         self.bridge = bridge
         self.setObjectName("deviceWindow")
-        self.setWindowTitle(f"{bridge.name} — optisync")
+        self.setWindowTitle(f"{bridge.name} · {bridge.space} — optisync")
         self.resize(440, 760)
 
         # -- header: avatar, name, id, connection ------------------------------------
-        self.avatar = Avatar(bridge.name[-1:].upper())
-        self.avatar.setToolTip(f"{bridge.name}: one device, with its own connection and state")
+        self.avatar = Avatar(bridge.name[-1:].upper(), space=bridge.space)
+        self.avatar.setToolTip(
+            f"{bridge.name}: one device in space {bridge.space!r}, with its own connection and "
+            "state (devices of one space share a colour)"
+        )
         self.name_label = QLabel(bridge.name)
         self.name_label.setObjectName("windowTitle")
         self.id_label = QLabel(f"id {bridge.device_id}")
@@ -93,9 +96,15 @@ class DeviceWindow(QWidget):
         )
         self.connection = Pill(min_text="Connecting…")
         self.connection.setAccessibleName("Connection status")
+        self.space_chip = SpaceChip(bridge.space)
+        title_row = QHBoxLayout()
+        title_row.setSpacing(8)
+        title_row.addWidget(self.name_label)
+        title_row.addWidget(self.space_chip, 0, Qt.AlignmentFlag.AlignVCenter)
+        title_row.addStretch(1)
         names = QVBoxLayout()
         names.setSpacing(1)
-        names.addWidget(self.name_label)
+        names.addLayout(title_row)
         names.addWidget(self.id_label)
         header = QHBoxLayout()
         header.setSpacing(12)

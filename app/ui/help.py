@@ -41,9 +41,14 @@ def help_html() -> str:
     )
     return f"""
 <h3>Badges</h3><table cellspacing=4>{badges}</table>
+<h3>Spaces</h3>
+<p>A <b>space</b> (an account, a document, a room) is a set of values of its own: each
+device joins one, shown by the coloured chip beside its name, and sees only the writes of
+its space, so a tap in one space never reaches a device in another. <code>python -m app
+--spaces family,work</code> puts the device windows in turn in each space.</p>
 <h3>Revisions</h3>
 <p><b>rev N</b> (server revision): the server counts every write it stores, across all
-items: 1, 2, 3, … A device shows the newest revision it knows for each item and ignores
+items and spaces: 1, 2, 3, … A device shows the newest revision it knows for each item and ignores
 anything older, so late or repeated messages never undo a newer write.</p>
 <p><b>local rev</b> (L in the diagram): each device counts its own changes per item. A
 request carries the local rev of the value it sends, so when the answer comes back the
@@ -51,8 +56,10 @@ device can tell whether you changed the value since (then a follow-up goes out) 
 recognise the echo of its own older request.</p>
 <h3>Sequence diagram</h3>
 <p>One lane per device and one for the server; time flows down, idle stretches are cut
-short. Taps carried by one request are bracketed together. Hover anything for an
-explanation; click a write to light it up on every lane.</p>
+short. Each lane's header names its device's space; with several spaces, lanes and the
+server's stored writes take their space's colour. Taps carried by one request are
+bracketed together. Hover anything for an explanation; click a write to light it up on
+every lane.</p>
 <table cellspacing=4>{diagram}</table>
 <h3>Shortcuts</h3>
 <table cellspacing=4>

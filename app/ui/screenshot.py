@@ -74,8 +74,13 @@ async def stage_scene(demo: Demo) -> None:
             await asyncio.sleep(0.04)
         await wait_for(synced)
     if demo.server is not None and len(ids) > 4:
-        await demo.server.set_from_another_device(f"like/{ids[4]}", False)
+        await demo.server.set_from_another_device(f"like/{ids[4]}", False, first.bridge.space)
         await wait_for(lambda: not liked(0, ids[4]))
+    # With several spaces, a write in another space: it reaches its own devices only.
+    elsewhere = [w for w in windows if w.bridge.space != first.bridge.space]
+    if elsewhere and len(ids) > 8:
+        elsewhere[0].bridge.toggle_like(ids[8])
+        await wait_for(synced)
     if len(windows) > 1 and len(ids) > 7:
         last.bridge.toggle_like(ids[7])  # a push from Device B to Device A
         await wait_for(synced)

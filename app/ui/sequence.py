@@ -57,6 +57,8 @@ from app.sync import (
     SyncFinished,
 )
 
+from .space_names import DEFAULT_SPACE
+
 __all__ = [
     "ARROW_KINDS",
     "SERVER_LANE",
@@ -109,8 +111,11 @@ def _capitalized(text: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class Lane:
+    """A device's lane (or the server's); ``space`` is the space the device joined."""
+
     id: int
     title: str
+    space: str = DEFAULT_SPACE
 
 
 @dataclass(slots=True)
@@ -181,6 +186,7 @@ class Commit:
     writer: int | None
     local_revision: int | None
     note: str = ""
+    space: str = DEFAULT_SPACE
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +244,7 @@ class SequenceModel:
         self._offline: set[int] = set()
         self._feed_revision = 0
         self._keys: set[str] = set()
+        self._commit_spaces: dict[str, None] = {}
         self._anchor_t: list[float] = []
         self._anchor_y: list[float] = []
         self._order: list[int] = []  # element ids in the order they were made
@@ -245,16 +252,35 @@ class SequenceModel:
 
     # -- lanes ------------------------------------------------------------------------
 
-    def add_lane(self, device_id: int, title: str) -> None:
-        """A lane for a device (again with a new title, if it had one)."""
-        for index, lane in enumerate(self.lanes):
-            if lane.id == device_id:
-                if lane.title != title:
-                    self.lanes[index] = Lane(device_id, title)
+    def add_lane(self, device_id: int, title: str, space: str = DEFAULT_SPACE) -> None:
+        """A lane for a device in ``space`` (again with a new title, if it had one)."""
+        lane = Lane(device_id, title, space)
+        for index, old in enumerate(self.lanes):
+            if old.id == device_id:
+                if old != lane:
+                    self.lanes[index] = lane
                     self._changed()
                 return
-        self.lanes.append(Lane(device_id, title))
+        self.lanes.append(lane)
         self._changed()
+
+    def space_of(self, device_id: int | None) -> str:
+        """The space of a device's lane (the default space for devices without one)."""
+        for lane in self.lanes:
+            if lane.id == device_id and lane.id != SERVER_LANE:
+                return lane.space
+        return DEFAULT_SPACE
+
+    def spaces(self) -> list[str]:
+        """Every space with a lane or a stored write, in the order first seen."""
+        seen = dict.fromkeys(lane.space for lane in self.lanes if lane.id != SERVER_LANE)
+        seen.update(dict.fromkeys(self._commit_spaces))
+        return list(seen)
+
+    @property
+    def several_spaces(self) -> bool:
+        """Whether the diagram shows more than one space (then it names them)."""
+        return len(self.spaces()) > 1
 
     def lane_index(self, lane_id: int) -> int:
         for index, lane in enumerate(self.lanes):
@@ -444,19 +470,20 @@ class SequenceModel:
 
     def server_writes(
         self,
-        entries: Iterable[tuple[str, Any, int, int | None, int | None]],
+        entries: Iterable[tuple[str, Any, int, int | None, int | None, str]],
         at: float,
         *,
         baseline: bool = False,
     ) -> None:
-        """From the server's observer feed: (key, value, revision, writer, local revision).
+        """From the server's observer feed: (key, value, revision, writer, local revision,
+        space).
 
         ``baseline``: the first state seen; what it holds happened before the
         diagram started, so it is only remembered, not drawn.
         """
         changed = False
         newest = self._feed_revision
-        for key, value, revision, writer, local in entries:
+        for key, value, revision, writer, local, space in entries:
             newest = max(newest, revision)
             found = self._commits.get((key, revision))
             if found is not None:
@@ -468,7 +495,7 @@ class SequenceModel:
             if baseline or revision <= self._feed_revision:
                 continue
             self._anchor(at)
-            self._commit(key, revision, at, value, writer, local)
+            self._commit(key, revision, at, value, writer, local, space)
             changed = True
         self._feed_revision = newest
         if changed:
@@ -487,6 +514,7 @@ class SequenceModel:
         self._order.clear()
         self._first_at.clear()
         self._keys.clear()
+        self._commit_spaces.clear()
         self._changed()
 
     # -- reading ----------------------------------------------------------------------
@@ -568,7 +596,8 @@ class SequenceModel:
         """The hover text: what the element is and why it was drawn so."""
         match element:
             case Dot():
-                head = f"Tap on {self.name(element.device_id)}: {describe_value(element.value)}"
+                head = f"Tap on {self.name(element.device_id)}{self._in_space(element)}: "
+                head += describe_value(element.value)
                 head += f" shown at once (local rev {element.local_revision})."
                 if element.request is not None:
                     request = self.elements.get(element.request)
@@ -587,12 +616,37 @@ class SequenceModel:
                 who = self.name(element.writer) if element.writer else "a device"
                 return (
                     f"The server stored {describe_value(element.value)} for "
-                    f"{self.title_of(element.key)} at "
+                    f"{self.title_of(element.key)}{self._in_space(element)} at "
                     f"rev {element.server_revision} (written by {who})."
                 )
             case Arrow():
-                return f"{_ARROW_TITLES[element.kind]} · {element.label}. {element.note}".strip()
+                head = f"{_ARROW_TITLES[element.kind]}{self._in_space(element)} · {element.label}."
+                return f"{head} {element.note}".strip()
         return ""
+
+    def explain_lane(self, lane: Lane) -> str:
+        """The hover text of a lane's header."""
+        if lane.id == SERVER_LANE:
+            return (
+                "The server: it stores every write of every space, numbering them with one "
+                "revision counter, and pushes each to the devices of its space only."
+            )
+        return (
+            f"{lane.title}, a device in space {lane.space!r}: it sees the writes of its space "
+            "only, so a tap in another space never reaches this lane."
+        )
+
+    def space_of_element(self, element: Element) -> str:
+        """The space an element belongs to: its write's, or its device's."""
+        if isinstance(element, Commit):
+            return element.space
+        return self.space_of(element.device_id)
+
+    def _in_space(self, element: Element) -> str:
+        """ " in space 'work'" when the diagram shows several spaces, else nothing."""
+        if not self.several_spaces:
+            return ""
+        return f" in space {self.space_of_element(element)!r}"
 
     # -- internals --------------------------------------------------------------------
 
@@ -710,7 +764,9 @@ class SequenceModel:
         start = at if request_arrow is None else request_arrow.end or at
         if revision is not None and revision > 0:
             local = request_arrow.local_revision if request_arrow is not None else None
-            commit = self._commit_for(key, revision, start, value, device, local)
+            commit = self._commit_for(
+                key, revision, start, value, device, local, self.space_of(device)
+            )
             if request_arrow is not None:
                 self._resolve_request(request_arrow, revision)
                 start = request_arrow.end or start
@@ -743,7 +799,8 @@ class SequenceModel:
         writer: int | None,
         local: int | None,
     ) -> Arrow:
-        commit = self._commit_for(key, revision, at, None, writer, local)
+        # The receiving device's space: the writer may have no lane (another process).
+        commit = self._commit_for(key, revision, at, None, writer, local, self.space_of(device))
         arrow = Arrow(
             self._next_id(),
             kind,
@@ -768,6 +825,7 @@ class SequenceModel:
         value: Any,
         writer: int | None,
         local: int | None,
+        space: str,
     ) -> Commit:
         found = self._commits.get((key, revision))
         commit = self.elements.get(found) if found is not None else None
@@ -776,7 +834,7 @@ class SequenceModel:
                 commit.value = value
             self._learn_writer(commit, writer, local)
             return commit
-        return self._commit(key, revision, at, value, writer, local)
+        return self._commit(key, revision, at, value, writer, local, space)
 
     def _commit(
         self,
@@ -786,8 +844,10 @@ class SequenceModel:
         value: Any,
         writer: int | None,
         local: int | None,
+        space: str,
     ) -> Commit:
-        commit = Commit(self._next_id(), key, at, value, revision, writer, local)
+        commit = Commit(self._next_id(), key, at, value, revision, writer, local, space=space)
+        self._commit_spaces[space] = None
         self._commits[(key, revision)] = commit.id
         self._add(commit, at)
         self._index_write(commit)

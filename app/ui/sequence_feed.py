@@ -47,7 +47,7 @@ class SequenceRecorder(QObject):
 
     def watch_device(self, bridge: DeviceBridge) -> None:
         """A lane for the device; its events from now on."""
-        self.model.add_lane(bridge.device_id, bridge.name)
+        self.model.add_lane(bridge.device_id, bridge.name, bridge.space)
         device_id = bridge.device_id
 
         unknown: dict[str, int] = {}  # pushes applied, whose value the state will show
@@ -97,6 +97,7 @@ class SequenceRecorder(QObject):
                         entry.server_revision,
                         entry.device_id or None,
                         entry.local_revision or None,
+                        entry.space,
                     )
                     for entry in state.values
                 ),

@@ -45,7 +45,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .sequence import SERVER_LANE, Arrow, Commit, Dot, Element, SequenceModel
+from .sequence import SERVER_LANE, Arrow, Commit, Dot, Element, Lane, SequenceModel
+from .space_colors import space_tone
 from .theme import Palette, mono_font
 
 __all__ = [
@@ -58,7 +59,7 @@ __all__ = [
 ]
 
 BACKGROUND = QColor("#FBFBFD")
-HEADER = 34.0
+HEADER = 44.0
 TOP = HEADER + 14.0
 GUTTER = 16.0
 LABEL_OFFSETS = (-15.0, 2.0, -29.0, 16.0)  # label tops around an arrow middle, by preference
@@ -104,11 +105,14 @@ class SequencePainter:
         self._title_font.setPointSizeF(9.0)
         self._title_font.setWeight(QFont.Weight.DemiBold)
         self._small = mono_font(7.0)
+        self._space_font = QFont()
+        self._space_font.setPointSizeF(7.0)
         self._label_metrics = QFontMetricsF(self._label_font)
         self._widths: dict[str, float] = {}
         self._labels: dict[tuple[str, int, float], QPixmap] = {}
         self.cache_labels = True  # off for SVG export, which keeps text as text
         self.label_rects: list[QRectF] = []  # the labels drawn by the last paint
+        self._several = False  # whether the model shows several spaces (set per paint)
 
     # -- geometry ---------------------------------------------------------------------
 
@@ -124,6 +128,15 @@ class SequencePainter:
         step = span / len(order)
         return {lane: GUTTER + step * (i + 0.5) for i, lane in enumerate(order)}
 
+    def lane_at(self, x: float, width: float) -> Lane | None:
+        """The lane whose header slot holds ``x``."""
+        xs = self.lane_x(width)
+        if not xs:
+            return None
+        half = (width - 2 * GUTTER) / len(xs) / 2
+        lane_id = next((lane for lane, at in xs.items() if abs(x - at) <= half), None)
+        return next((lane for lane in self.model.lanes if lane.id == lane_id), None)
+
     def content_height(self) -> float:
         return TOP + self.model.height + 60.0
 
@@ -137,6 +150,7 @@ class SequencePainter:
         model = self.model
         self.shapes = []
         self.label_rects = []
+        self._several = model.several_spaces
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         painter.fillRect(QRectF(0, 0, width, height), QColor("#FBFBFD"))
@@ -199,11 +213,18 @@ class SequencePainter:
     def _paint_lanes(
         self, painter: QPainter, xs: dict[int, float], offset: float, h: float
     ) -> None:
-        for lane, x in xs.items():
-            server = lane == SERVER_LANE
-            pen = QPen(Palette.text if server else Palette.line, 2.0 if server else 1.5)
-            if not server:
-                pen.setColor(QColor("#D5D9E2"))
+        several = self.model.several_spaces
+        for lane in self.model.lanes:
+            x = xs.get(lane.id)
+            if x is None:
+                continue
+            if lane.id == SERVER_LANE:
+                pen = QPen(Palette.text, 2.0)
+            elif several:
+                # A device lane in its space's colour: pushes reach only the lanes of one colour.
+                pen = QPen(_faded(space_tone(lane.space).accent, 110), 2.0)
+            else:
+                pen = QPen(QColor("#D5D9E2"), 1.5)
             painter.setPen(pen)
             painter.drawLine(QPointF(x, offset + HEADER), QPointF(x, offset + h))
 
@@ -226,21 +247,31 @@ class SequencePainter:
         painter.fillRect(QRectF(0, 0, width, HEADER), QColor("#FFFFFF"))
         painter.setPen(Palette.line)
         painter.drawLine(QPointF(0, HEADER), QPointF(width, HEADER))
-        painter.setFont(self._title_font)
         slot = max(40.0, (width - 2 * GUTTER) / max(1, len(xs)) - 6)
         metrics = QFontMetricsF(self._title_font)
+        space_metrics = QFontMetricsF(self._space_font)
         for lane in self.model.lanes:
             x = xs.get(lane.id)
             if x is None:
                 continue
             server = lane.id == SERVER_LANE
-            title = metrics.elidedText(lane.title, Qt.TextElideMode.ElideRight, slot - 8)
-            rect = QRectF(x - slot / 2, 6, slot, HEADER - 12)
-            painter.setPen(Qt.PenStyle.NoPen)
-            painter.setBrush(QColor("#1F2430") if server else QColor("#EEF0FF"))
-            painter.drawRoundedRect(rect, 10, 10)
-            painter.setPen(QColor("#FFFFFF") if server else QColor("#3A47C8"))
-            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, title)
+            tone = space_tone(lane.space)
+            # Two lines: the lane's name, and the space its device joined.
+            space = "every space" if server else f"space {lane.space}"
+            title = metrics.elidedText(lane.title, Qt.TextElideMode.ElideRight, slot - 12)
+            space = space_metrics.elidedText(space, Qt.TextElideMode.ElideRight, slot - 12)
+            rect = QRectF(x - slot / 2, 5, slot, HEADER - 10)
+            painter.setPen(Qt.PenStyle.NoPen if server else QPen(_faded(tone.accent, 90), 1.0))
+            painter.setBrush(QColor("#1F2430") if server else tone.fill)
+            painter.drawRoundedRect(rect, 9, 9)
+            upper = QRectF(rect.left(), rect.top() + 2, rect.width(), rect.height() / 2)
+            lower = QRectF(rect.left(), rect.center().y(), rect.width(), rect.height() / 2 - 3)
+            painter.setFont(self._title_font)
+            painter.setPen(QColor("#FFFFFF") if server else tone.ink)
+            painter.drawText(upper, Qt.AlignmentFlag.AlignCenter, title)
+            painter.setFont(self._space_font)
+            painter.setPen(QColor("#C9CEDA") if server else tone.ink)
+            painter.drawText(lower, Qt.AlignmentFlag.AlignCenter, space)
 
     def _paint_dot(self, painter: QPainter, dot: Dot, xs: dict[int, float], faded: bool) -> None:
         x = xs.get(dot.device_id)
@@ -303,7 +334,8 @@ class SequencePainter:
     ) -> None:
         x = xs[SERVER_LANE]
         y = self.y(commit.at)
-        color = QColor(Palette.text)
+        # With several spaces a write is marked in its space's colour.
+        color = QColor(space_tone(commit.space).accent if self._several else Palette.text)
         if faded:
             color = _faded(color, 60)
         painter.setPen(Qt.PenStyle.NoPen)
@@ -622,18 +654,20 @@ class SequenceView(QAbstractScrollArea):
 
     def viewportEvent(self, event: Any) -> bool:
         if isinstance(event, QHelpEvent):
-            found = self.painter.element_at(QPointF(event.pos()), self.verticalScrollBar().value())
-            element = self.model.elements.get(found) if found is not None else None
-            if element is None:
+            text = self.explain_at(QPointF(event.pos()))
+            if not text:
                 QToolTip.hideText()
                 event.ignore()
             else:
-                QToolTip.showText(event.globalPos(), _wrap(self.model.explain(element)), self)
+                QToolTip.showText(event.globalPos(), _wrap(text), self)
             return True
         return super().viewportEvent(event)
 
     def explain_at(self, point: QPointF) -> str:
         """The hover text for a viewport point ("" over nothing)."""
+        if point.y() < HEADER:
+            lane = self.painter.lane_at(point.x(), self.viewport().width())
+            return self.model.explain_lane(lane) if lane is not None else ""
         found = self.painter.element_at(point, self.verticalScrollBar().value())
         element = self.model.elements.get(found) if found is not None else None
         return self.model.explain(element) if element is not None else ""

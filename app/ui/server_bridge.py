@@ -20,6 +20,7 @@ from syncserver import ServerState, SyncServer
 from syncserver.protocol import Ack, Error, Hello, Set, Snapshot, decode_server_message, encode
 
 from .directory import EXTERNAL_DEVICE_ID
+from .space_names import DEFAULT_SPACE
 
 __all__ = ["ServerBridge"]
 
@@ -30,7 +31,7 @@ class ServerBridge(QObject):
     stateChanged = Signal(object)
     runningChanged = Signal(bool)
     settingsChanged = Signal()
-    externalWritten = Signal(str, int)
+    externalWritten = Signal(str, int, str)  # key, revision, space
     failed = Signal(str)  # a demo action could not be carried out
 
     def __init__(
@@ -153,10 +154,13 @@ class ServerBridge(QObject):
 
     # -- writes from another device ---------------------------------------------------
 
-    async def set_from_another_device(self, key: str, value: object) -> int:
-        """Write ``value`` to ``key`` as a device outside this app; returns its revision."""
+    async def set_from_another_device(
+        self, key: str, value: object, space: str = DEFAULT_SPACE
+    ) -> int:
+        """Write ``value`` to ``key`` in ``space`` as a device outside this app; returns
+        its revision."""
         async with connect(self.url, compression=None) as ws:
-            await ws.send(encode(Hello(device_id=EXTERNAL_DEVICE_ID, since=2**62)))
+            await ws.send(encode(Hello(device_id=EXTERNAL_DEVICE_ID, since=2**62, space=space)))
             await ws.send(
                 encode(
                     Set(
@@ -165,6 +169,7 @@ class ServerBridge(QObject):
                         value=value,
                         local_revision=next(self._external_revision),
                         device_id=EXTERNAL_DEVICE_ID,
+                        space=space,
                     )
                 )
             )
@@ -189,10 +194,10 @@ class ServerBridge(QObject):
     def request_start(self) -> None:
         self._spawn(self.start())
 
-    def request_external_write(self, key: str, value: object) -> None:
+    def request_external_write(self, key: str, value: object, space: str = DEFAULT_SPACE) -> None:
         async def write() -> None:
-            revision = await self.set_from_another_device(key, value)
-            self.externalWritten.emit(key, revision)
+            revision = await self.set_from_another_device(key, value, space)
+            self.externalWritten.emit(key, revision, space)
 
         self._spawn(write())
 

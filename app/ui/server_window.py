@@ -30,7 +30,9 @@ from .menus import WindowMenu
 from .sequence_feed import SequenceRecorder
 from .sequence_view import SequencePanel
 from .server_bridge import ServerBridge
-from .server_values import DevicesModel, ServerValuesModel
+from .server_values import DevicesModel, ServerValuesModel, SpaceChipDelegate
+from .space_colors import space_icon
+from .space_names import DEFAULT_SPACE
 from .theme import icon_pixmap, mono_font
 from .widgets import Note, Pill, StatTile, make_searchable
 
@@ -57,7 +59,8 @@ SLIDER_STEP = 50
 NOTE_WIDTH = 170  # the tab bar's free corner, right of the three tabs
 
 
-def _table(model: ServerValuesModel | DevicesModel) -> QTableView:
+def _table(model: ServerValuesModel | DevicesModel, stretch: int) -> QTableView:
+    """A read-only table: column ``stretch`` takes the room, the others fit their contents."""
     table = QTableView()
     table.setModel(model)
     table.verticalHeader().hide()
@@ -67,9 +70,14 @@ def _table(model: ServerValuesModel | DevicesModel) -> QTableView:
     table.setFocusPolicy(Qt.FocusPolicy.NoFocus)
     table.verticalHeader().setDefaultSectionSize(28)
     header = table.horizontalHeader()
-    header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
-    header.setSectionResizeMode(1, QHeaderView.ResizeMode.ResizeToContents)
-    header.setSectionResizeMode(2, QHeaderView.ResizeMode.ResizeToContents)
+    for column in range(model.columnCount()):
+        mode = (
+            QHeaderView.ResizeMode.Stretch
+            if column == stretch
+            else QHeaderView.ResizeMode.ResizeToContents
+        )
+        header.setSectionResizeMode(column, mode)
+    table.setItemDelegateForColumn(model.SPACE_COLUMN, SpaceChipDelegate(table))
     header.setDefaultAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter)
     return table
 
@@ -90,9 +98,11 @@ class ServerWindow(QWidget):
         parent: QWidget | None = None,
         *,
         recorder: SequenceRecorder | None = None,
+        spaces: Sequence[str] = (DEFAULT_SPACE,),
     ) -> None:
         super().__init__(parent)
         self.bridge = bridge
+        self.spaces = tuple(spaces) or (DEFAULT_SPACE,)
         self.setObjectName("serverWindow")
         self.setWindowTitle("Sync server — optisync")
         self.resize(480, 740)
@@ -122,7 +132,8 @@ class ServerWindow(QWidget):
         self.running.setToolTip("Whether the server is accepting connections")
         self.revision_tile = StatTile("revision")
         self.revision_tile.setToolTip(
-            "The server's write counter: every stored write, on any item, gets the next number"
+            "The server's write counter: every stored write, on any item in any space, gets "
+            "the next number"
         )
         self.requests_tile = StatTile("requests received")
         self.requests_tile.setToolTip("Set and get requests received from every device")
@@ -234,6 +245,13 @@ class ServerWindow(QWidget):
         self.external_result.setAlignment(
             Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
         )
+        self.external_space = QComboBox(self)  # shown (in a row of its own) for 2+ spaces
+        self.external_space.setAccessibleName("Space to write in from another device")
+        self.external_space.setToolTip(
+            "The space the other device writes in: only the devices of that space get the push"
+        )
+        for space in self.spaces:
+            self.external_space.addItem(space_icon(space), space, space)
         external = QHBoxLayout()
         external.setSpacing(8)
         external_title = QLabel("Another device:")
@@ -251,15 +269,30 @@ class ServerWindow(QWidget):
         controls_layout.addLayout(controls)
         controls_layout.addLayout(buttons)
         controls_layout.addLayout(external)
+        if len(self.spaces) > 1:
+            # Its own line: the item box keeps the room to show a title.
+            in_space = QHBoxLayout()
+            in_space.setSpacing(8)
+            in_space_title = QLabel("In space:")
+            in_space_title.setToolTip(self.external_space.toolTip())
+            in_space.addWidget(in_space_title)
+            in_space.addWidget(self.external_space)
+            in_space.addStretch(1)
+            controls_layout.addLayout(in_space)
+        else:
+            self.external_space.hide()
 
         # -- diagram and tables, one tab each ---------------------------------------------
         self.values_model = ServerValuesModel(
-            {item.id: (item.title, item.icon) for item in catalogue}, self
+            {item.id: (item.title, item.icon) for item in catalogue}, self, spaces=self.spaces
         )
-        self.values = _table(self.values_model)
-        self.values.setToolTip("What the server holds: the truth every device converges to")
+        self.values = _table(self.values_model, ServerValuesModel.ITEM)
+        self.values.setToolTip(
+            "What the server holds, grouped by space: the truth every device of that space "
+            "converges to"
+        )
         self.devices_model = DevicesModel(device_name, self)
-        self.devices = _table(self.devices_model)
+        self.devices = _table(self.devices_model, 0)
         self.devices.setToolTip("Open connections, with the requests each has sent")
         self.tabs = QTabWidget()
         self.tabs.setObjectName("serverTabs")
@@ -337,9 +370,10 @@ class ServerWindow(QWidget):
     def _external(self, liked: bool) -> None:
         item_id = self.external_item.currentData()
         title = self.external_item.itemText(self.external_item.currentIndex())
+        space = str(self.external_space.currentData())
         words = f"Writing {'♥' if liked else '♡'} {title}…"
         self.external_result.say(words, words)
-        self.bridge.request_external_write(like_key(item_id), liked)
+        self.bridge.request_external_write(like_key(item_id), liked, space)
 
     # -- bridge → widgets ---------------------------------------------------------------
 
@@ -375,10 +409,11 @@ class ServerWindow(QWidget):
         if self.push.isChecked() != bridge.push_enabled:
             self.push.setChecked(bridge.push_enabled)
 
-    def _on_external_written(self, key: str, revision: int) -> None:
+    def _on_external_written(self, key: str, revision: int, space: str) -> None:
         title = self._title_of_key(key)
         self.external_result.say(
-            f"Another device wrote {title}: stored at revision {revision}, pushed to every device",
+            f"Another device wrote {title} in space {space!r}: stored at revision {revision}, "
+            "pushed to every device of that space",
             f"{title}: rev {revision}, pushed",
         )
 

@@ -14,7 +14,18 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-__all__ = ["Avatar", "Note", "Pill", "StatTile", "make_searchable", "repolish"]
+from .space_colors import space_tone
+
+__all__ = [
+    "Avatar",
+    "Note",
+    "Pill",
+    "SpaceChip",
+    "StatTile",
+    "make_searchable",
+    "repolish",
+    "space_tip",
+]
 
 
 def repolish(widget: QWidget) -> None:
@@ -191,8 +202,57 @@ class Note(QLabel):
 class Avatar(QLabel):
     """A round badge with a device's letter."""
 
-    def __init__(self, letter: str, parent: QWidget | None = None) -> None:
+    def __init__(
+        self, letter: str, parent: QWidget | None = None, *, space: str | None = None
+    ) -> None:
         super().__init__(letter, parent)
         self.setObjectName("avatar")
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setFixedSize(40, 40)
+        if space is not None:
+            # Devices of one space share a colour, so a glance groups the windows.
+            accent = space_tone(space).accent
+            self.setStyleSheet(
+                "QLabel#avatar { background: qlineargradient(x1:0, y1:0, x2:1, y2:1, "
+                f"stop:0 {accent.lighter(118).name()}, stop:1 {accent.darker(118).name()}); }}"
+            )
+
+
+SPACE_CHIP_MAX_WIDTH = 150
+
+
+def space_tip(space: str, who: str = "This device") -> str:
+    """What a space chip's tooltip says."""
+    return (
+        f"Space {space!r}: {who} syncs the items of this space only. A write reaches the "
+        "devices in the same space and never those in another (each space is its own set "
+        "of values on the server)."
+    )
+
+
+class SpaceChip(QLabel):
+    """A small rounded label with a space's name, in that space's colours.
+
+    Long names are elided (the tooltip has the whole name).
+    """
+
+    def __init__(self, space: str, parent: QWidget | None = None, *, who: str = "") -> None:
+        super().__init__(parent)
+        self.setObjectName("spaceChip")
+        self.space = space
+        tone = space_tone(space)
+        self.setStyleSheet(
+            f"QLabel#spaceChip {{ background: {tone.fill.name()}; color: {tone.ink.name()};"
+            f" border: 1px solid {tone.accent.name()}; border-radius: 9px;"
+            " padding: 1px 8px; font-weight: 600; font-size: 8pt; }"
+        )
+        self.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.setToolTip(space_tip(space, who or "This device"))
+        self.setAccessibleName(f"Space {space}")
+        self._fit()
+
+    def _fit(self) -> None:
+        self.ensurePolished()
+        room = SPACE_CHIP_MAX_WIDTH - 20
+        self.setText(self.fontMetrics().elidedText(self.space, Qt.TextElideMode.ElideRight, room))

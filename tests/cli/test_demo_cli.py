@@ -32,6 +32,14 @@ WRONG_OPTIONS = [
     (["--screenshot", "shot.jpg"], ["--screenshot", ".png"]),
     (["--screenshot", "/no/such/folder/shot.png"], ["--screenshot", "/no/such/folder"]),
     (["--data-dir", "README.md"], ["--data-dir", "README.md"]),
+    (["--space", ""], ["--space", "cannot be empty"]),
+    (["--space", "s" * 129], ["--space", "129 characters", "at most 128"]),
+    (["--space", "é" * 129], ["--space", "129 characters"]),
+    (["--spaces", "family"], ["--spaces", "two or more"]),
+    (["--spaces", "family,,work"], ["--spaces", "cannot be empty"]),
+    (["--spaces", "family,family"], ["--spaces", "'family' is named twice"]),
+    (["--spaces", "a,b,c,d,e,f,g,h,i"], ["--spaces", "at most 8"]),
+    (["--space", "family", "--spaces", "a,b"], ["--spaces", "--space"]),
 ]
 
 
@@ -66,6 +74,25 @@ def test_good_server_urls_are_kept_as_given() -> None:
     urls = ["ws://127.0.0.1:8765", "wss://sync.example/optisync", "ws://[::1]:9000"]
     args = parse_args([arg for url in urls for arg in ("--server", url)])
     assert args.server == urls
+
+
+def test_every_device_is_in_the_default_space_unless_told() -> None:
+    """No option: one space, "default"; --space X: one space, X."""
+    assert parse_args([]).spaces == ("default",)
+    assert parse_args(["--space", "family"]).spaces == ("family",)
+    assert parse_args(["--space", "é" * 128]).spaces == ("é" * 128,)
+
+
+def test_spaces_are_split_on_commas_and_stripped() -> None:
+    """--spaces "family, work" gives the two names, in order, without the blanks."""
+    assert parse_args(["--spaces", "family, work"]).spaces == ("family", "work")
+    assert parse_args(["--spaces", "b,a,c"]).spaces == ("b", "a", "c")
+
+
+def test_a_space_name_with_a_newline_is_still_one_error_line() -> None:
+    """The name is quoted with escapes, so a refused name never breaks the line."""
+    result = run_command(*DEMO, "--spaces", "one\nline,one\nline")
+    assert_one_line_error(result, "optisync-demo", USAGE, "--spaces", "named twice")
 
 
 def test_a_data_dir_that_cannot_be_made_is_one_line_and_exit_1(tmp_path: Path) -> None:

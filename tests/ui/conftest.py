@@ -28,6 +28,7 @@ from pytestqt.qtbot import QtBot
 from app.ui.demo import Demo
 from app.ui.device_window import DeviceWindow
 from app.ui.item_delegate import ItemDelegate
+from app.ui.space_names import DEFAULT_SPACE
 from app.ui.theme import apply_theme
 from tests.timeouts import TIMEOUT_MS
 
@@ -83,8 +84,15 @@ class Harness:
             raise
         return task.result()
 
-    def start(self, devices: int = 2, *, latency_ms: int = 40, items: int | None = None) -> Demo:
-        demo = Demo(data_dir=self.data_dir, latency_ms=latency_ms, items=items)
+    def start(
+        self,
+        devices: int = 2,
+        *,
+        latency_ms: int = 40,
+        items: int | None = None,
+        spaces: tuple[str, ...] = (DEFAULT_SPACE,),
+    ) -> Demo:
+        demo = Demo(data_dir=self.data_dir, latency_ms=latency_ms, items=items, spaces=spaces)
         self.demo = demo
         self.run(demo.start(devices))
         self.wait_online()
@@ -139,14 +147,14 @@ class Harness:
 
     # -- what the server holds ---------------------------------------------------------
 
-    def server_value(self, item_id: str) -> tuple[Any, int] | None:
-        """(value, revision) the server holds for an item's like, or None."""
+    def server_value(self, item_id: str, space: str = DEFAULT_SPACE) -> tuple[Any, int] | None:
+        """(value, revision) the server holds for an item's like in ``space``, or None."""
         assert self.demo is not None
         assert self.demo.server is not None
         state = self.demo.server.state
         assert state is not None
         for entry in state.values:
-            if entry.key == f"like/{item_id}":
+            if entry.key == f"like/{item_id}" and entry.space == space:
                 return msgspec.json.decode(bytes(entry.value)), entry.server_revision
         return None
 

@@ -15,6 +15,7 @@ from app.sync import (
     SyncFinished,
 )
 from app.ui.sequence import SERVER_LANE, Dot, SequenceModel
+from app.ui.space_names import DEFAULT_SPACE
 
 A, B = 11, 22
 KEY = "like/coffee"
@@ -141,7 +142,7 @@ def test_the_ack_that_schedules_a_follow_up_learns_its_revision_from_the_feed() 
     """Once the feed says which revision the first request got, its ack is labelled with it."""
     model = _model()
     _burst(model)
-    model.server_writes([(KEY, True, 1, A, 1)], 0.3)
+    model.server_writes([(KEY, True, 1, A, 1, DEFAULT_SPACE)], 0.3)
     first, ack_1, _follow_up, _ack_2 = model.arrows()
     assert first.server_revision == 1
     assert ack_1.label == "♥ L1 rev 1"
@@ -152,7 +153,7 @@ def test_the_servers_feed_places_the_commit_and_ends_the_request_there() -> None
     model = _model()
     _tap(model, 0.0, 1, True, False)
     _sent(model, 0.0, 1, True, False)
-    model.server_writes([(KEY, True, 4, A, 1)], 0.3)
+    model.server_writes([(KEY, True, 4, A, 1, DEFAULT_SPACE)], 0.3)
     [request] = model.arrows()
     [commit] = model.commits()
     assert request.end == 0.3
