@@ -98,7 +98,7 @@ async def _measure(load: Load, spaces: int, seconds: float, tmp: Path) -> list[R
     devices = spaces * DEVICES_PER_SPACE
     rng = random.Random(spaces)
     runs: list[Run] = []
-    async with server_on(tmp / f"spaces-{spaces}.sqlite3") as (server, _):
+    async with server_on(tmp / f"spaces-{spaces}.sqlite3") as (server, _, _):
         writers = [Writer(WRITER + n) for n in range(0, spaces, SPACES_PER_WRITER)]
         try:
             for n, writer in enumerate(writers):
