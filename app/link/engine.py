@@ -152,9 +152,9 @@ class LinkEngine:
 
     ``space`` is the space it joins (the protocol's ``"default"`` unless given).
     ``since`` and ``epoch`` are what the device stored last time for that space
-    (0 and None for a new device). ``drop_push`` may lose pushes on purpose, as a flaky network
-    would (demos and tests). ``heartbeat`` is the idle resync period in seconds
-    (None: never).
+    (0 and None for a new device). ``drop_push`` may lose pushes on purpose, as
+    a flaky network would (demos and tests). ``heartbeat`` is the idle resync
+    period in seconds (None: never).
     """
 
     def __init__(
