@@ -244,8 +244,9 @@ class SpaceChip(QLabel):
         self.setStyleSheet(
             f"QLabel#spaceChip {{ background: {tone.fill.name()}; color: {tone.ink.name()};"
             f" border: 1px solid {tone.accent.name()}; border-radius: 9px;"
-            " padding: 1px 8px; font-weight: 600; font-size: 8pt; }"
+            " padding: 0px 9px; font-weight: 600; font-size: 8pt; }"
         )
+        self.setFixedHeight(20)  # rounded needs the radius to be at most half the height
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
         self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
         self.setToolTip(space_tip(space, who or "This device"))

@@ -13,6 +13,7 @@ from app.sync import SyncEvent
 from app.ui.demo import Demo
 from app.ui.device_window import DeviceWindow
 from app.ui.help import help_html
+from app.ui.screenshot import stage_scene
 from app.ui.sequence import SERVER_LANE
 from app.ui.sequence_view import HEADER, SequencePanel
 from app.ui.server_values import ServerValuesModel, SpacesRole
@@ -207,3 +208,18 @@ def test_the_help_explains_spaces() -> None:
     html = help_html()
     assert "<h3>Spaces</h3>" in html
     assert "--spaces" in html
+
+
+def test_the_screenshot_scene_writes_in_both_spaces(harness: Harness) -> None:
+    """--spaces with --screenshot: the staged scene shows a write in each space, the
+    other device's write landing in the first window's space."""
+    demo, a, b, _c = _start_two_spaces(harness)
+    harness.run(stage_scene(demo))
+    assert demo.server_window is not None
+    values = demo.server_window.values_model
+    harness.wait(lambda: values.spaces() == ["family", "work"])
+    harness.wait(lambda: len(values.rows_of("work")) == 1)
+    assert [key for key, _v, _r in values.rows_of("work")] == ["like/rocket"]
+    assert "like/book" in [key for key, _v, _r in values.rows_of("family")]  # another device's
+    assert a.bridge.state.liked("coffee")
+    assert not b.bridge.state.liked("coffee")
