@@ -25,7 +25,7 @@ from pathlib import Path
 import platformdirs
 
 from app.link.urls import check_server_url
-from app.ui.space_names import DEFAULT_SPACE, check_space_name, parse_space_list
+from app.ui.space_names import DEFAULT_SPACE, MAX_SPACES, check_space_name, parse_space_list
 from syncserver.access import resolve_token
 from syncserver.cli import (
     CommandLineError,
@@ -89,13 +89,14 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
         "--space",
         type=space_name,
         metavar="NAME",
-        help=f"the space every device window joins (default {DEFAULT_SPACE})",
+        help=f'the space every device window joins (default "{DEFAULT_SPACE}"): an '
+        "account, a document, a room",
     )
     spaces.add_argument(
         "--spaces",
         type=space_names,
         metavar="A,B",
-        help="device windows take turns between these spaces (A, B, A, …): "
+        help=f"2 to {MAX_SPACES} spaces the device windows take turns between (A, B, A, …): "
         "a write reaches only the devices of its space",
     )
     parser.add_argument(

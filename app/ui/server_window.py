@@ -306,11 +306,13 @@ class ServerWindow(QWidget):
             )
         self.tabs.addTab(self.values, "Values")
         self.tabs.setTabToolTip(
-            self.tabs.count() - 1, "Authoritative values: what the server holds"
+            self.tabs.count() - 1, "Authoritative values: what the server holds, grouped by space"
         )
         self.tabs.addTab(self.devices, "Devices")
         self.tabs.setCornerWidget(self.external_result, Qt.Corner.TopRightCorner)
-        self.tabs.setTabToolTip(self.tabs.count() - 1, "Connected devices")
+        self.tabs.setTabToolTip(
+            self.tabs.count() - 1, "Connected devices and the spaces they joined"
+        )
 
         self.menu = WindowMenu(self, close_label="&Close window", device=False)
         self.menu.addDeviceRequested.connect(self.addDeviceRequested.emit)

@@ -223,3 +223,24 @@ def test_the_screenshot_scene_writes_in_both_spaces(harness: Harness) -> None:
     assert "like/book" in [key for key, _v, _r in values.rows_of("family")]  # another device's
     assert a.bridge.state.liked("coffee")
     assert not b.bridge.state.liked("coffee")
+
+
+def test_an_added_device_takes_its_turn_and_a_reopened_one_its_space(harness: Harness) -> None:
+    """Add device after A (family) and B (work) opens C in family; B closed and added
+    again comes back in work with its likes."""
+    demo = harness.start(2, spaces=SPACES)
+    b = demo.window("Device B")
+    harness.click_heart(b, "coffee")
+    harness.wait(lambda: harness.server_value("coffee", "work") is not None)
+    harness.wait_synced()
+    demo.request_new_device()
+    harness.wait(lambda: len(demo.windows) == 3)
+    assert demo.window("Device C").bridge.space == "family"
+    b.close()
+    harness.wait(lambda: all(w.bridge.name != "Device B" for w in demo.windows))
+    demo.request_new_device()  # the first free name: B, reopened once closed
+    harness.wait(lambda: any(w.bridge.name == "Device B" for w in demo.windows))
+    again = demo.window("Device B")
+    assert again.bridge.space == "work"
+    assert again.space_chip.text() == "work"
+    assert again.bridge.state.liked("coffee")
