@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from app.link import DEFAULT_SPACE, LinkEngine
 from app.link.engine import (
@@ -263,3 +265,59 @@ def test_a_hello_refused_for_the_space_is_reported() -> None:
         engine.receive(json.dumps(error), 0.0)
     assert engine.events_received() == [SpaceRefused(SPACE, "forbidden", "not in the list")]
     assert not engine.online
+
+
+# -- a property: gap detection by prev against a model server ------------------------
+
+_WRITE = st.tuples(st.just("write"), st.sampled_from([SPACE, "work"]), st.booleans())
+_SERVE = st.just(("serve", "", False))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.one_of(_WRITE, _WRITE, _SERVE), max_size=40))
+def test_newest_seen_never_passes_a_missed_write_and_gaps_are_never_false(
+    steps: list[tuple[str, str, bool]],
+) -> None:
+    """Writes in two spaces, some pushes of the engine's space lost, resyncs answered in
+    two pages with pushes between them: newest_seen never claims a write of its space
+    the device has not got, a gap is only ever reported when one is missing, and with
+    nothing lost none is reported and newest_seen reaches the space's head."""
+    engine = LinkEngine(7, epoch="e1", space=SPACE)
+    engine.connected(0.0)
+    writes: list[tuple[int, str]] = []  # (revision, space) in commit order
+    heads: dict[str, int] = {}
+    got: set[int] = set()  # revisions of SPACE the device applied or a snapshot covered
+    answering: int | None = None  # the revision of the snapshot being sent, after page 1
+
+    def hello_pending() -> bool:
+        return any(json.loads(frame)["type"] == "hello" for frame in engine.data_to_send())
+
+    waiting_hello = hello_pending()
+    for kind, space, lost in steps:
+        gaps = engine.gaps_detected
+        if kind == "write":
+            revision = len(writes) + 1
+            prev = heads.get(space, 0)
+            writes.append((revision, space))
+            heads[space] = revision
+            if not (lost and space == SPACE):
+                engine.receive(json.dumps(_push(revision, prev, space=space)), 0.0)
+                if space == SPACE:
+                    got.add(revision)
+        elif answering is not None:  # the last page
+            engine.receive(_snapshot(answering), 0.0)
+            got.update(r for r, s in writes if s == SPACE and r <= answering)
+            answering = None
+        elif waiting_hello:  # the first page, read now
+            answering = len(writes)
+            engine.receive(_snapshot(answering, more=True), 0.0)
+            waiting_hello = False
+        waiting_hello |= hello_pending()
+        mine = {r for r, s in writes if s == SPACE}
+        assert {r for r in mine if r <= engine.newest_seen} <= got
+        if engine.gaps_detected > gaps:
+            assert mine - got, "a gap was reported with nothing of the space missing"
+    if all(not lost or space != SPACE for kind, space, lost in steps if kind == "write"):
+        assert engine.gaps_detected == 0
+        if engine.online and answering is None and not waiting_hello:
+            assert engine.newest_seen >= heads.get(SPACE, 0)
