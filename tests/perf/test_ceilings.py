@@ -10,6 +10,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from syncserver.protocol import Ack, Hello, Push, PushBatch, Set, decode_server_message, encode
 from tests.perf._bare import relay_running, text_frame
 from tests.perf._load import ACK, PUSH, Counter
+from tests.perf.profile import category_of
 from tests.timeouts import TIMEOUT
 
 
@@ -89,3 +90,20 @@ def test_counter_answers_pings_wherever_the_stream_is_cut() -> None:
         finally:
             left.close()
             right.close()
+
+
+def test_a_profile_sample_goes_to_its_innermost_named_frame() -> None:
+    """A sample counts for the innermost frame that names a category, not for its caller."""
+    handler = [
+        "Runner.run (asyncio/runners.py:118)",
+        "serve.<locals>.protocol_handler (websockets/asyncio/server.py:762)",
+        "SyncServer._handle (syncserver/server.py:302)",
+    ]
+    assert category_of([*handler, "_decode (syncserver/protocol.py:428)"]) == (
+        "decoding and validating sets (msgspec)"
+    )
+    assert category_of([*handler, "write_frames (syncserver/wire.py:45)"]) == (
+        "socket writes (transport.write)"
+    )
+    assert category_of(handler) == "optisync core, limits, stats"
+    assert category_of(handler[:2]) == "reading and parsing frames (websockets)"
