@@ -113,6 +113,7 @@ class SequencePainter:
         self.cache_labels = True  # off for SVG export, which keeps text as text
         self.label_rects: list[QRectF] = []  # the labels drawn by the last paint
         self._several = False  # whether the model shows several spaces (set per paint)
+        self._header: tuple[tuple[float, tuple[Lane, ...], float], QPixmap] | None = None
 
     # -- geometry ---------------------------------------------------------------------
 
@@ -244,6 +245,25 @@ class SequencePainter:
             painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
     def _paint_header(self, painter: QPainter, xs: dict[int, float], width: float) -> None:
+        if not self.cache_labels:
+            self._draw_header(painter, xs, width)
+            return
+        # Drawn once per lane set and width: two lines of text per lane cost more than
+        # every arrow of a frame.
+        ratio = painter.device().devicePixelRatioF()
+        key = (width, tuple(self.model.lanes), ratio)
+        if self._header is None or self._header[0] != key:
+            pixmap = QPixmap(max(1, math.ceil(width * ratio)), math.ceil(HEADER * ratio) + 1)
+            pixmap.setDevicePixelRatio(ratio)
+            pixmap.fill(Qt.GlobalColor.transparent)
+            header = QPainter(pixmap)
+            header.setRenderHint(QPainter.RenderHint.Antialiasing)
+            self._draw_header(header, xs, width)
+            header.end()
+            self._header = (key, pixmap)
+        painter.drawPixmap(QPointF(0, 0), self._header[1])
+
+    def _draw_header(self, painter: QPainter, xs: dict[int, float], width: float) -> None:
         painter.fillRect(QRectF(0, 0, width, HEADER), QColor("#FFFFFF"))
         painter.setPen(Palette.line)
         painter.drawLine(QPointF(0, HEADER), QPointF(width, HEADER))
