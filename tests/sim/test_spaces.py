@@ -9,6 +9,7 @@ from app.sync.testing import (
     Advance,
     DropPush,
     InvariantViolation,
+    KillDevice,
     Latency,
     RestartServer,
     Schedule,
@@ -107,3 +108,20 @@ def test_a_device_that_ignores_its_space_is_caught() -> None:
     assert "device 1 in space 'space-1' received write" in problems
     assert "in space 'space-1'" in problems
     assert "spaces=2" in caught.value.script
+
+
+def test_a_device_killed_in_a_space_reopens_in_it_from_its_store() -> None:
+    """Killed after its store flushed, a device of the second space reopens with its id,
+    its space's newest_seen and its value, and catches up on what it missed there."""
+    actions: list[Action] = [Tap(1, 0), Advance(0.2), KillDevice(1, 0.0, 0.5), Tap(3, 0)]
+    actions += [Tap(0, 0), Advance(0.1), Tap(3, 0), Advance(1.0)]
+    simulation = play(4, 1, Schedule(6, actions), spaces=2)
+    session = simulation.devices[1]
+    assert session is not None
+    assert simulation.server is not None
+    assert session.client.space == OTHER
+    expected = simulation.flow.expected(*simulation.server.register(ITEM_0, OTHER))
+    assert simulation.flow.read(session, ITEM_0) == expected
+    assert simulation.stats is not None
+    assert simulation.stats.faults == {"KillDevice": 1}
+    assert session.client.newest_seen.value >= simulation.server.head(OTHER)
