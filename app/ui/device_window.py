@@ -51,7 +51,8 @@ ITEMS_HINT = "click a heart, or press space or Enter"
 LIST_KEYS = (Qt.Key.Key_Up, Qt.Key.Key_Down, Qt.Key.Key_PageUp, Qt.Key.Key_PageDown)
 
 STATUS_TIPS = {
-    "good": "Connected to {url} and caught up: every push arrives as it happens.",
+    "good": "Connected to {url} and caught up in space {space!r}: every push of this space "
+    "arrives as it happens.",
     "warn": "Connecting to {url}… Taps are shown at once and sent once connected.",
     "bad": "No connection to the server. Taps are kept (and saved on disk) and sent "
     "when the connection is back; the device retries with growing, jittered delays.",
@@ -326,7 +327,9 @@ class DeviceWindow(QWidget):
 
     def _show_status(self) -> None:
         text, tone = status_text(self.bridge.status, time.monotonic())
-        tip = STATUS_TIPS[tone].format(url=self.bridge.status.url or "the server")
+        tip = STATUS_TIPS[tone].format(
+            url=self.bridge.status.url or "the server", space=self.bridge.space
+        )
         # Narrow windows drop the reason first, then "Offline" (the red says it); the
         # tooltip always has every word.
         shorter = [text]

@@ -3,6 +3,7 @@ and every window says which space it shows (real server, real widgets offscreen)
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,6 +20,7 @@ from app.ui.sequence_view import HEADER, SequencePanel
 from app.ui.server_values import ServerValuesModel, SpacesRole
 from app.ui.space_colors import space_tone
 from app.ui.space_names import DEFAULT_SPACE, check_space_name, parse_space_list, space_of
+from syncserver import SyncServer
 from tests.ui.conftest import Harness
 
 SPACES = ("family", "work")
@@ -244,3 +246,30 @@ def test_an_added_device_takes_its_turn_and_a_reopened_one_its_space(harness: Ha
     assert again.bridge.space == "work"
     assert again.space_chip.text() == "work"
     assert again.bridge.state.liked("coffee")
+
+
+def test_a_space_the_server_refuses_says_so_in_the_connection_pill(
+    harness: Harness, tmp_path: Path
+) -> None:
+    """A server whose access table leaves the space out: the window shows why it is
+    not online instead of waiting for a snapshot that never comes."""
+    server = harness.run(
+        SyncServer.start(
+            port=0, db_path=tmp_path / "guarded.sqlite3", space_access={"default": None}
+        )
+    )
+    demo = Demo(
+        data_dir=tmp_path / "demo",
+        server_urls=[f"ws://127.0.0.1:{server.port}"],
+        spaces=("secret",),
+    )
+    harness.demo = demo
+    try:
+        harness.run(demo.start(1))
+        window = demo.windows[0]
+        harness.wait(lambda: "refused space 'secret'" in window.connection.full_text)
+        assert window.bridge.status.state != "online"
+        assert "secret" in window.space_chip.text()
+    finally:
+        harness.close()
+        harness.run(server.close())
