@@ -23,7 +23,10 @@ and the line CPU per write = fixed + per delivery × devices fitted over the
 steps where each write came alone (a push per frame: the workers count the
 frames too). When a fan-out takes longer than the gap between writes, the
 next writes share a commit and each device gets them in one frame, so the
-cost per delivery at the largest steps can fall below the line.
+cost per delivery at the largest steps can fall below the line. After the
+ramp (not in quick mode) the devices stay idle for one ping interval and a
+second: the server's CPU per connected device per second is what keep-alive
+pings cost.
 
 **Keys** (1,000, 10,000, 100,000, 1,000,000; quick mode stops at 100,000):
 the database file is filled straight with SQLite in the server's schema
@@ -92,6 +95,8 @@ WRITER = 999_999
 """The writer's device id (the load's devices count from 1)."""
 KEY_TARGET = 1.5
 """CPU per write at most this many times the same at 1,000 keys."""
+IDLE = 21.0
+"""Seconds the devices stay idle after the ramp: one ping interval (20 s) and a bit."""
 ACK_LIMIT = 60.0
 """Seconds the writer waits for its acks."""
 
@@ -255,10 +260,15 @@ async def server_on(db: Path) -> AsyncIterator[tuple[Server, float, float]]:
         yield server, time.perf_counter() - started, server.cpu_seconds()
 
 
-async def _device_ramp(load: Load, server: Server, steps: Sequence[int], writes: int) -> list[Step]:
+async def _device_ramp(
+    load: Load, server: Server, steps: Sequence[int], writes: int, idle: float
+) -> tuple[list[Step], float]:
+    """The steps, and the server's CPU µs per connected device per second while the
+    devices are idle for ``idle`` seconds after the last step (0: not measured)."""
     writer = Writer()
     await writer.open(server.url, 0)
     connected, seq, results = 0, 0, []
+    idle_us = 0.0
     try:
         for devices in steps:
             await load.connect(server.url, devices - connected, batched=True, first=connected + 1)
@@ -270,10 +280,17 @@ async def _device_ramp(load: Load, server: Server, steps: Sequence[int], writes:
             seq += writes
             step = await measure_writes(load, server, writer, frames, devices, devices)
             results.append(dataclasses.replace(step, rss_kib=rss))
+        if idle:
+            await load.arm_listen({}, drain=idle)  # reads, answers pings, expects no push
+            before = server.cpu_seconds()
+            listened = await load.listened()
+            idle_us = (server.cpu_seconds() - before) / (idle * connected) * 1e6
+            if listened.wrong:
+                raise RuntimeError(f"{len(listened.wrong)} idle devices got pushes")
     finally:
         writer.close()
         await load.close_connections()
-    return results
+    return results, idle_us
 
 
 async def _keys_step(load: Load, keys: int, writes: int, tmp: Path) -> Step:
@@ -500,17 +517,31 @@ async def _measure(quick: bool, report: Callable[[str], None]) -> list[Row]:
     device_steps = QUICK_DEVICE_STEPS if quick else DEVICE_STEPS
     key_steps = QUICK_KEY_STEPS if quick else KEY_STEPS
     writes = 20 if quick else 40
+    idle = 0.0 if quick else IDLE
     if limit < device_steps[-1] + 100:
         raise RuntimeError(f"open-file limit {limit} is too low for {device_steps[-1]} devices")
     async with load_workers() as load:
         async with relay_server(pin=False, probe=True) as relay:
-            ceiling = await _device_ramp(load, relay, device_steps, writes)
+            ceiling, idle_relay = await _device_ramp(load, relay, device_steps, writes, idle)
         with tempfile.TemporaryDirectory(prefix="optisync-curve-") as tmp:
             async with server_on(Path(tmp) / "devices.sqlite3") as (server, _, _):
-                ours = await _device_ramp(load, server, device_steps, writes)
+                ours, idle_ours = await _device_ramp(load, server, device_steps, writes, idle)
             keys = [await _keys_step(load, count, writes, Path(tmp)) for count in key_steps]
     report(curve_table(ours, ceiling, keys, limit))
-    return _device_rows(ours, ceiling) + _key_rows(keys)
+    rows = _device_rows(ours, ceiling)
+    if idle:
+        rows.append(
+            Row(
+                f"curve: server CPU per idle device (keep-alive pings), {ours[-1].devices:,}"
+                " devices",
+                idle_ours,
+                "µs/s",
+                idle_relay,
+                None,
+                lower_is_better=True,
+            )
+        )
+    return rows + _key_rows(keys)
 
 
 def run(quick: bool = False) -> list[Row]:
