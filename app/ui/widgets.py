@@ -233,7 +233,9 @@ def space_tip(space: str, who: str = "This device") -> str:
 class SpaceChip(QLabel):
     """A small rounded label with a space's name, in that space's colours.
 
-    Long names are elided (the tooltip has the whole name).
+    It asks for the whole name (up to :data:`SPACE_CHIP_MAX_WIDTH`) and gives
+    room back down to a few letters, eliding (…) what does not fit: a long
+    name never widens the window. The tooltip has the whole name.
     """
 
     def __init__(self, space: str, parent: QWidget | None = None, *, who: str = "") -> None:
@@ -244,16 +246,35 @@ class SpaceChip(QLabel):
         self.setStyleSheet(
             f"QLabel#spaceChip {{ background: {tone.fill.name()}; color: {tone.ink.name()};"
             f" border: 1px solid {tone.accent.name()}; border-radius: 9px;"
-            " padding: 0px 9px; font-weight: 600; font-size: 8pt; }"
+            " padding: 0px 7px; font-weight: 600; font-size: 8pt; }"
         )
         self.setFixedHeight(20)  # rounded needs the radius to be at most half the height
         self.setAlignment(Qt.AlignmentFlag.AlignCenter)
-        self.setSizePolicy(QSizePolicy.Policy.Fixed, QSizePolicy.Policy.Fixed)
+        self.setSizePolicy(QSizePolicy.Policy.Maximum, QSizePolicy.Policy.Fixed)
         self.setToolTip(space_tip(space, who or "This device"))
         self.setAccessibleName(f"Space {space}")
-        self._fit()
-
-    def _fit(self) -> None:
         self.ensurePolished()
-        room = SPACE_CHIP_MAX_WIDTH - 20
-        self.setText(self.fontMetrics().elidedText(self.space, Qt.TextElideMode.ElideRight, room))
+        self._fit(SPACE_CHIP_MAX_WIDTH)
+
+    def _padding(self) -> int:
+        margins = self.contentsMargins()
+        return margins.left() + margins.right() + 4  # the stylesheet's padding and border
+
+    def sizeHint(self) -> QSize:
+        # Rounded up: elidedText measures in fractions of a pixel.
+        width = self.fontMetrics().horizontalAdvance(self.space) + self._padding() + 2
+        return QSize(min(width, SPACE_CHIP_MAX_WIDTH), 20)
+
+    def minimumSizeHint(self) -> QSize:
+        shortest = self.fontMetrics().horizontalAdvance("…") + self._padding()
+        return QSize(min(shortest, self.sizeHint().width()), 20)
+
+    def resizeEvent(self, event: QResizeEvent) -> None:
+        super().resizeEvent(event)
+        self._fit(self.width())
+
+    def _fit(self, width: int) -> None:
+        room = max(0, width - self._padding())
+        shown = self.fontMetrics().elidedText(self.space, Qt.TextElideMode.ElideRight, room)
+        if self.text() != shown:
+            self.setText(shown)
