@@ -389,7 +389,8 @@ class RedisBackend:
                         await asyncio.sleep(0.01)
         if self._follower is not None:
             self._follower.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            # Ended with an error only when open() failed, which raised it already.
+            with contextlib.suppress(Exception, asyncio.CancelledError):
                 await self._follower
         for claim in list(self._claims):
             claim.cancel()

@@ -252,3 +252,19 @@ async def test_an_entry_from_before_spaces_in_the_log_follows_the_default_head(
     await process.wait_for(lambda: process.backend.revision == 3)
     late = process.reported[-1]
     assert (late.key, late.space, late.revision, late.prev) == ("z", DEFAULT_SPACE, 3, 2)
+
+
+async def test_open_fails_at_once_when_loading_fails(followers) -> None:
+    """A Redis that answers the ping but fails while the registers load makes
+    ``open()`` raise that error, with nothing left running."""
+    process = followers()
+
+    async def broken_scan(*args: Any, **kwargs: Any) -> Any:
+        raise redis.ConnectionError("connection reset while loading")
+
+    process.backend._redis.hscan = broken_scan
+    with pytest.raises(redis.ConnectionError, match="while loading"):
+        await asyncio.wait_for(process.backend.open(), TIMEOUT)
+    follower = process.backend._follower
+    assert follower is not None
+    assert follower.done()
