@@ -202,7 +202,7 @@ class DeviceBridge(QObject):
         previous, self._status = self._status, status
         self.statusChanged.emit(status)
         if status.state != previous.state:
-            self.eventLogged.emit(_link_entry(status))
+            self.eventLogged.emit(_link_entry(status, self.space))
             if status.state == "online" and self._waiting:
                 waiting, self._waiting = self._waiting, {}
                 for key, words in waiting.items():
@@ -232,9 +232,9 @@ class DeviceBridge(QObject):
         self.eventLogged.emit(describe(event, self._directory.name, self.device_id, online=online))
 
 
-def _link_entry(status: ConnectionStatus) -> TimelineEntry:
+def _link_entry(status: ConnectionStatus, space: str) -> TimelineEntry:
     text = {
-        "online": f"Online and caught up with {status.url or 'the server'}",
+        "online": f"Online and caught up with {status.url or 'the server'} in space {space!r}",
         "connecting": f"Connecting to {status.url or 'the server'}…",
         "offline": "Offline: taps are kept and sent when the connection is back",
     }

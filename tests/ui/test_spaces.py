@@ -98,6 +98,7 @@ def test_each_device_window_shows_its_space_in_its_colour(harness: Harness) -> N
     assert "family" in a.windowTitle()
     assert "work" in b.windowTitle()
     assert "family" in a.space_chip.toolTip()
+    harness.wait(lambda: any("in space 'work'" in e.text for e in b.timeline_model.entries()))
     assert a.space_chip.styleSheet() == c.space_chip.styleSheet()
     assert a.space_chip.styleSheet() != b.space_chip.styleSheet()
     assert space_tone("family").accent != space_tone("work").accent
