@@ -2,20 +2,22 @@
 
     python -m tests.perf.spaces_redis [--quick]
 
-Two ``python -m syncserver --backend redis://...`` processes (A and B, their
-exact CPU time read by :mod:`tests.perf._probe`) share one ``redis-server``
-(``appendfsync always``, as :mod:`tests.perf.server_redis`). A carries 10
-spaces × 10 devices and the writers; B carries 100 devices in 10 other
-spaces, which nobody writes. Every write goes through Redis's one ordered
-log, so B receives and decodes each of them without a device to send it to:
+Two, then four ``python -m syncserver --backend redis://...`` processes
+(their exact CPU time read by :mod:`tests.perf._probe`) share one
+``redis-server`` (``appendfsync always``, as :mod:`tests.perf.server_redis`).
+The first, A, carries 10 spaces × 10 devices and the writer; each other one
+carries 100 devices in 10 other spaces, which nobody writes. Every write
+goes through Redis's one ordered log, so the idle processes receive and
+decode each of them without a device to send it to:
 that is the per-process price of one more server on the same Redis, paid on
-the global write rate. The writers write into A's spaces at random, 50 and
+the global write rate. The writer writes into A's spaces at random, 50 and
 then 1,000 writes/s, 4 s each (quick: 2 s), and the load checks that A's
-devices got exactly their space's writes and B's none.
+devices got exactly their space's writes and the others none.
 
-Figures, at each rate: B's CPU per write beside A's (the process that
-commits the write and pushes it to 10 devices and its writer), and the
-redis-server's own CPU per write (``INFO cpu``) beside A's.
+Figures, at each rate and number of processes: an idle process's CPU per
+write (the mean of the idle ones) beside A's (the process that commits the
+write and pushes it to 10 devices and its writer), and the redis-server's
+own CPU per write (``INFO cpu``) beside A's: how it grows with subscribers.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import sys
 from collections import Counter
 from collections.abc import AsyncIterator
 
+from tests.perf._load import Load
 from tests.perf.cli import bench_main
 from tests.perf.curve import WRITER, Writer, fd_limit, load_workers, set_frame, write_at_rate
 from tests.perf.report import Row
@@ -38,6 +41,8 @@ __all__ = ["redis_cpu_seconds", "run"]
 
 SPACES = 10
 """Spaces on each process."""
+PROCESSES = (2, 4)
+"""Server processes on the one Redis: the serving one and the idle ones."""
 
 
 async def redis_cpu_seconds(url: str) -> float:
@@ -55,39 +60,36 @@ async def redis_cpu_seconds(url: str) -> float:
 
 
 @contextlib.asynccontextmanager
-async def _two_processes() -> AsyncIterator[tuple[str, Server, Server]]:
+async def _processes(count: int) -> AsyncIterator[tuple[str, list[Server]]]:
     async with redis_server() as backend, contextlib.AsyncExitStack() as stack:
         args = ("-m", "syncserver", "--port", "0", "--backend", backend)
-        a = await stack.enter_async_context(subprocess_server(*args, pin=False, probe=True))
-        b = await stack.enter_async_context(subprocess_server(*args, pin=False, probe=True))
-        yield backend, a, b
+        servers = [
+            await stack.enter_async_context(subprocess_server(*args, pin=False, probe=True))
+            for _ in range(count)
+        ]
+        yield backend, servers
 
 
-async def _run(quick: bool) -> list[Row]:
-    fd_limit()
-    seconds = SECONDS / 2 if quick else SECONDS
-    serving = [space_name(n) for n in range(SPACES)]
-    idle = [space_name(SPACES + n) for n in range(SPACES)]
+async def _measure(load: Load, processes: int, seconds: float) -> list[Row]:
+    """A serving process and ``processes - 1`` idle ones on one Redis; rows per rate."""
+    names = [space_name(n) for n in range(SPACES * processes)]
+    serving = names[:SPACES]
     per_process = SPACES * DEVICES_PER_SPACE
-    rng = random.Random(1)
+    rng = random.Random(processes)
     rows: list[Row] = []
-    async with load_workers() as load, _two_processes() as (backend, a, b):
+    async with _processes(processes) as (backend, servers):
+        a, idle = servers[0], servers[1:]
         writer = Writer(WRITER)
         await writer.open(a.url, 0, serving)
         try:
-            await load.connect(
-                a.url,
-                per_process,
-                batched=True,
-                space_of=lambda d: serving[(d - 1) // DEVICES_PER_SPACE],
-            )
-            await load.connect(
-                b.url,
-                per_process,
-                batched=True,
-                first=per_process + 1,
-                space_of=lambda d: idle[(d - per_process - 1) // DEVICES_PER_SPACE],
-            )
+            for n, server in enumerate(servers):
+                await load.connect(
+                    server.url,
+                    per_process,
+                    batched=True,
+                    first=n * per_process + 1,
+                    space_of=lambda d: names[(d - 1) // DEVICES_PER_SPACE],
+                )
             seq = 0
             for rate in RATES:
                 writes = int(rate * seconds)
@@ -98,17 +100,21 @@ async def _run(quick: bool) -> list[Row]:
                 ]
                 seq += writes
                 await load.arm_listen(dict(Counter(picks)))
-                before_a, before_b = a.cpu_seconds(), b.cpu_seconds()
+                before = [server.cpu_seconds() for server in servers]
                 before_redis = await redis_cpu_seconds(backend)
                 await write_at_rate(sends, rate)
                 listened = await load.listened()
-                cpu_a = (a.cpu_seconds() - before_a) / writes * 1e6
-                cpu_b = (b.cpu_seconds() - before_b) / writes * 1e6
+                spent = [
+                    (server.cpu_seconds() - cpu) / writes * 1e6
+                    for server, cpu in zip(servers, before, strict=True)
+                ]
                 cpu_redis = (await redis_cpu_seconds(backend) - before_redis) / writes * 1e6
+                cpu_a, cpu_idle = spent[0], sum(spent[1:]) / len(idle)
+                label = f"{processes} processes, {rate:,.0f} writes/s"
                 rows.append(
                     Row(
-                        f"spaces on Redis: redis-server CPU per write, 2 subscribers,"
-                        f" {rate:,.0f} writes/s (ceiling: the serving process)",
+                        f"spaces on Redis: redis-server CPU per write, {label}"
+                        " (ceiling: the serving process)",
                         cpu_redis,
                         "µs",
                         cpu_a,
@@ -118,9 +124,9 @@ async def _run(quick: bool) -> list[Row]:
                 )
                 rows.append(
                     Row(
-                        f"spaces on Redis: CPU per write in a process without its space's devices,"
-                        f" {rate:,.0f} writes/s (ceiling: the serving process)",
-                        cpu_b,
+                        f"spaces on Redis: CPU per write in a process without its space's"
+                        f" devices, {label} (ceiling: the serving process)",
+                        cpu_idle,
                         "µs",
                         cpu_a,
                         None,
@@ -129,17 +135,26 @@ async def _run(quick: bool) -> list[Row]:
                 )
                 rows.append(
                     Row(
-                        f"spaces on Redis: devices with exactly their space's writes,"
-                        f" {rate:,.0f} writes/s",
+                        f"spaces on Redis: devices with exactly their space's writes, {label}",
                         listened.connections - len(listened.wrong),
                         "devices",
-                        2 * per_process,
+                        processes * per_process,
                         1.0,
                     )
                 )
         finally:
             writer.close()
             await load.close_connections()
+    return rows
+
+
+async def _run(quick: bool) -> list[Row]:
+    fd_limit()
+    seconds = SECONDS / 2 if quick else SECONDS
+    rows: list[Row] = []
+    async with load_workers() as load:
+        for processes in PROCESSES:
+            rows += await _measure(load, processes, seconds)
     return rows
 
 
