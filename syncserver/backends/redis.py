@@ -60,7 +60,9 @@ Keys (all under ``optisync:`` in the URL's database):
   whole node);
 * ``optisync:devices``: hash, device id → the SHA-256 of its secret, set with
   HSETNX (the first process to record a device wins; records are never replaced);
-* channel ``optisync:writes``: ``"FIRST [ENTRY,...]"`` per script call.
+* channel ``optisync:writes`` (database 0; ``optisync:writes:dbN`` for
+  database N, as Redis' channels are shared by every database):
+  ``"FIRST [ENTRY,...]"`` per script call.
 
 ENTRY is the JSON array ``[key, value, local_revision, device_id, origin,
 sequence, space, prev]``; ``origin`` and ``sequence`` let the writing process
@@ -92,7 +94,13 @@ from ..protocol import DEFAULT_SPACE
 from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
 from .ordered import RevisionLog, SpaceLogs
 
-__all__ = ["DEFAULT_LOG_RETENTION", "LOST_LOG_INTERVAL", "RedisBackend", "registers_key"]
+__all__ = [
+    "DEFAULT_LOG_RETENTION",
+    "LOST_LOG_INTERVAL",
+    "RedisBackend",
+    "channel_name",
+    "registers_key",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -181,6 +189,12 @@ _decode_entries = msgspec.json.Decoder(list[Entry]).decode
 _encode = msgspec.json.Encoder().encode
 
 
+def channel_name(db: int) -> str:
+    """The write channel of database ``db``: Redis' channels are not per database,
+    so another database's deployment on the same Redis must not share it."""
+    return _PREFIX + "writes" if db == 0 else f"{_PREFIX}writes:db{db}"
+
+
 def registers_key(space: str) -> str:
     """The hash that holds ``space``'s registers."""
     return _REGISTERS if space == DEFAULT_SPACE else f"{_REGISTERS}:{space}"
@@ -232,7 +246,9 @@ class RedisBackend:
         self._epoch_key = _PREFIX + "epoch"
         self._heads_key = _PREFIX + "heads"
         self._log = _PREFIX + "log"
-        self._channel = _PREFIX + "writes"
+        self._channel = channel_name(
+            int(self._redis.connection_pool.connection_kwargs.get("db", 0))
+        )
         self._devices_key = _PREFIX + "devices"
         self._devices: dict[int, bytes] = {}
         """Device secrets' digests this process has seen recorded (never replaced)."""

@@ -14,6 +14,7 @@ from syncserver.backends import Write
 from syncserver.backends import redis as redis_backend
 from syncserver.backends.redis import RedisBackend
 from syncserver.protocol import DEFAULT_SPACE
+from tests.redis.conftest import RedisServer
 from tests.timeouts import TIMEOUT
 
 
@@ -268,3 +269,26 @@ async def test_open_fails_at_once_when_loading_fails(followers) -> None:
     follower = process.backend._follower
     assert follower is not None
     assert follower.done()
+
+
+async def test_deployments_in_two_databases_of_one_redis_do_not_see_each_other(
+    redis_server: RedisServer, followers
+) -> None:
+    """Redis' channels are shared by its databases: writes in database 1 never reach
+    a process on database 0, which sees only its own revisions."""
+    other = Follower(redis_server.url(1))
+    await other.backend.open()
+    try:
+        ours = followers()
+        await ours.backend.open()
+        await write_many(other, 5, keys=5)
+        ours.backend.submit(Write("mine", b"1", 0, 1, 3))
+        await ours.wait_for(lambda: ours.backend.revision == 1)
+        await write_many(other, 5, keys=5)
+        ours.backend.submit(Write("mine", b"2", 0, 2, 3))
+        await ours.wait_for(lambda: ours.backend.revision == 2)
+        assert [(w.key, w.revision) for w in ours.reported] == [("mine", 1), ("mine", 2)]
+        assert other.backend.revision == 10
+        assert "mine" not in other.backend.values
+    finally:
+        await other.backend.close()
