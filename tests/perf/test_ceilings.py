@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from pathlib import Path
 
 from websockets.asyncio.client import ClientConnection, connect
 
 from syncserver.protocol import Ack, Hello, Push, PushBatch, Set, decode_server_message, encode
 from tests.perf._bare import relay_running, text_frame
-from tests.perf._load import ACK, PUSH, Counter
+from tests.perf._load import ACK, PUSH, Counter, Load
+from tests.perf.curve import Writer, server_on, set_frame, write_at_rate
 from tests.perf.profile import category_of
+from tests.perf.server import relay_server
 from tests.timeouts import TIMEOUT
 
 
@@ -107,3 +110,40 @@ def test_a_profile_sample_goes_to_its_innermost_named_frame() -> None:
     )
     assert category_of(handler) == "optisync core, limits, stats"
     assert category_of(handler[:2]) == "reading and parsing frames (websockets)"
+
+
+async def test_the_load_counts_each_devices_pushes_by_space(tmp_path: Path) -> None:
+    """A write reaches its space's devices and no other; the probe reports exact CPU time."""
+    async with Load(None, processes=1) as load, server_on(tmp_path / "db.sqlite3") as started:
+        server, _, start_cpu = started
+        writer = Writer()
+        await writer.open(server.url, 0, ["a", "b"])
+        try:
+            await load.connect(
+                server.url, 4, batched=True, space_of=lambda d: "a" if d <= 2 else "b"
+            )
+            await load.arm_listen({"a": 2})
+            await write_at_rate([(writer, set_frame(n, f"k/{n}", "a")) for n in (1, 2)], 100)
+            listened = await asyncio.wait_for(load.listened(), TIMEOUT)
+        finally:
+            writer.close()
+            await load.close_connections()
+        assert (listened.connections, listened.result.ops, listened.wrong) == (4, 4, [])
+        assert 0 < start_cpu < server.cpu_seconds()
+        assert round(server.cpu_seconds() * 100) != server.cpu_seconds() * 100  # not in ticks
+
+
+async def test_the_load_flags_pushes_that_do_not_name_the_devices_space() -> None:
+    """A device in space "a" whose pushes name no space (the relay's) counts as wrong."""
+    async with Load(None, processes=1) as load, relay_server(pin=False) as relay:
+        writer = Writer()
+        await writer.open(relay.url, 0)
+        try:
+            await load.connect(relay.url, 1, batched=True, space_of=lambda d: "a")
+            await load.arm_listen({"a": 1})
+            await write_at_rate([(writer, set_frame(1, "k/1"))], 100)
+            listened = await asyncio.wait_for(load.listened(), TIMEOUT)
+        finally:
+            writer.close()
+            await load.close_connections()
+        assert listened.wrong == [1]
