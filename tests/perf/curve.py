@@ -1,13 +1,15 @@
 """Scale curve: a sync server's CPU per write and memory against devices and keys.
 
-    python -m tests.perf.curve [--quick]
+    python -m tests.perf.curve [--quick] [--devices N,N,...]
 
 The server is ``python -m syncserver`` in its own process with default
 settings (SQLite, ``synchronous=FULL``), unpinned. Costs are the server
 process's CPU time (``utime + stime`` from ``/proc``, every thread), not wall
 time, so a busy shared machine slows the run but hardly moves the figures.
 
-**Devices** (100, 500, 1,000, 2,000, 5,000; quick mode stops at 1,000): the
+**Devices** (100, 500, 1,000, 2,000, 5,000; quick mode stops at 1,000;
+``--devices`` sets the steps, and past 10,000 the server's connection limit
+is raised above the last): the
 devices are connections of the load generator (:mod:`tests.perf._load`, one
 worker process per core) that say hello with ``batch_pushes`` and then only
 read, answering the server's pings. At each step one writer (a connection of
@@ -47,9 +49,11 @@ as each connection costs the server one file descriptor.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
+import itertools
 import json
 import os
 import random
@@ -64,9 +68,9 @@ from pathlib import Path
 from tests.perf._bare import RawClient, connect_raw
 from tests.perf._load import ACK, ERROR, SNAPSHOT, Load
 from tests.perf.catchup import TARGET_RSS_MIB, TARGET_START_S
-from tests.perf.cli import bench_main
+from tests.perf.cli import bench_parser, progress, verdict
 from tests.perf.registers import create_database, fill_registers
-from tests.perf.report import Row
+from tests.perf.report import Row, print_table
 from tests.perf.server import Server, relay_server, subprocess_server
 
 __all__ = [
@@ -76,6 +80,7 @@ __all__ = [
     "fd_limit",
     "fit",
     "load_workers",
+    "main",
     "measure_writes",
     "run",
     "server_on",
@@ -89,6 +94,8 @@ KEY_STEPS = (1_000, 10_000, 100_000, 1_000_000)
 QUICK_KEY_STEPS = (1_000, 10_000, 100_000)
 RATE = 20.0
 """Writes per second of the one writer."""
+SERVER_CONNECTIONS = 10_000
+"""The server's default ``--max-connections``."""
 KEY_DEVICES = 100
 """Devices connected while the keys vary."""
 WRITER = 999_999
@@ -251,11 +258,16 @@ async def measure_writes(
 
 
 @contextlib.asynccontextmanager
-async def server_on(db: Path) -> AsyncIterator[tuple[Server, float, float]]:
-    """``python -m syncserver`` with default settings on ``db``; yields it, the seconds
-    from spawning it to its listening line, and the CPU seconds it spent meanwhile."""
+async def server_on(
+    db: Path, max_connections: int | None = None
+) -> AsyncIterator[tuple[Server, float, float]]:
+    """``python -m syncserver`` with default settings on ``db`` (but ``max_connections``
+    when given); yields it, the seconds from spawning it to its listening line, and the
+    CPU seconds it spent meanwhile."""
     started = time.perf_counter()
     args = ["-m", "syncserver", "--port", "0", "--db", str(db)]
+    if max_connections is not None:
+        args += ["--max-connections", str(max_connections)]
     async with subprocess_server(*args, pin=False, probe=True) as server:
         yield server, time.perf_counter() - started, server.cpu_seconds()
 
@@ -512,9 +524,13 @@ def curve_table(ours: list[Step], relay: list[Step], keys: list[Step], limit: in
     return "\n".join(lines)
 
 
-async def _measure(quick: bool, report: Callable[[str], None]) -> list[Row]:
+async def _measure(
+    quick: bool, report: Callable[[str], None], devices: Sequence[int] | None = None
+) -> list[Row]:
     limit = fd_limit()
-    device_steps = QUICK_DEVICE_STEPS if quick else DEVICE_STEPS
+    device_steps = tuple(devices or (QUICK_DEVICE_STEPS if quick else DEVICE_STEPS))
+    # The server's default limit is 10,000 connections: raised only for a longer ramp.
+    raised = device_steps[-1] + 100 if device_steps[-1] + 1 > SERVER_CONNECTIONS else None
     key_steps = QUICK_KEY_STEPS if quick else KEY_STEPS
     writes = 20 if quick else 40
     idle = 0.0 if quick else IDLE
@@ -524,7 +540,7 @@ async def _measure(quick: bool, report: Callable[[str], None]) -> list[Row]:
         async with relay_server(pin=False, probe=True) as relay:
             ceiling, idle_relay = await _device_ramp(load, relay, device_steps, writes, idle)
         with tempfile.TemporaryDirectory(prefix="optisync-curve-") as tmp:
-            async with server_on(Path(tmp) / "devices.sqlite3") as (server, _, _):
+            async with server_on(Path(tmp) / "devices.sqlite3", raised) as (server, _, _):
                 ours, idle_ours = await _device_ramp(load, server, device_steps, writes, idle)
             keys = [await _keys_step(load, count, writes, Path(tmp)) for count in key_steps]
     report(curve_table(ours, ceiling, keys, limit))
@@ -544,10 +560,36 @@ async def _measure(quick: bool, report: Callable[[str], None]) -> list[Row]:
     return rows + _key_rows(keys)
 
 
-def run(quick: bool = False) -> list[Row]:
-    """Ramp devices, then keys, on a sync server; devices on the relay too."""
-    return asyncio.run(_measure(quick, lambda text: print(text + "\n", flush=True)))
+def run(quick: bool = False, devices: Sequence[int] | None = None) -> list[Row]:
+    """Ramp devices (``devices``: the steps), then keys, on a sync server; devices on
+    the relay too."""
+    return asyncio.run(_measure(quick, lambda text: print(text + "\n", flush=True), devices))
+
+
+def _steps(text: str) -> tuple[int, ...]:
+    try:
+        steps = tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a list of device counts: {text!r}") from None
+    if not steps or any(b <= a for a, b in itertools.pairwise(steps)) or steps[0] < 1:
+        raise argparse.ArgumentTypeError(f"device counts must rise from 1 up: {text!r}")
+    return steps
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = bench_parser("python -m tests.perf.curve", __doc__)
+    parser.add_argument(
+        "--devices",
+        type=_steps,
+        metavar="N,N,...",
+        help="the ramp's device counts (default 100,500,1000,2000,5000)",
+    )
+    args = parser.parse_args(argv)
+    with progress("curve"):
+        rows = run(args.quick, args.devices)
+    print_table("scale curve", rows)
+    return verdict(rows)
 
 
 if __name__ == "__main__":
-    sys.exit(bench_main("curve", "scale curve", run, __doc__))
+    sys.exit(main())
