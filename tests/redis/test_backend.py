@@ -292,3 +292,25 @@ async def test_deployments_in_two_databases_of_one_redis_do_not_see_each_other(
         assert "mine" not in other.backend.values
     finally:
         await other.backend.close()
+
+
+async def test_a_process_applies_each_write_with_the_prev_it_carries(
+    redis_url: str, followers
+) -> None:
+    """The prev Redis gave a write is the one reported, not one the process works
+    out itself: an entry logged with prev 1 in a space whose head here is 2 keeps 1."""
+    process = followers()
+    await process.backend.open()
+    await write_many(process, 2, keys=2, spaces=("a",))
+    assert process.backend.head("a") == 2
+    await process.pause()
+    other = redis.Redis.from_url(redis_url)
+    try:
+        other.xadd("optisync:log", {"w": '["z",1,1,9,1,1,"a",1]'}, id="3-0")
+        other.set("optisync:revision", 3)
+    finally:
+        other.close()
+    process.resume()
+    await process.wait_for(lambda: process.backend.revision == 3)
+    late = process.reported[-1]
+    assert (late.key, late.space, late.revision, late.prev) == ("z", "a", 3, 1)
