@@ -335,16 +335,15 @@ UNBATCHED = 1.05
 """Pushes per frame up to which a step's writes each had a commit (and a frame) alone."""
 
 
-def fit(steps: Sequence[Step]) -> tuple[float, float]:
+def fit(steps: Sequence[Step]) -> tuple[float, float] | None:
     """Least-squares line CPU per write = fixed + per_delivery × devices over the steps
-    whose writes were not batched (all steps if fewer than two); returns (fixed µs,
-    per_delivery µs): a push per frame, so a send per delivery."""
+    whose writes were not batched (a push per frame, so a send per delivery); returns
+    (fixed µs, per_delivery µs), or None with fewer than two such steps."""
     alone = [step for step in steps if step.pushes_per_frame <= UNBATCHED]
-    steps = alone if len(alone) >= 2 else steps
-    xs = [float(step.devices) for step in steps]
-    ys = [step.cpu_per_write_us for step in steps]
-    if len(xs) < 2:
-        return ys[0], 0.0
+    if len({step.devices for step in alone}) < 2:
+        return None
+    xs = [float(step.devices) for step in alone]
+    ys = [step.cpu_per_write_us for step in alone]
     mean_x, mean_y = sum(xs) / len(xs), sum(ys) / len(ys)
     spread = sum((x - mean_x) ** 2 for x in xs)
     slope = sum((x - mean_x) * (y - mean_y) for x, y in zip(xs, ys, strict=True)) / spread
@@ -408,7 +407,11 @@ def _device_rows(ours: list[Step], relay: list[Step]) -> list[Row]:
             lower_is_better=True,
         )
     )
-    (fixed, slope), (bare_fixed, bare_slope) = fit(ours), fit(relay)
+    line, bare_line = fit(ours), fit(relay)
+    if line is None:
+        return rows
+    fixed, slope = line
+    bare_fixed, bare_slope = bare_line if bare_line is not None else (None, None)
     rows.append(
         Row(
             "curve: server CPU per delivery, a push per frame (slope)",
@@ -489,6 +492,13 @@ def _key_rows(steps: list[Step]) -> list[Row]:
     return rows
 
 
+def _line(line: tuple[float, float] | None) -> str:
+    if line is None:
+        return "not fitted: fewer than two steps had a push per frame"
+    fixed, slope = line
+    return f"{fixed:,.0f} µs + {slope:.2f} µs × devices"
+
+
 def curve_table(ours: list[Step], relay: list[Step], keys: list[Step], limit: int) -> str:
     """The curve as one markdown table per axis, with the per-connection costs."""
     lines = [
@@ -506,11 +516,11 @@ def curve_table(ours: list[Step], relay: list[Step], keys: list[Step], limit: in
             f"| {step.pushes_per_frame:.2f} ({bare.pushes_per_frame:.2f}) "
             f"| {step.delivered:,}/{step.devices:,} | {step.load_busy:.0%} |"
         )
-    (fixed, slope), (bare_fixed, bare_slope) = fit(ours), fit(relay)
     lines += [
         "",
-        f"CPU per write, a push per frame ≈ {fixed:,.0f} µs + {slope:.2f} µs × devices "
-        f"(relay: {bare_fixed:,.0f} µs + {bare_slope:.2f} µs × devices)",
+        f"CPU per write, a push per frame ≈ {_line(fit(ours))} (relay: {_line(fit(relay))})",
+    ]
+    lines += [
         "",
         "| keys | start s (CPU s) | CPU/write µs | RSS MiB | delivered |",
         "|---:|---:|---:|---:|---:|",
