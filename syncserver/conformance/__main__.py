@@ -22,12 +22,14 @@ Checks of the demo controls and the observer feed need the server to accept
 them (--allow-chaos on this project's server); otherwise they are skipped.
 
 --start-server CMD lets the kit start servers of its own for the rules that
-need particular options (token, connection/rate/send-buffer limits, restart
-on the same data, shutdown). CMD must start a server that prints a line
-holding ws://HOST:PORT once it listens, and accept the options PROTOCOL.md
-lists, which the kit appends: --token T, --allow-chaos, --max-connections N,
---rate-limit N, --rate-burst N, --max-send-buffer BYTES,
---require-device-secrets, --max-connections-per-address N, --limit-loopback.
+need particular options (token, connection/rate/send-buffer limits, space
+access and the spaces per connection, restart on the same data, shutdown).
+CMD must start a server that prints a line holding ws://HOST:PORT once it
+listens, and accept the options PROTOCOL.md lists, which the kit appends:
+--token T, --allow-chaos, --max-connections N, --rate-limit N, --rate-burst N,
+--max-send-buffer BYTES, --require-device-secrets,
+--max-connections-per-address N, --limit-loopback, --space-access FILE (a TOML
+file the kit writes), --max-spaces-per-connection N.
 Every "{dir}" in CMD becomes a fresh empty directory per server (the same one
 when a check restarts it), so it can keep its data there, e.g.:
 
