@@ -253,15 +253,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     configure_logging(args.log_level)
     try:
-        _check_display(args)
+        # A missing Qt is checked first: without it no display would help.
         try:
             import qasync
             from PySide6.QtWidgets import QApplication
         except ImportError as exc:
             raise CommandLineError(
-                "the demo needs PySide6 and qasync, which are not installed here: "
-                "pip install 'optisync[demo]'"
+                "the demo needs PySide6 and qasync, which are not installed here: install "
+                "optisync with its demo extra (pip install '.[demo]' in an optisync checkout)"
             ) from exc
+        _check_display(args)
         from app.ui.theme import apply_theme
 
         app = QApplication.instance() or QApplication([sys.argv[0]])

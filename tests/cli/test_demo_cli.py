@@ -110,8 +110,20 @@ def test_no_display_is_one_line_and_exit_1() -> None:
     assert_one_line_error(result, "optisync-demo", RUNTIME, "no display")
 
 
+HIDE_QT = "import sys; sys.modules['PySide6'] = None; from app.__main__ import main; main([])"
+
+
 def test_qt_not_installed_is_one_line_and_exit_1() -> None:
-    """Without PySide6 (a server-only install): one line saying to install optisync[demo]."""
-    hide_qt = "import sys; sys.modules['PySide6'] = None; from app.__main__ import main; main([])"
-    result = run_command("-c", hide_qt)
-    assert_one_line_error(result, "optisync-demo", RUNTIME, "optisync[demo]")
+    """Without PySide6 (a server-only install): one line saying how to add the demo extra."""
+    result = run_command("-c", HIDE_QT)
+    assert_one_line_error(
+        result, "optisync-demo", RUNTIME, "PySide6", "pip install '.[demo]'", "checkout"
+    )
+
+
+def test_qt_not_installed_is_reported_before_a_missing_display() -> None:
+    """Without PySide6 and without a display, the one line names PySide6, the real cause."""
+    no_display = {"QT_QPA_PLATFORM": "", "DISPLAY": "", "WAYLAND_DISPLAY": ""}
+    result = run_command("-c", HIDE_QT, env=no_display)
+    line = assert_one_line_error(result, "optisync-demo", RUNTIME, "PySide6", "[demo]")
+    assert "display" not in line, line
