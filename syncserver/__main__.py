@@ -91,6 +91,18 @@ def _token(text: str) -> str:
     return text
 
 
+def _db_file(text: str) -> Path:
+    # The folder must be there already: a typo in --db must not make folders.
+    path = Path(text)
+    folder = path.parent
+    if not folder.is_dir():
+        problem = "is not a folder" if folder.exists() else "does not exist"
+        raise argparse.ArgumentTypeError(
+            f"{text}: the folder {folder} {problem}; create it first or choose another file"
+        )
+    return path
+
+
 def _existing_file(text: str) -> Path:
     path = Path(text)
     if not path.is_file():
@@ -154,7 +166,12 @@ _OPTIONS = (
     _Option("--host", _host, _DEFAULTS.host, "address to listen on", "HOST"),
     _Option("--port", bounded_int(0, 65535), 8765, "port to listen on; 0 picks a free one", "PORT"),
     _Option(
-        "--db", Path, None, "the SQLite database file", "PATH", shown_default="the user data folder"
+        "--db",
+        _db_file,
+        None,
+        "the SQLite database file, in a folder that exists",
+        "PATH",
+        shown_default="the user data folder",
     ),
     _Option(
         "--backend",

@@ -151,12 +151,22 @@ def test_an_address_not_on_this_machine_is_one_line_and_exit_1(tmp_path: Path) -
     assert_one_line_error(result, "syncserver", RUNTIME, "192.0.2.1", "--host")
 
 
-def test_a_database_under_a_file_is_one_line_and_exit_1(tmp_path: Path) -> None:
-    """--db in a folder that cannot be made: one line naming the path (exit 1)."""
+def test_a_database_under_a_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    """--db whose folder is a file: one line naming the path and the folder (exit 2)."""
     (tmp_path / "file").write_text("not a folder")
     db = tmp_path / "file" / "db.sqlite3"
     result = run_command(*SERVER, "--port", "0", "--db", str(db))
-    assert_one_line_error(result, "syncserver", RUNTIME, str(db), "--db")
+    assert_one_line_error(result, "syncserver", USAGE, "--db", str(db), "is not a folder")
+
+
+def test_a_database_in_a_missing_folder_is_one_line_and_creates_nothing(tmp_path: Path) -> None:
+    """--db (or OPTISYNC_DB) in a folder that does not exist: one line (exit 2), no folder made."""
+    db = tmp_path / "missing" / "deeper" / "db.sqlite3"
+    by_option = run_command(*SERVER, "--port", "0", "--db", str(db))
+    assert_one_line_error(by_option, "syncserver", USAGE, "--db", str(db.parent), "does not exist")
+    by_variable = run_command(*SERVER, "--port", "0", env={"OPTISYNC_DB": str(db)})
+    assert_one_line_error(by_variable, "syncserver", USAGE, "OPTISYNC_DB", "does not exist")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_a_database_that_is_a_folder_is_one_line_and_exit_1(tmp_path: Path) -> None:
