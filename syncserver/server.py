@@ -150,7 +150,8 @@ class SyncServer:
         config: ServerConfig | None = None,
         **options: Any,
     ) -> SyncServer:
-        """Open the database and start listening; ``port=0`` picks a free port.
+        """Bind the address, open the database, then accept connections;
+        ``port=0`` picks a free port. An address it cannot bind leaves the database untouched.
 
         ``options`` are :class:`ServerConfig` fields; they override ``config``.
         """
@@ -161,22 +162,35 @@ class SyncServer:
         return server
 
     async def _start(self) -> None:
-        core = self.core
-        await core.backend.open()
+        # Bound before the backend opens (which may create or migrate the
+        # database), so a bad host or a taken port changes nothing on disk;
+        # connections are accepted only once the backend is open.
+        server = await ws_serve(
+            self._handle,
+            self.host,
+            self.port,
+            compression=None,
+            max_size=MAX_FRAME_BYTES,
+            process_request=self._process_request,
+            ssl=self._ssl,
+            start_serving=False,
+        )
+        backend = self.core.backend
         try:
-            self._server = await ws_serve(
-                self._handle,
-                self.host,
-                self.port,
-                compression=None,
-                max_size=MAX_FRAME_BYTES,
-                process_request=self._process_request,
-                ssl=self._ssl,
-            )
+            await backend.open()
         except BaseException:
-            await core.backend.close()
+            server.close()
+            await server.wait_closed()
             raise
-        self.port = self._server.sockets[0].getsockname()[1]
+        try:
+            await server.start_serving()
+        except BaseException:
+            server.close()
+            await server.wait_closed()
+            await backend.close()
+            raise
+        self._server = server
+        self.port = server.sockets[0].getsockname()[1]
 
     @property
     def chaos(self) -> ChaosControls:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sys
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from syncserver.__main__ import parse_args
 from syncserver.cli import RUNTIME, USAGE
 from syncserver.config import ServerConfig
 from tests.cli.helpers import assert_one_line_error, prefetch, run_command
+from tests.old_databases import write_database_from_before_spaces
 
 SERVER = ("-m", "syncserver")
 
@@ -167,6 +169,39 @@ def test_a_database_in_a_missing_folder_is_one_line_and_creates_nothing(tmp_path
     by_variable = run_command(*SERVER, "--port", "0", env={"OPTISYNC_DB": str(db)})
     assert_one_line_error(by_variable, "syncserver", USAGE, "OPTISYNC_DB", "does not exist")
     assert list(tmp_path.iterdir()) == []
+
+
+def _files(folder: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(folder.iterdir())}
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="XDG_DATA_HOME moves the data folder on Linux")
+def test_a_bad_host_leaves_the_default_database_unchanged(tmp_path: Path) -> None:
+    """--host that cannot be resolved, no --db: one line (exit 1), and the old-layout
+    database in the user data folder is neither migrated nor touched."""
+    data = tmp_path / "optisync"
+    data.mkdir()
+    write_database_from_before_spaces(data / "syncserver.sqlite3")
+    before = _files(data)
+    result = run_command(
+        *SERVER, "--host", "999.1.1.1", "--port", "0", env={"XDG_DATA_HOME": str(tmp_path)}
+    )
+    assert_one_line_error(result, "syncserver", RUNTIME, "999.1.1.1", "--host")
+    assert _files(data) == before
+
+
+def test_a_port_in_use_leaves_the_database_unchanged(tmp_path: Path) -> None:
+    """A taken port: one line (exit 1), and the old-layout --db file is not migrated."""
+    db = tmp_path / "old.sqlite3"
+    write_database_from_before_spaces(db)
+    before = _files(tmp_path)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = str(taken.getsockname()[1])
+        result = run_command(*SERVER, "--port", port, "--db", str(db))
+    assert_one_line_error(result, "syncserver", RUNTIME, port, "already in use")
+    assert _files(tmp_path) == before
 
 
 def test_a_database_that_is_a_folder_is_one_line_and_exit_1(tmp_path: Path) -> None:

@@ -18,6 +18,7 @@ from syncserver.backends.sqlite import SQLiteBackend
 from syncserver.core import ServerCore
 from tests.commits import committed
 from tests.observability.test_health_and_metrics import scrape
+from tests.old_databases import write_database_from_before_spaces
 
 from .conftest import Client, Clients
 
@@ -306,31 +307,12 @@ async def test_the_observer_feed_and_metrics_show_spaces(db_path: Path, clients:
         assert metrics[("optisync_spaces_joined", ())] == 2
 
 
-def _old_database(path: Path) -> None:
-    """A database as servers before spaces made it: registers keyed by key alone."""
-    db = sqlite3.connect(path)
-    db.executescript(
-        """
-        CREATE TABLE registers (key TEXT PRIMARY KEY, value TEXT NOT NULL,
-            revision INTEGER NOT NULL, local_revision INTEGER NOT NULL DEFAULT 0,
-            device_id INTEGER NOT NULL DEFAULT 0);
-        CREATE INDEX registers_by_revision ON registers (revision);
-        CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
-        INSERT INTO meta VALUES ('epoch', 'old-epoch');
-        INSERT INTO registers VALUES ('like/a', 'true', 3, 2, 7);
-        INSERT INTO registers VALUES ('like/b', '"x"', 5, 1, 8);
-        """
-    )
-    db.commit()
-    db.close()
-
-
 async def test_a_database_from_before_spaces_moves_into_the_default_space(
     db_path: Path, clients: Clients
 ):
     """Opening an old database keeps its epoch and revisions, and puts every register
     in the default space, with the (space, revision) index."""
-    _old_database(db_path)
+    write_database_from_before_spaces(db_path)
     async with serve(db_path=db_path) as running:
         backend = running.core.backend
         assert isinstance(backend, SQLiteBackend)
