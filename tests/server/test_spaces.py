@@ -289,6 +289,25 @@ async def test_space_access_refuses_others_and_keeps_the_connection(
     assert guarded.revision == 1
 
 
+async def test_a_forbidden_first_hello_still_binds_the_connection(
+    guarded: SyncServer, clients: Clients
+):
+    """A first hello refused with forbidden binds the connection to its device, in no
+    space: its sets get not_joined, and a hello with another device id device_mismatch."""
+    client = await clients(guarded.url)
+    await client.send({"type": "hello", "device_id": 9, "space": "family"})
+    assert (await client.recv_type("error"))["code"] == "forbidden"
+    await client.send({"type": "hello", "device_id": 7, "space": "family"})
+    error = await client.recv_type("error")
+    assert (error["code"], error["request_id"]) == ("device_mismatch", None)
+    await client.send(
+        {"type": "set", "request_id": 1, "key": "k", "value": 1, "local_revision": 1}
+    )  # fmt: skip
+    error = await client.recv_type("error")
+    assert (error["code"], error["request_id"], error["space"]) == ("not_joined", 1, "default")
+    assert guarded.revision == 0
+
+
 async def test_the_observer_feed_and_metrics_show_spaces(db_path: Path, clients: Clients):
     """State entries name their space, devices list their spaces, /metrics counts spaces."""
     async with serve(db_path=db_path) as running:
@@ -305,6 +324,22 @@ async def test_the_observer_feed_and_metrics_show_spaces(db_path: Path, clients:
         metrics = await scrape(running)
         assert metrics[("optisync_spaces", ())] == 2
         assert metrics[("optisync_spaces_joined", ())] == 2
+
+
+async def test_the_observer_feed_sorts_values_by_key_then_newest_first(
+    any_server: SyncServer, clients: Clients
+):
+    """server_state.values is in key order across spaces; one key name in several
+    spaces comes newest first, as PROTOCOL.md says."""
+    client = await clients(any_server.url)
+    for space in ("b", "a", "c"):
+        await _join(client, 1, space)
+    for space, key in (("b", "x"), ("a", "y"), ("c", "x"), ("a", "x"), ("b", "w")):
+        await client.set(key, 1, space=space)
+    state = any_server.core.state()
+    assert [(v.key, v.space) for v in state.values] == [
+        ("w", "b"), ("x", "a"), ("x", "c"), ("x", "b"), ("y", "a"),
+    ]  # fmt: skip
 
 
 async def test_a_database_from_before_spaces_moves_into_the_default_space(
