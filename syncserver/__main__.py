@@ -206,14 +206,14 @@ _OPTIONS = (
         "--require-device-secrets",
         _flag,
         _DEFAULTS.require_device_secrets,
-        "refuse a hello without its device's secret (see SECURITY.md)",
+        "refuse a hello without its device's secret (see syncserver/SECURITY.md)",
     ),
     _Option(
         "--space-access",
         _space_access,
         None,
         'TOML file saying which devices may join which space ([spaces] NAME = "*" '
-        "or [device ids]); combine with --require-device-secrets (see SECURITY.md)",
+        "or [device ids]); combine with --require-device-secrets (see syncserver/SECURITY.md)",
         "FILE",
         "every device may join every space",
     ),
@@ -329,7 +329,8 @@ def _build_parser() -> OneLineParser:
         description=(
             "optisync sync server: durable last-write-wins registers with push.\n\n"
             "The wire protocol is documented in PROTOCOL.md, installed beside this\n"
-            "package (syncserver/PROTOCOL.md); the backends in syncserver/BACKENDS.md."
+            "package (syncserver/PROTOCOL.md); the backends in syncserver/BACKENDS.md,\n"
+            "the threat model and safe deployment in syncserver/SECURITY.md."
         ),
         epilog=(
             "Every option can also be set by the environment variable named after it\n"

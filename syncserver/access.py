@@ -1,6 +1,6 @@
 """Who may use a server, and how much: tokens, device secrets, per-address limits.
 
-Nothing here does I/O. ``SECURITY.md`` (top level) describes the threat
+Nothing here does I/O. ``SECURITY.md`` (beside this module) describes the threat
 model; ``PROTOCOL.md`` ("Credentials") the handshake.
 
 * The shared token and each device's secret are compared in constant time

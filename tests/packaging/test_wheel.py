@@ -30,6 +30,8 @@ _LEFT_OUT = shutil.ignore_patterns(
     "perf-results", "tests",
 )  # fmt: skip
 _URL = re.compile(rb"ws://127\.0\.0\.1:(\d+)")
+_DOC_LINK = re.compile(r"\]\(([^)#\s]+)[^)]*\)")
+"""The target of a Markdown link, without its #anchor (links within a file have none)."""
 
 _ROUND_TRIP = """
 import asyncio, json, sys
@@ -92,7 +94,7 @@ def venv(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_wheel_ships_assets_typing_markers_license_and_protocol(wheel: Path) -> None:
-    """The wheel holds the demo's assets, both py.typed markers, LICENSE and PROTOCOL.md."""
+    """The wheel holds the demo's assets, both py.typed markers, LICENSE and the server's docs."""
     names = set(zipfile.ZipFile(wheel).namelist())
     for expected in (
         "app/assets/catalogue.json",
@@ -101,6 +103,8 @@ def test_wheel_ships_assets_typing_markers_license_and_protocol(wheel: Path) -> 
         "app/py.typed",
         "syncserver/py.typed",
         "syncserver/PROTOCOL.md",
+        "syncserver/BACKENDS.md",
+        "syncserver/SECURITY.md",
         "optisync-0.1.0.dist-info/licenses/LICENSE",
     ):
         assert expected in names, expected
@@ -141,6 +145,20 @@ def test_installed_server_prints_help(venv: Path, tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert "PROTOCOL.md" in result.stdout
     assert _module_file(venv, "syncserver", tmp_path).startswith(str(venv.parent))
+
+
+def test_installed_docs_link_only_to_installed_files(venv: Path, tmp_path: Path) -> None:
+    """Every relative link in the installed PROTOCOL.md, BACKENDS.md and SECURITY.md
+    names a file or folder that the wheel installed."""
+    package = Path(_module_file(venv, "syncserver", tmp_path).strip()).parent
+    checked = 0
+    for doc in ("PROTOCOL.md", "BACKENDS.md", "SECURITY.md"):
+        for target in _DOC_LINK.findall((package / doc).read_text(encoding="utf-8")):
+            if "://" in target:
+                continue
+            assert (package / target).exists(), f"{doc} links to {target}, not installed"
+            checked += 1
+    assert checked >= 5
 
 
 def test_installed_server_acks_a_write(venv: Path, tmp_path: Path) -> None:
