@@ -531,11 +531,21 @@ class LikesCubit(Cubit[LikesState]):
             track.writer = event.from_device_id
             track.failed = False
             if self._intent_pending(item_id):
-                log.info(
-                    "intent for %s superseded by server revision %d",
-                    key,
-                    event.server_revision,
-                )
+                # The echo of this device's own write confirms its intent; only
+                # another device's write supersedes it.
+                if event.from_device_id == self.device.device_id:
+                    log.info(
+                        "intent for %s confirmed at server revision %d",
+                        key,
+                        event.server_revision,
+                    )
+                else:
+                    log.info(
+                        "intent for %s superseded by server revision %d from device %s",
+                        key,
+                        event.server_revision,
+                        event.from_device_id,
+                    )
                 draft.intents[item_id] = None
         elif isinstance(event, OptimisticApplied):
             track.failed = False

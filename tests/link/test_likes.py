@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any
 
 import pytest
@@ -243,3 +244,28 @@ async def test_a_session_runs_on_a_memory_store_and_a_given_transport() -> None:
         assert "tea" in again.state.intents
     finally:
         await again.close()
+
+
+async def test_the_echo_of_an_own_pending_intent_is_logged_as_confirmed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A push of this device's own write settles its intent as confirmed, not superseded."""
+    restored = {"tea": Intent(True, 1, -1)}
+    cubit = LikesCubit(CATALOGUE, HeldBackend(), device=DeviceContext(7), intents=restored)
+    with caplog.at_level(logging.INFO, logger="app.link.likes"):
+        cubit.apply_pushes([Push(like_key("tea"), True, 1, 1, 7)])
+    assert "tea" not in cubit.state.intents
+    words = [record.getMessage() for record in caplog.records]
+    assert words == ["intent for like/tea confirmed at server revision 1"]
+
+
+async def test_another_devices_write_over_a_pending_intent_is_logged_as_superseded(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A push of another device's write over a pending intent says it superseded it, and by whom."""
+    restored = {"tea": Intent(True, 1, -1)}
+    cubit = LikesCubit(CATALOGUE, HeldBackend(), device=DeviceContext(7), intents=restored)
+    with caplog.at_level(logging.INFO, logger="app.link.likes"):
+        cubit.apply_pushes([_push("tea", 1, liked=False)])
+    words = [record.getMessage() for record in caplog.records]
+    assert words == ["intent for like/tea superseded by server revision 1 from device 42"]
