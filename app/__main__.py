@@ -19,6 +19,7 @@ import signal
 import sqlite3
 import sys
 import tempfile
+import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -208,6 +209,8 @@ async def run(args: argparse.Namespace) -> int:
             spaces=args.spaces,
             token=args.token,
             cafile=args.cafile,
+            # Screenshots are offscreen: their windows take no room on anyone's screen.
+            places_dir=None if args.screenshot is not None else _places_dir(),
         )
         try:
             try:
@@ -231,6 +234,13 @@ async def run(args: argparse.Namespace) -> int:
         finally:
             await demo.close()
     return 0
+
+
+def _places_dir() -> Path:
+    """Where the demo processes of this user say where their windows are."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # no XDG_RUNTIME_DIR: platformdirs picks a /tmp folder
+        return platformdirs.user_runtime_path("optisync", appauthor=False) / "windows"
 
 
 def _check_display(args: argparse.Namespace) -> None:

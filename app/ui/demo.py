@@ -14,7 +14,8 @@ from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QObject, QRect, Signal
+import filelock
+from PySide6.QtCore import QEvent, QObject, QRect, QTimer, Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QWidget
 
@@ -24,23 +25,28 @@ from .bridge import DeviceBridge
 from .device_window import DeviceWindow
 from .directory import DeviceDirectory
 from .help import HelpDialog
+from .placement import GAP, TITLE_BAR, SharedPlaces, WindowWidth, tile
 from .sequence_feed import SequenceRecorder
 from .sequence_window import SequenceWindow
 from .server_bridge import ServerBridge
 from .server_window import ServerWindow
-from .space_colors import register_spaces
 from .space_names import DEFAULT_SPACE, space_of
 
-__all__ = ["Demo", "device_index", "device_name", "extend_catalogue", "keep_on_screen"]
+__all__ = [
+    "DEVICE_WIDTH",
+    "HEIGHT",
+    "SERVER_WIDTH",
+    "TITLE_BAR",
+    "Demo",
+    "device_index",
+    "device_name",
+    "extend_catalogue",
+    "keep_on_screen",
+]
 
-GAP = 12
 DEVICE_WIDTH = 440
 SERVER_WIDTH = 520
-MIN_DEVICE_WIDTH = 380
-MIN_SERVER_WIDTH = 440
 HEIGHT = 760
-TITLE_BAR = 32
-CASCADE = 32
 
 
 def device_name(index: int) -> str:
@@ -90,11 +96,14 @@ class Demo(QObject):
         request_timeout: float = 10.0,
         token: str | None = None,
         cafile: Path | None = None,
+        places_dir: Path | None = None,
     ) -> None:
+        """``places_dir``: a folder every demo process of this user shares, where each
+        says where its windows are so the next one opens clear of them (None: this
+        process alone)."""
         super().__init__()
         self.data_dir = data_dir
         self.spaces = tuple(spaces) or (DEFAULT_SPACE,)
-        register_spaces(self.spaces)  # their colours, in the order given
         self._token = token
         self._cafile = cafile
         base = load_catalogue()
@@ -115,7 +124,14 @@ class Demo(QObject):
         self._opening: set[str] = set()
         self._closing: dict[str, asyncio.Task[None]] = {}
         self._in_use_elsewhere: set[str] = set()
+        self._claims: dict[str, filelock.FileLock] = {}  # device names this process uses
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._shared = SharedPlaces(places_dir) if places_dir is not None else None
+        # Moves and resizes are published once they settle, not at every step of a drag.
+        self._publish_timer = QTimer(self)
+        self._publish_timer.setSingleShot(True)
+        self._publish_timer.setInterval(250)
+        self._publish_timer.timeout.connect(self.publish_places)
 
     @property
     def server_urls(self) -> list[str]:
@@ -140,6 +156,7 @@ class Demo(QObject):
                 spaces=self.spaces,
             )
             self.server_window.addDeviceRequested.connect(self.request_new_device)
+            self.server_window.installEventFilter(self)
             self._connect_menu(self.server_window)
         for _ in range(devices):
             await self.open_device()
@@ -157,6 +174,11 @@ class Demo(QObject):
             window.closeRequested.disconnect(self._on_close_requested)
             window.close()
         await asyncio.gather(*(window.bridge.close() for window in windows))
+        for name in list(self._claims):
+            self._release(name)
+        self._publish_timer.stop()
+        if self._shared is not None:
+            self._shared.close()
         others = [*self._extra_windows(), *([self.server_window] if self.server_window else [])]
         for other in others:
             other.close()
@@ -195,9 +217,29 @@ class Demo(QObject):
         """The space of device ``name``: the devices take turns between the spaces."""
         return space_of(device_index(name), self.spaces)
 
+    def _claim(self, name: str) -> None:
+        """Hold device ``name`` for this process, in every space: another process with
+        the same data folder takes the next free name (raises DeviceInUseError)."""
+        if name in self._claims:
+            return
+        path = self.data_dir / "open" / f"{name}.lock"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        claim = filelock.FileLock(path, thread_local=False)
+        try:
+            claim.acquire(timeout=0)
+        except filelock.Timeout:
+            raise DeviceInUseError(name, path) from None
+        self._claims[name] = claim
+
+    def _release(self, name: str) -> None:
+        claim = self._claims.pop(name, None)
+        if claim is not None:
+            claim.release()
+
     async def _open_named(self, name: str) -> DeviceWindow:
         self._opening.add(name)
         try:
+            self._claim(name)
             bridge = await DeviceBridge.open(
                 name,
                 self.server_urls,
@@ -209,10 +251,14 @@ class Demo(QObject):
                 cafile=self._cafile,
                 space=self.space_for(name),
             )
+        except BaseException:
+            self._release(name)
+            raise
         finally:
             self._opening.discard(name)
         self.recorder.watch_device(bridge)
         window = DeviceWindow(bridge)
+        window.installEventFilter(self)
         window.closeRequested.connect(self._on_close_requested)
         window.newDeviceRequested.connect(self.request_new_device)
         self._connect_menu(window)
@@ -248,6 +294,8 @@ class Demo(QObject):
                 await window.bridge.close()
             finally:
                 self._closing.pop(name, None)
+                self._release(name)
+            self.publish_places()
             self.deviceClosed.emit(name)
             window.deleteLater()
             asyncio.get_running_loop().call_later(0.5, _collect_widgets)
@@ -315,64 +363,74 @@ class Demo(QObject):
         return [*self.windows, *server]
 
     def arrange(self, *, fit: bool = True, area: QRect | None = None) -> None:
-        """Side by side without overlap, shrunk to fit the screen (1366×768 included)
-        unless ``fit`` is off (screenshots keep full sizes).
-
-        A process without its own server (several processes on one server) starts
-        its row at its first device's slot (Device A first, B second, ...) so each
-        process's window tiles beside the others instead of on top of them.
-        """
+        """Side by side without overlap, each as narrow as shows all of it, clear of
+        other demo processes' windows; cascaded when they cannot fit. Without ``fit``
+        (screenshots) every window has its roomier full size."""
         area = area if area is not None else _screen_area()
         windows = self._all_windows()
-        widths = [
-            SERVER_WIDTH if window is self.server_window else DEVICE_WIDTH for window in windows
-        ]
-        room = area.width() - GAP * (len(windows) + 1)
-        scale = min(1.0, room / sum(widths)) if widths and fit else 1.0
-        # A window manager adds a title bar above the client area we size.
-        height = min(HEIGHT, area.height() - 2 * GAP - TITLE_BAR) if fit else HEIGHT
-        slot = self._first_slot()
-        columns = max(1, area.width() // (DEVICE_WIDTH + GAP))
-        row, column = divmod(slot, columns)
-        x = area.left() + GAP + column * (DEVICE_WIDTH + GAP)
-        y = area.top() + GAP + CASCADE * (row % 8)
-        for window, preferred in zip(windows, widths, strict=True):
-            smallest = MIN_SERVER_WIDTH if window is self.server_window else MIN_DEVICE_WIDTH
-            width = max(smallest, int(preferred * scale))
-            window.resize(width, height)
-            if fit and x + width > area.right():
-                self._place(window)  # no room left in the row: cascade
-                continue
-            window.move(x, y)  # the frame's corner, title bar included
-            x += width + GAP
+        if not fit:
+            x = area.left() + GAP
+            for window in windows:
+                window.resize(self._full_width(window), HEIGHT)
+                window.move(x, area.top() + GAP)
+                x += window.width() + GAP
+            return
+        height = min(HEIGHT, area.height() - 2 * GAP - TITLE_BAR)
+        taken = self._shared.others() if self._shared is not None else []
+        places = tile([self._width_of(w) for w in windows], area, height, taken)
+        for window, place in zip(windows, places, strict=True):
+            window.resize(place.size())
+            window.move(place.topLeft())  # the frame's corner, title bar included
+        self.publish_places()
 
-    def _first_slot(self) -> int:
-        """Where this process's row starts: 0, or its first device's index when the
-        server runs elsewhere (other processes hold the slots before it)."""
-        if self.server is not None or not self.windows:
-            return 0
-        return device_index(self.windows[0].bridge.name)
+    def _width_of(self, window: QWidget) -> WindowWidth:
+        """A window opens as narrow as shows all of it: a wider one only adds blank room,
+        and the room it leaves lets more devices (other processes' too) sit beside it."""
+        smallest = max(window.minimumSizeHint().width(), window.minimumWidth())
+        frame = window.frameGeometry().width() - window.width() if window.isVisible() else 0
+        return WindowWidth(smallest, smallest, frame)
+
+    def _full_width(self, window: QWidget) -> int:
+        return SERVER_WIDTH if window is self.server_window else DEVICE_WIDTH
 
     def _place(self, window: QWidget) -> None:
-        """A device window where it was last, else beside the others (or cascaded)."""
-        area = _screen_area()
+        """A device window where it was last, else in the first free room beside the
+        others (this process's and other processes'), else cascaded."""
         name = window.bridge.name if isinstance(window, DeviceWindow) else ""
         if name in self._places:
             place = self._places[name]
             window.resize(place.size())
             window.move(place.topLeft())  # a frame position, as saved: no drift
             keep_on_screen(window)
+        else:
+            area = _screen_area()
+            height = min(HEIGHT, area.height() - 2 * GAP - TITLE_BAR)
+            taken = [
+                w.frameGeometry() for w in self._all_windows() if w is not window and w.isVisible()
+            ]
+            if self._shared is not None:
+                taken += self._shared.others()
+            (place,) = tile([self._width_of(window)], area, height, taken)
+            window.resize(place.size())
+            window.move(place.topLeft())
+        self.publish_places()
+
+    def publish_places(self) -> None:
+        """Tell other demo processes where this one's windows are."""
+        if self._shared is None:
             return
-        size = window.size()
-        others = [
-            w.frameGeometry() for w in self._all_windows() if w is not window and w.isVisible()
-        ]
-        right = max((g.right() for g in others), default=area.left())
-        if right + GAP + size.width() <= area.right():
-            window.move(right + GAP, area.top() + GAP)
-            return
-        offset = CASCADE * (len(self.windows) % 8)
-        window.move(area.left() + GAP + offset, area.top() + GAP + offset)
+        frames = []
+        for window in self._all_windows():
+            frame = window.frameGeometry()
+            if not window.isVisible():  # not mapped yet: Qt cannot know the title bar
+                frame = QRect(window.pos(), window.size()).adjusted(0, 0, 0, TITLE_BAR)
+            frames.append(frame)
+        self._shared.publish(frames)
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
+        if event.type() in (QEvent.Type.Move, QEvent.Type.Resize, QEvent.Type.Show):
+            self._publish_timer.start()
+        return super().eventFilter(watched, event)
 
 
 def keep_on_screen(window: QWidget, area: QRect | None = None) -> None:

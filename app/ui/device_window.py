@@ -103,15 +103,22 @@ class DeviceWindow(QWidget):
         title_row.addWidget(self.name_label)
         title_row.addWidget(self.space_chip, 0, Qt.AlignmentFlag.AlignVCenter)
         title_row.addStretch(1)
+        # The connection badge shares the id's line, not the name's: when it widens
+        # ("Offline · retry in 9 s") it takes room from the gap after the id, never
+        # from the space chip.
+        id_row = QHBoxLayout()
+        id_row.setSpacing(10)
+        id_row.addWidget(self.id_label)
+        id_row.addStretch(1)
+        id_row.addWidget(self.connection, 0, Qt.AlignmentFlag.AlignVCenter)
         names = QVBoxLayout()
-        names.setSpacing(1)
+        names.setSpacing(3)
         names.addLayout(title_row)
-        names.addWidget(self.id_label)
+        names.addLayout(id_row)
         header = QHBoxLayout()
         header.setSpacing(10)
-        header.addWidget(self.avatar)
+        header.addWidget(self.avatar, 0, Qt.AlignmentFlag.AlignVCenter)
         header.addLayout(names, 1)
-        header.addWidget(self.connection, 0, Qt.AlignmentFlag.AlignVCenter)
 
         # -- counters: how much coalescing saved ------------------------------------------
         self.liked_tile = StatTile("liked")
@@ -129,7 +136,7 @@ class DeviceWindow(QWidget):
         self.reset_button.setToolTip("Reset stats: count taps and requests from zero (Ctrl+R)")
         self.reset_button.clicked.connect(self.reset_stats)
         stats = QHBoxLayout()
-        stats.setSpacing(8)
+        stats.setSpacing(6)
         for tile in (self.liked_tile, self.taps_tile, self.requests_tile, self.ratio_tile):
             stats.addWidget(tile, 1)
         stats.addWidget(self.reset_button, 0, Qt.AlignmentFlag.AlignVCenter)
@@ -179,7 +186,7 @@ class DeviceWindow(QWidget):
         card = QFrame()
         card.setObjectName("headerCard")
         card_layout = QVBoxLayout(card)
-        card_layout.setContentsMargins(14, 12, 14, 12)
+        card_layout.setContentsMargins(12, 12, 12, 12)
         card_layout.setSpacing(12)
         card_layout.addLayout(header)
         card_layout.addLayout(stats)
@@ -199,7 +206,7 @@ class DeviceWindow(QWidget):
 
         layout = QVBoxLayout(self)
         layout.setMenuBar(self.menu.bar)
-        layout.setContentsMargins(14, 8, 14, 14)
+        layout.setContentsMargins(12, 8, 12, 12)
         layout.setSpacing(10)
         layout.addWidget(card)
         layout.addWidget(splitter, 1)

@@ -56,7 +56,8 @@ def snap(value: int, step: int) -> int:
 
 
 SLIDER_STEP = 50
-NOTE_WIDTH = 170  # the tab bar's free corner, right of the three tabs
+LONGEST_TITLE_SHOWN = 20
+"""The item box is wide enough for a title this long (longer ones scroll)."""
 
 
 def _table(model: ServerValuesModel | DevicesModel, stretch: int) -> QTableView:
@@ -224,27 +225,27 @@ class ServerWindow(QWidget):
         self.external_item.setToolTip(
             "The item a device outside this app will write: pick it, or type part of its name"
         )
-        self.external_item.setMinimumContentsLength(8)
+        longest = max((len(item.title) for item in catalogue), default=8)
+        self.external_item.setMinimumContentsLength(min(longest, LONGEST_TITLE_SHOWN))
         self.external_item.setSizeAdjustPolicy(
             QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon
         )
         for item in catalogue:
             self.external_item.addItem(QIcon(icon_pixmap(item.icon, 20)), item.title, item.id)
         make_searchable(self.external_item)  # 1,000 items: type a few letters
-        self.like_button = QPushButton("♥ Like")
-        self.unlike_button = QPushButton("♡ Unlike")
-        for button, verb in ((self.like_button, "like"), (self.unlike_button, "unlike")):
+        # Hearts alone, as on the devices' rows: the item box keeps the room for a title.
+        self.like_button = QPushButton("♥")
+        self.unlike_button = QPushButton("♡")
+        for button, verb in ((self.like_button, "Like"), (self.unlike_button, "Unlike")):
             button.setObjectName("smallButton")
+            button.setAccessibleName(f"{verb} as another device")
             button.setToolTip(
-                f"Write {verb} as a device that has no window here: every window gets a push"
+                f"{verb}: write it as a device that has no window here; every window of "
+                "that space gets a push"
             )
-        # In the tab bar's free corner: news never moves the tabs, and it clears itself.
+        # Always there, empty or not: news never moves the tabs, and it clears itself.
         self.external_result = Note()
         self.external_result.setObjectName("subtle")
-        self.external_result.setFixedWidth(NOTE_WIDTH)
-        self.external_result.setAlignment(
-            Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter
-        )
         self.external_space = QComboBox(self)  # shown (in a row of its own) for 2+ spaces
         self.external_space.setAccessibleName("Space to write in from another device")
         self.external_space.setToolTip(
@@ -260,6 +261,17 @@ class ServerWindow(QWidget):
         external.addWidget(self.external_item, 1)
         external.addWidget(self.like_button)
         external.addWidget(self.unlike_button)
+        # The space to write in (with 2+ spaces), then the news of the last write.
+        news_row = QHBoxLayout()
+        news_row.setSpacing(8)
+        if len(self.spaces) > 1:
+            in_space_title = QLabel("In space:")
+            in_space_title.setToolTip(self.external_space.toolTip())
+            news_row.addWidget(in_space_title)
+            news_row.addWidget(self.external_space)
+        else:
+            self.external_space.hide()
+        news_row.addWidget(self.external_result, 1)
 
         controls_card = QFrame()
         controls_card.setObjectName("card")
@@ -269,18 +281,7 @@ class ServerWindow(QWidget):
         controls_layout.addLayout(controls)
         controls_layout.addLayout(buttons)
         controls_layout.addLayout(external)
-        if len(self.spaces) > 1:
-            # Its own line: the item box keeps the room to show a title.
-            in_space = QHBoxLayout()
-            in_space.setSpacing(8)
-            in_space_title = QLabel("In space:")
-            in_space_title.setToolTip(self.external_space.toolTip())
-            in_space.addWidget(in_space_title)
-            in_space.addWidget(self.external_space)
-            in_space.addStretch(1)
-            controls_layout.addLayout(in_space)
-        else:
-            self.external_space.hide()
+        controls_layout.addLayout(news_row)
 
         # -- diagram and tables, one tab each ---------------------------------------------
         self.values_model = ServerValuesModel(
@@ -308,8 +309,12 @@ class ServerWindow(QWidget):
         self.tabs.setTabToolTip(
             self.tabs.count() - 1, "Authoritative values: what the server holds, grouped by space"
         )
-        self.tabs.addTab(self.devices, "Devices")
-        self.tabs.setCornerWidget(self.external_result, Qt.Corner.TopRightCorner)
+        self.tabs.addTab(self.devices, "Devices (99)")
+        # Every tab shows its whole name: the tab bar sets the window's narrowest width
+        # (measured with a two-digit device count) instead of hiding tabs behind arrows.
+        self.tabs.setUsesScrollButtons(False)
+        self.tabs.setMinimumWidth(self.tabs.tabBar().sizeHint().width())
+        self.tabs.setTabText(self.tabs.count() - 1, "Devices")
         self.tabs.setTabToolTip(
             self.tabs.count() - 1, "Connected devices and the spaces they joined"
         )

@@ -1,14 +1,15 @@
-"""One colour per space, the same in every window: chips, diagram lanes, server tables.
+"""One colour per space, the same in every window and every process.
 
-The default space keeps the app's indigo. The spaces the demo was started with
-take the other colours in command-line order, most distinct first (teal, then
-orange, ...), so two spaces never look alike. A space seen only on the server
-(another process's) gets a free colour chosen by its name's hash.
+The default space keeps the app's indigo. Any other space takes a colour by
+a hash of its name (MD5, not Python's per-process ``hash``), so a space looks
+the same in every demo process that shows it, whatever order its spaces were
+named in. With seven colours for the other spaces two names can share one;
+the chips and lane headers always print the name as well.
 """
 
 from __future__ import annotations
 
-import zlib
+import hashlib
 from dataclasses import dataclass
 
 from PySide6.QtCore import Qt
@@ -16,7 +17,7 @@ from PySide6.QtGui import QColor, QIcon, QPainter, QPixmap
 
 from .space_names import DEFAULT_SPACE
 
-__all__ = ["SPACE_TONES", "SpaceTone", "register_spaces", "space_icon", "space_tone"]
+__all__ = ["SPACE_TONES", "SpaceTone", "space_icon", "space_tone", "tone_index"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,40 +36,27 @@ def _tone(accent: str, fill: str, ink: str) -> SpaceTone:
 SPACE_TONES: tuple[SpaceTone, ...] = (
     _tone("#5B6CF0", "#EEF0FF", "#3A47C8"),  # indigo: the default space
     _tone("#0E9F8E", "#E1F5F2", "#0B6B60"),  # teal
-    _tone("#E0702A", "#FDEDE2", "#9A4512"),  # orange
+    _tone("#1C8FD6", "#E3F2FC", "#12649A"),  # sky
     _tone("#C93F8A", "#FBE7F2", "#8E2460"),  # magenta
     _tone("#4E9A2C", "#EAF5E3", "#356B1D"),  # green
     _tone("#8B5CF6", "#F1EBFF", "#5B32C4"),  # violet
-    _tone("#1C8FD6", "#E3F2FC", "#12649A"),  # sky
+    _tone("#E0702A", "#FDEDE2", "#9A4512"),  # orange
     _tone("#B0862A", "#F8F0DC", "#7A5B14"),  # ochre
 )
 
-_taken: dict[str, int] = {DEFAULT_SPACE: 0}
 
-
-def _preferred(name: str) -> int:
-    return 1 + zlib.crc32(name.encode("utf-8")) % (len(SPACE_TONES) - 1)
-
-
-def register_spaces(names: list[str] | tuple[str, ...]) -> None:
-    """Give ``names`` (not yet coloured) the free colours in order, most distinct first."""
-    for name in names:
-        if name not in _taken:
-            used = set(_taken.values())
-            free = [i for i in range(1, len(SPACE_TONES)) if i not in used]
-            _taken[name] = free[0] if free else _preferred(name)
+def tone_index(name: str) -> int:
+    """Which of :data:`SPACE_TONES` space ``name`` wears: 0 for the default space,
+    else one of the others chosen by the name's MD5 (stable across processes)."""
+    if name == DEFAULT_SPACE:
+        return 0
+    digest = hashlib.md5(name.encode("utf-8"), usedforsecurity=False).digest()
+    return 1 + int.from_bytes(digest[:4], "big") % (len(SPACE_TONES) - 1)
 
 
 def space_tone(name: str) -> SpaceTone:
-    """The colours of space ``name`` (the same for the whole process)."""
-    index = _taken.get(name)
-    if index is None:
-        used = set(_taken.values())
-        start, count = _preferred(name), len(SPACE_TONES) - 1
-        candidates = [1 + (start - 1 + step) % count for step in range(count)]
-        index = next((i for i in candidates if i not in used), start)
-        _taken[name] = index
-    return SPACE_TONES[index]
+    """The colours of space ``name``: a function of the name alone."""
+    return SPACE_TONES[tone_index(name)]
 
 
 def space_icon(name: str, size: int = 12) -> QIcon:

@@ -76,7 +76,7 @@ class StatTile(QFrame):
         self.caption = QLabel(caption)
         self.caption.setObjectName("statCaption")
         layout = QVBoxLayout(self)
-        layout.setContentsMargins(9, 7, 9, 7)
+        layout.setContentsMargins(8, 6, 8, 6)
         layout.setSpacing(0)
         layout.addWidget(self.value)
         layout.addWidget(self.caption)
@@ -219,6 +219,8 @@ class Avatar(QLabel):
 
 
 SPACE_CHIP_MAX_WIDTH = 150
+SPACE_CHIP_MIN_TEXT = "family-wo…"
+"""How much of a long space name a chip keeps when the window is at its narrowest."""
 
 
 def space_tip(space: str, who: str = "This device") -> str:
@@ -266,7 +268,8 @@ class SpaceChip(QLabel):
         return QSize(min(width, SPACE_CHIP_MAX_WIDTH), 20)
 
     def minimumSizeHint(self) -> QSize:
-        shortest = self.fontMetrics().horizontalAdvance("…") + self._padding()
+        # A short name is always shown whole; a long one gives room down to a few letters.
+        shortest = self.fontMetrics().horizontalAdvance(SPACE_CHIP_MIN_TEXT) + self._padding()
         return QSize(min(shortest, self.sizeHint().width()), 20)
 
     def resizeEvent(self, event: QResizeEvent) -> None:

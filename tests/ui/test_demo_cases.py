@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 from PySide6.QtCore import QPoint, QRect, Qt
 from PySide6.QtTest import QTest
 from pytestqt.qtbot import QtBot
 
-from app.ui.demo import TITLE_BAR, Demo, _screen_area, keep_on_screen
+from app.ui.demo import TITLE_BAR, _screen_area, keep_on_screen
 from app.ui.device_window import DeviceWindow
 from app.ui.item_model import FAILED_BADGE_SECONDS, ItemRole
 from app.ui.timeline import TimelineEntry, TimelineModel, TimelineView
@@ -271,25 +270,6 @@ def test_long_timeline_sentences_wrap_instead_of_being_cut(qtbot: QtBot) -> None
     short_row = view.list.visualRect(rows.index(1, 0))
     assert long_row.height() > short_row.height()
     assert long_row.bottom() < short_row.top()  # rows never overlap
-
-
-def test_processes_sharing_a_server_tile_their_windows(harness: Harness, tmp_path: Path) -> None:
-    """One process per device on one server: Device A, B and C each open in a slot of their own."""
-    demo = harness.start(devices=0)
-    assert demo.server is not None
-    area = QRect(0, 0, 1366, 768)
-    rects = []
-    for name in ("Device A", "Device B", "Device C"):
-        process = Demo(data_dir=tmp_path / name, server_urls=[demo.server.url])
-        harness.run(process.start(0))
-        harness.run(process.open_device(name))
-        process.arrange(area=area)
-        rects.append(process.windows[0].frameGeometry())
-        harness.run(process.close())
-    for i, first in enumerate(rects):
-        assert area.contains(first), first
-        for second in rects[i + 1 :]:
-            assert not first.intersects(second), (first, second)
 
 
 def test_every_window_keeps_its_title_bar_on_screen(harness: Harness) -> None:
