@@ -469,8 +469,8 @@ def _explain(exc: BaseException, args: argparse.Namespace) -> str | None:
         redis_url = _redact(args.backend)
         if isinstance(exc, ModuleNotFoundError) and (exc.name or "").split(".")[0] == "redis":
             return (
-                "the Redis backend needs the redis package: "
-                "pip install 'optisync[redis]' (or pip install redis)"
+                "the Redis backend needs the redis package: pip install redis hiredis "
+                "(or the redis extra: pip install '.[redis]' in an optisync checkout)"
             )
         if type(exc).__module__.startswith("redis"):
             reason = str(exc).rstrip(". ")

@@ -1,6 +1,6 @@
 """Which event loop runs the server: uvloop when it is installed, else asyncio's.
 
-uvloop (``pip install 'optisync[uvloop]'``) runs the same asyncio code on
+uvloop (the ``uvloop`` extra, or ``pip install uvloop``) runs the same asyncio code on
 libuv; the sync server's socket work (accepting, reading frames, writing
 pushes) is where it helps. ``python -m syncserver --no-uvloop`` (or
 ``OPTISYNC_NO_UVLOOP=1``) keeps asyncio's own loop even when uvloop is

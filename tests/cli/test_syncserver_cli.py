@@ -226,7 +226,7 @@ def test_redis_not_installed_is_one_line_and_exit_1() -> None:
         "main(['--port', '0', '--backend', 'redis://127.0.0.1:6379/0'])"
     )
     result = run_command("-c", hide_redis)
-    assert_one_line_error(result, "syncserver", RUNTIME, "optisync[redis]")
+    assert_one_line_error(result, "syncserver", RUNTIME, "pip install redis", "'.[redis]'")
 
 
 def test_a_certificate_that_is_not_pem_is_one_line_naming_it(tmp_path: Path) -> None:
