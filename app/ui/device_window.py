@@ -324,6 +324,7 @@ class DeviceWindow(QWidget):
     def _on_status(self, status: ConnectionStatus) -> None:
         self.id_label.setText(f"id {self.bridge.device_id}")  # a claimed id is renewed offline
         self._show_status()
+        self.model.set_online(status.state == "online")
         if status.state == "offline" and status.retry_at is not None:
             self._countdown.start()
         else:

@@ -29,7 +29,7 @@ from PySide6.QtWidgets import (
 )
 
 from .item_model import ItemRole
-from .status_text import badge_for, badge_help
+from .status_text import badge_help
 from .theme import Palette, icon_pixmap, mono_font
 
 __all__ = ["ItemDelegate"]
@@ -108,7 +108,7 @@ class ItemDelegate(QStyledItemDelegate):
         )
 
         badge_bottom = rect.bottom() - 9
-        label, color = badge_for(index.data(ItemRole.STATUS), index.data(ItemRole.BY_DEVICE_NAME))
+        label, color = index.data(ItemRole.BADGE)
         badge_right = self._paint_badge(painter, text_left, badge_bottom, label, color)
         revision = int(index.data(ItemRole.REVISION) or 0)
         painter.setFont(self._rev_font)
@@ -157,7 +157,7 @@ class ItemDelegate(QStyledItemDelegate):
         """Which part of a row ``point`` is over: heart, badge, revision or row."""
         if self.heart_rect(row).contains(point):
             return "heart"
-        label, _color = badge_for(index.data(ItemRole.STATUS), index.data(ItemRole.BY_DEVICE_NAME))
+        label, _color = index.data(ItemRole.BADGE)
         text_left = row.left() + PAD + ICON + 12
         width = QFontMetrics(self._badge_font).horizontalAdvance(label) + 22
         bottom = row.bottom() - 9
@@ -180,9 +180,7 @@ class ItemDelegate(QStyledItemDelegate):
                 "Keyboard: Space on the focused row."
             )
         if region == "badge":
-            label, _color = badge_for(
-                index.data(ItemRole.STATUS), index.data(ItemRole.BY_DEVICE_NAME)
-            )
+            label, _color = index.data(ItemRole.BADGE)
             return f"{label}: {badge_help(label)}"
         if region == "revision":
             revision = int(index.data(ItemRole.REVISION) or 0)

@@ -16,6 +16,8 @@ from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelInde
 
 from app.link import Item, KeyStatus, LikesState, SyncPhase
 
+from .status_text import badge_for
+
 __all__ = ["FAILED_BADGE_SECONDS", "ItemListModel", "ItemRole"]
 
 FAILED_BADGE_SECONDS = 6.0
@@ -32,6 +34,7 @@ class ItemRole(IntEnum):
     STATUS = Qt.ItemDataRole.UserRole + 4
     REVISION = Qt.ItemDataRole.UserRole + 5
     BY_DEVICE_NAME = Qt.ItemDataRole.UserRole + 6
+    BADGE = Qt.ItemDataRole.UserRole + 7  # (label, colour) of the status badge
 
 
 class ItemListModel(QAbstractListModel):
@@ -45,6 +48,7 @@ class ItemListModel(QAbstractListModel):
         self._rows: dict[str, int] = {}
         self._failed_at: dict[str, float] = {}  # item id -> when its failure was first shown
         self._expired: set[str] = set()
+        self._online = True
 
     # -- feeding ----------------------------------------------------------------
 
@@ -78,6 +82,15 @@ class ItemListModel(QAbstractListModel):
             if start is not None and prev is not None:
                 self.dataChanged.emit(self.index(start), self.index(prev))
             start = prev = row
+
+    def set_online(self, online: bool) -> None:
+        """Whether the device is connected and caught up: only then can a badge say
+        Synced (offline it says Last known)."""
+        if online == self._online:
+            return
+        self._online = online
+        if self._items:
+            self.dataChanged.emit(self.index(0), self.index(len(self._items) - 1))
 
     def _track_failures(self, statuses: dict[str, KeyStatus]) -> None:
         now = time.monotonic()
@@ -148,12 +161,17 @@ class ItemListModel(QAbstractListModel):
         if role == ItemRole.REVISION:
             return 0 if status is None else status.server_revision
         if role == ItemRole.BY_DEVICE_NAME:
-            if status is None or status.by_device is None:
-                return None
-            return self._device_name(status.by_device)
+            return self._by_device_name(status)
+        if role == ItemRole.BADGE:
+            return badge_for(status, self._by_device_name(status), online=self._online)
         if role == Qt.ItemDataRole.AccessibleTextRole:
             return f"{item.title}, {'liked' if item.liked else 'not liked'}"
         return None
+
+    def _by_device_name(self, status: KeyStatus | None) -> str | None:
+        if status is None or status.by_device is None:
+            return None
+        return self._device_name(status.by_device)
 
     def flags(self, index: Index) -> Qt.ItemFlag:
         if not index.isValid():

@@ -12,6 +12,11 @@ __all__ = ["BADGE_HELP", "badge_for", "badge_help", "phase_name"]
 
 BADGE_HELP: dict[str, str] = {
     "Synced": "Nothing pending: the value shown is the newest the server holds.",
+    "Not written yet": "No device has written this item: it shows the default (not "
+    "liked), which is what the server answers for it. Your first tap writes it.",
+    "Last known": "Nothing pending, but the device is offline or still catching up, so it "
+    "cannot know whether another device wrote since: this is the newest value it heard "
+    "of. It turns Synced (or Not written yet) once it is back online and caught up.",
     "Saving…": "A request for this item is on its way, or waits for the connection "
     "(it is sent on reconnect, even after a restart).",
     "Follow-up queued": "A request is in flight and you changed the value again since it "
@@ -33,8 +38,11 @@ def phase_name(status: Any) -> str:
     return str(getattr(phase, "value", phase)).lower()
 
 
-def badge_for(status: Any, by_device_name: str | None) -> tuple[str, QColor]:
-    """The badge label and colour for one key's status."""
+def badge_for(
+    status: Any, by_device_name: str | None, *, online: bool = True
+) -> tuple[str, QColor]:
+    """The badge label and colour for one key's status; ``online``: whether the device
+    is connected and caught up, the only time it can vouch for the server's value."""
     phase = phase_name(status)
     if phase == "saving":
         return "Saving…", Palette.saving
@@ -46,6 +54,10 @@ def badge_for(status: Any, by_device_name: str | None) -> tuple[str, QColor]:
         return "Server unavailable · retrying", Palette.saving
     if phase == "overridden":
         return f"Overridden by {by_device_name or 'another device'}", Palette.overridden
+    if not online:
+        return "Last known", Palette.muted
+    if status is None or status.server_revision <= 0:
+        return "Not written yet", Palette.muted
     return "Synced", Palette.synced
 
 

@@ -120,7 +120,7 @@ def test_every_control_badge_and_stat_has_a_tooltip(harness: Harness) -> None:
     assert "Like" in delegate.tooltip("heart", index)
     badge = QPoint(row.left() + 14 + 36 + 12 + 10, row.bottom() - 15)
     assert delegate.region_at(row, badge, index) == "badge"
-    assert "Nothing pending" in delegate.tooltip("badge", index)
+    assert "No device has written" in delegate.tooltip("badge", index)
     assert "Server revision" in delegate.tooltip("revision", index)
 
 
