@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from .sequence_view import ARROW_COLORS, LEGEND
+from .sequence_view import LEGEND, LEGEND_NAMES, legend_color
 from .status_text import BADGE_HELP
 from .theme import Palette
 
@@ -27,16 +27,13 @@ td {{ padding: 2px 6px 2px 0; vertical-align: top; }}
 """
 
 
-def _color(kind: str) -> str:
-    return (Palette.accent if kind == "tap" else ARROW_COLORS.get(kind, Palette.muted)).name()
-
-
 def help_html() -> str:
     badges = "".join(
         f"<tr><td><b>{name}</b></td><td>{text}</td></tr>" for name, text in BADGE_HELP.items()
     )
     diagram = "".join(
-        f"<tr><td><b style='color:{_color(kind)}'>{glyph} {kind}</b></td><td>{text}</td></tr>"
+        f"<tr><td><b style='color:{legend_color(kind).name()}'>{glyph} "
+        f"{LEGEND_NAMES.get(kind, kind)}</b></td><td>{text}</td></tr>"
         for glyph, kind, text in LEGEND
     )
     return f"""

@@ -385,7 +385,10 @@ class SequenceModel:
                 arrow = self._answer(
                     track, "ack", key, device, at, event.response, event.server_revision
                 )
-                arrow.note = f"Your write, confirmed at rev {event.server_revision}."
+                arrow.note = (
+                    f"Ack: the server stored your write at rev {event.server_revision} and "
+                    "answers the request with it."
+                )
             case StaleResponseIgnored():
                 arrow = self._answer(
                     track, "stale-ack", key, device, at, None, event.response_revision
@@ -418,7 +421,9 @@ class SequenceModel:
                     event.push_local_revision,
                 )
                 arrow.note = (
-                    f"Your write, confirmed at rev {event.server_revision} by its push."
+                    f"Push of your own write, stored at rev {event.server_revision}: the server "
+                    "pushes every write to every device, the writer too. The ack answers "
+                    "the request itself."
                     if own
                     else f"{_capitalized(self.name(event.from_device_id))} wrote rev "
                     f"{event.server_revision}: "

@@ -51,11 +51,14 @@ from .theme import Palette, mono_font
 
 __all__ = [
     "ARROW_COLORS",
+    "LEGEND",
+    "LEGEND_NAMES",
     "SequencePainter",
     "SequencePanel",
     "SequenceView",
     "export_png",
     "export_svg",
+    "legend_color",
 ]
 
 BACKGROUND = QColor("#FBFBFD")
@@ -108,10 +111,15 @@ class SequencePainter:
         self._space_font = QFont()
         self._space_font.setPointSizeF(7.0)
         self._label_metrics = QFontMetricsF(self._label_font)
+        self._small_metrics = QFontMetricsF(self._small)
         self._widths: dict[str, float] = {}
         self._labels: dict[tuple[str, int, float], QPixmap] = {}
         self.cache_labels = True  # off for SVG export, which keeps text as text
         self.label_rects: list[QRectF] = []  # the labels drawn by the last paint
+        self.mark_rects: list[
+            QRectF
+        ] = []  # taps, stored writes and their tags: no label covers them
+        self._tags: list[tuple[QRectF, str, QColor]] = []  # "rev N" beside stored writes
         self._several = False  # whether the model shows several spaces (set per paint)
         self._header: tuple[tuple[float, tuple[Lane, ...], float], QPixmap] | None = None
 
@@ -151,6 +159,8 @@ class SequencePainter:
         model = self.model
         self.shapes = []
         self.label_rects = []
+        self.mark_rects = []
+        self._tags = []
         self._several = model.several_spaces
         painter.save()
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
@@ -180,6 +190,9 @@ class SequencePainter:
             if isinstance(element, Arrow) and not self._hidden(element):
                 faded = dimmed and element.id not in self.selected
                 self._paint_arrow(painter, element, xs, faded)
+        # Over the arrows: a push leaving a stored write never runs through its "rev N".
+        for rect, text, color in self._tags:
+            self._draw_label(painter, rect, text, color, self._small)
         painter.translate(0, offset)
         self._paint_header(painter, xs, width)
         painter.restore()
@@ -305,6 +318,8 @@ class SequencePainter:
         painter.setBrush(QColor("#FFFFFF") if dot.coalesced else color)
         radius = DOT + (1.5 if dot.id == self.hovered or dot.id in self.selected else 0)
         painter.drawEllipse(QPointF(x, y), radius, radius)
+        reach = radius + 2
+        self.mark_rects.append(QRectF(x - reach, y - reach, 2 * reach, 2 * reach))
         self.shapes.append(_Shape(dot.id, QPointF(x, y), None))
 
     def _paint_group(
@@ -362,13 +377,12 @@ class SequencePainter:
         painter.setBrush(color)
         size = 5.0 + (1.5 if commit.id == self.hovered or commit.id in self.selected else 0)
         painter.drawRect(QRectF(x - size, y - size, 2 * size, 2 * size))
-        painter.setFont(self._small)
-        painter.setPen(color)
-        painter.drawText(
-            QRectF(x + 8, y - 7, 60, 14),
-            Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignVCenter,
-            f"rev {commit.server_revision}",
-        )
+        text = f"rev {commit.server_revision}"
+        width = self._small_metrics.horizontalAdvance(text) + 6
+        tag = QRectF(x + 8, y - 6.5, width, 13)
+        self._tags.append((tag, text, color))
+        self.mark_rects.append(QRectF(x - size - 2, y - size - 2, 2 * size + 4, 2 * size + 4))
+        self.mark_rects.append(tag)
         self.shapes.append(_Shape(commit.id, QPointF(x, y), None))
 
     def _paint_arrow(
@@ -470,9 +484,10 @@ class SequencePainter:
     def _free_label_rect(self, middle: QPointF, width: float, *, always: bool) -> QRectF | None:
         """Above the arrow's middle, else just below, else a row further out; None
         when all of them would cover a label already drawn (clustered events)."""
+        taken = [*self.label_rects, *self.mark_rects]
         for dy in LABEL_OFFSETS:
             rect = QRectF(middle.x() - width / 2, middle.y() + dy, width, 13)
-            if not any(rect.intersects(other) for other in self.label_rects):
+            if not any(rect.intersects(other) for other in taken):
                 return rect
         return (
             QRectF(middle.x() - width / 2, middle.y() + LABEL_OFFSETS[0], width, 13)
@@ -480,11 +495,13 @@ class SequencePainter:
             else None
         )
 
-    def _draw_label(self, painter: QPainter, rect: QRectF, text: str, ink: QColor) -> None:
+    def _draw_label(
+        self, painter: QPainter, rect: QRectF, text: str, ink: QColor, font: QFont | None = None
+    ) -> None:
         painter.setPen(Qt.PenStyle.NoPen)
         painter.setBrush(BACKGROUND)
         painter.drawRoundedRect(rect, 4, 4)
-        painter.setFont(self._label_font)
+        painter.setFont(font or self._label_font)
         painter.setPen(ink)
         painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, text)
 
@@ -740,17 +757,42 @@ LEGEND: tuple[tuple[str, str, str], ...] = (
     ("●", "tap", "A tap, shown at once (hollow: made while a request was in flight)"),
     ("→", "set", "Request to the server: value, local rev (L), server rev once known"),
     ("→", "follow-up", "Follow-up carrying the newest value of taps that waited"),
-    ("←", "ack", "Ack: the server stored the write"),
+    ("■", "stored", "A write the server stored, on its lane, with its revision (rev N)"),
+    ("←", "ack", "Ack: the server stored the write and answers the request"),
     ("←", "push", "Push: another device's write reaching this one"),
-    ("⇠", "own-push", "Your own write coming back as a push"),
-    ("⇠", "stale-push", "Stale push, ignored (already had that revision or newer)"),
-    ("⋯", "echo", "Self-echo of an older request: revision noted, not re-applied"),
-    ("⇠", "stale-ack", "Ignored ack: a newer push had already won"),
+    (
+        "⇠",
+        "own-push",
+        "Push of your own write: the server pushes every write to every device, the "
+        "writer too (dashed green; the ack is the solid one)",
+    ),
+    ("⇠", "stale-push", "Stale push, crossed out: already had that revision or newer"),
+    ("⋯", "echo", "Self-echo of an older request (dotted): revision noted, not re-applied"),
+    ("⇠", "stale-ack", "Ignored ack, crossed out: a newer push had already won"),
     ("✕", "failed", "Failed request; the server's value is reloaded"),
 )
 
+LEGEND_NAMES: dict[str, str] = {
+    "stored": "stored write",
+    "own-push": "own push",
+    "stale-push": "stale push",
+    "echo": "self-echo",
+    "stale-ack": "ignored ack",
+    "failed": "failure",
+}
+"""What the legend calls a mark, where its kind's name is not plain words."""
 
-LEGEND_HINT = "  hover for details, click a write"
+
+def legend_color(kind: str) -> QColor:
+    """The colour a legend entry (and Help) shows a mark in."""
+    if kind == "tap":
+        return Palette.accent
+    if kind == "stored":
+        return Palette.text
+    return ARROW_COLORS.get(kind, Palette.muted)
+
+
+LEGEND_HINT = "Hover a mark for what it means; click a write to light it up on every lane."
 
 
 class SequencePanel(QWidget):
@@ -793,13 +835,22 @@ class SequencePanel(QWidget):
         bar.addWidget(self.filter, 1)
         bar.addWidget(self.clear_button)
         bar.addWidget(self.export_button)
-        # One line whatever the width (the diagram keeps the room); the hint to hover
-        # is dropped first when the line is short of room, the tooltip has it all.
+        # Every mark, wrapped over as many lines as the width needs (an entry never
+        # breaks inside); the tooltip says what each one means.
         self.legend = QLabel(self._legend_html())
         self.legend.setObjectName("legend")
-        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+        self.legend.setWordWrap(True)
+        self.legend.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
         self.legend.setToolTip(
-            "<br>".join(f"<b>{glyph} {kind}</b>: {text}" for glyph, kind, text in LEGEND)
+            "<br>".join(
+                [
+                    f"<i>{LEGEND_HINT}</i>",
+                    *(
+                        f"<b>{glyph} {LEGEND_NAMES.get(kind, kind)}</b>: {text}"
+                        for glyph, kind, text in LEGEND
+                    ),
+                ]
+            )
         )
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
@@ -816,21 +867,14 @@ class SequencePanel(QWidget):
         self.view.selectionChanged.connect(self._on_selected)
         self._keys: list[str] = []
 
-    def resizeEvent(self, event: QResizeEvent) -> None:
-        super().resizeEvent(event)
-        plain = "  ".join(f"{glyph} {kind}" for glyph, kind, _text in LEGEND[:7])
-        needed = self.legend.fontMetrics().horizontalAdvance(plain + LEGEND_HINT) + 8
-        html = self._legend_html(hint=needed <= self.legend.width())
-        if self.legend.text() != html:
-            self.legend.setText(html)
-
-    def _legend_html(self, *, hint: bool = True) -> str:
+    @staticmethod
+    def _legend_html() -> str:
         parts = []
-        for glyph, kind, _text in LEGEND[:7]:
-            color = Palette.accent if kind == "tap" else ARROW_COLORS.get(kind, Palette.muted)
-            parts.append(f"<span style='color:{color.name()}'><b>{glyph}</b> {kind}</span>")
-        words = "&nbsp;&nbsp;".join(parts)
-        return f"{words}&nbsp;&nbsp;<i>{LEGEND_HINT.strip()}</i>" if hint else words
+        for glyph, kind, _text in LEGEND:
+            name = LEGEND_NAMES.get(kind, kind).replace(" ", "&nbsp;")
+            color = legend_color(kind).name()
+            parts.append(f"<span style='color:{color}'><b>{glyph}</b>&nbsp;{name}</span>")
+        return "&nbsp; ".join(parts)
 
     # -- actions ----------------------------------------------------------------------
 

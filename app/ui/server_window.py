@@ -204,7 +204,7 @@ class ServerWindow(QWidget):
 
         controls = QGridLayout()
         controls.setHorizontalSpacing(10)
-        controls.setVerticalSpacing(8)
+        controls.setVerticalSpacing(6)
         controls.addWidget(QLabel("Round-trip latency"), 0, 0)
         controls.addWidget(self.latency, 0, 1)
         controls.addWidget(self.latency_value, 0, 2)
@@ -277,7 +277,7 @@ class ServerWindow(QWidget):
         controls_card.setObjectName("card")
         controls_layout = QVBoxLayout(controls_card)
         controls_layout.setContentsMargins(14, 10, 14, 10)
-        controls_layout.setSpacing(8)
+        controls_layout.setSpacing(6)
         controls_layout.addLayout(controls)
         controls_layout.addLayout(buttons)
         controls_layout.addLayout(external)

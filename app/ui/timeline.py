@@ -68,6 +68,7 @@ KIND_COLORS: dict[str, QColor] = {
     "sent": Palette.saving,
     "follow-up": Palette.follow_up,
     "ack": Palette.synced,
+    "own-push": Palette.synced.darker(125),
     "done": Palette.synced,
     "push": Palette.overridden,
     "echo": Palette.muted,
@@ -172,7 +173,8 @@ def _words(
         case ResponseApplied(response=response):
             return (
                 "ack",
-                f"Your write, confirmed at rev {event.server_revision} ({_value(response)})",
+                f"Ack: the server stored your write at rev {event.server_revision} "
+                f"({_value(response)}) and answered your request",
             )
         case StaleResponseIgnored(response_revision=revision):
             return (
@@ -182,9 +184,10 @@ def _words(
             )
         case PushApplied(from_device_id=origin) if own is not None and origin == own:
             return (
-                "ack",
-                f"Your write, confirmed at rev {event.server_revision} by its push "
-                "(the server pushes every write to every device)",
+                "own-push",
+                f"Push of your own write, stored at rev {event.server_revision}: the server "
+                "pushes every write to every device, the writer too (the ack answers the "
+                "request itself)",
             )
         case PushApplied(from_device_id=origin):
             return (
@@ -377,7 +380,7 @@ class _EntryDelegate(QStyledItemDelegate):
         painter.drawRoundedRect(chip, 8, 8)
         painter.setFont(self._chip_font)
         painter.setPen(color.darker(120))
-        painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, kind.upper())
+        painter.drawText(chip, Qt.AlignmentFlag.AlignCenter, kind.replace("-", " ").upper())
 
         stamp = float(index.data(TimelineModel.TimeRole))
         clock = time.strftime("%H:%M:%S", time.localtime(stamp))

@@ -156,7 +156,7 @@ def test_own_writes_and_other_writers_read_plainly(harness: Harness) -> None:
     harness.wait_synced()
     harness.wait(lambda: b.bridge.state.liked("camera"))
     own = [e.text for e in a.timeline_model.entries() if e.item_id == "camera"]
-    assert any("Your write, confirmed at rev" in text for text in own)
+    assert any("Ack: the server stored your write at rev" in text for text in own)
     assert not any("Device A wrote" in text for text in own)
     other = [e.text for e in b.timeline_model.entries() if e.item_id == "camera"]
     assert any(text.startswith("Device A wrote this at rev") for text in other)
@@ -377,3 +377,20 @@ def test_the_another_device_choice_is_searchable_and_bounded(harness: Harness) -
     line.setText("no such item")
     line.editingFinished.emit()
     assert combo.currentText() == combo.itemText(combo.currentIndex())
+
+
+def test_a_confirmed_write_shows_one_ack_and_its_own_push_as_a_push(harness: Harness) -> None:
+    """One tap: the writer's timeline has exactly one ACK entry; the push of its own write
+    (every device gets it, the writer too) reads as a push, not a second ack."""
+    demo = harness.start(devices=1, latency_ms=400)
+    window = demo.windows[0]
+    harness.click_heart(window, "guitar")
+    harness.wait_synced()
+    harness.wait(
+        lambda: any(e.kind in ("own-push", "stale") for e in window.timeline_model.entries())
+    )
+    entries = [e for e in window.timeline_model.entries() if e.item_id == "guitar"]
+    assert [e.kind for e in entries].count("ack") == 1
+    pushes = [e.text for e in entries if e.kind in ("own-push", "stale")]
+    assert len(pushes) == 1
+    assert "push of your" in pushes[0].casefold()

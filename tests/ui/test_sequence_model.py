@@ -116,7 +116,7 @@ def test_a_coalesced_burst_is_grouped_under_the_follow_up_that_carries_it() -> N
     assert ack_2.server_revision == 2
     assert ack_1.value is True  # the value it acknowledges, not the one that moved on
     assert "follow-up" in ack_1.note
-    assert "confirmed at rev 2" in ack_2.note
+    assert "stored your write at rev 2" in ack_2.note
     assert follow_up.label == "♥ L3 rev 2"
 
 
@@ -209,7 +209,7 @@ def test_pushes_stale_pushes_and_self_echoes_are_drawn_distinctly() -> None:
     assert "Device A wrote rev 5" in model.explain(push)
     assert "second copy of rev 5" in model.explain(stale)
     assert "not re-applied" in model.explain(echo)
-    assert "Your write, confirmed at rev 6" in model.explain(own)
+    assert "Push of your own write, stored at rev 6" in model.explain(own)
 
 
 def test_an_ignored_ack_is_explained() -> None:

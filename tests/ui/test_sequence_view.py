@@ -8,10 +8,12 @@ from PySide6.QtCore import QPoint, QPointF, Qt
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtTest import QTest
 
-from app.sync import PushApplied
+from app.sync import OptimisticApplied, PushApplied, RequestSent, ResponseApplied
 from app.ui.demo import Demo
+from app.ui.help import help_html
 from app.ui.sequence import Arrow, Commit, Dot, SequenceModel
-from app.ui.sequence_view import SequencePainter, SequencePanel
+from app.ui.sequence_view import ARROW_COLORS, SequencePainter, SequencePanel
+from app.ui.space_names import DEFAULT_SPACE
 from tests.ui.conftest import Harness
 
 A, B = 11, 22
@@ -260,3 +262,91 @@ def test_clustered_arrow_labels_never_overlap(qapp: object) -> None:
     for i, first in enumerate(rects):
         for second in rects[i + 1 :]:
             assert not first.intersects(second), (first, second)
+
+
+def _busy_model() -> SequenceModel:
+    """Eight writes of Device A close together: taps, requests, stored writes, pushes to
+    Device B and acks, so labels have little room among the marks."""
+    model = SequenceModel()
+    model.add_lane(A, "Device A")
+    model.add_lane(B, "Device B")
+    for i in range(8):
+        key, at = f"like/item-{i}", 1.0 + i * 0.04
+        base = {"key": key, "device_id": A, "local_revision": 1}
+        model.feed(OptimisticApplied(**base, server_revision=0, value=True, coalesced=False), at)
+        model.feed(RequestSent(**base, server_revision=0, value=True, follow_up=False), at)
+        model.server_writes([(key, True, i + 1, A, 1, DEFAULT_SPACE)], at + 0.05)
+        model.feed(
+            PushApplied(
+                key=key,
+                device_id=B,
+                local_revision=0,
+                server_revision=i + 1,
+                from_device_id=A,
+                push_local_revision=1,
+            ),
+            at + 0.07,
+        )
+        model.feed(ResponseApplied(**base, server_revision=i + 1, response=True), at + 0.1)
+    return model
+
+
+def _paint(
+    model: SequenceModel, width: int = 600, height: int = 500
+) -> tuple[SequencePainter, QImage]:
+    drawer = SequencePainter(model)
+    image = QImage(width, height, QImage.Format.Format_ARGB32)
+    painter = QPainter(image)
+    drawer.paint(painter, width, height, 0)
+    painter.end()
+    return drawer, image
+
+
+def test_no_arrow_label_covers_a_tap_or_a_stored_write(qapp: object) -> None:
+    """Among dense writes, every label drawn keeps clear of tap dots, stored-write squares
+    and their "rev N" tags."""
+    drawer, _image = _paint(_busy_model())
+    assert drawer.label_rects
+    assert len(drawer.mark_rects) >= 8 * 3  # a dot, a square and a tag per write
+    for label in drawer.label_rects:
+        for mark in drawer.mark_rects:
+            assert not label.intersects(mark), (label, mark)
+
+
+def test_a_push_leaving_a_stored_write_passes_under_its_rev_tag(qapp: object) -> None:
+    """Where a push arrow crosses the "rev N" beside its stored write, the tag is on top."""
+    model = _busy_model()
+    drawer, image = _paint(model)
+    push = next(a for a in model.arrows() if a.kind == "push")
+    shape = next(s for s in drawer.shapes if s.element_id == push.id)
+    assert shape.b is not None
+    # The tag sits right of the server lane, level with the stored write the push leaves.
+    [tag] = [
+        m
+        for m in drawer.mark_rects
+        if m.left() == shape.a.x() + 8 and m.top() < shape.a.y() < m.bottom()
+    ]
+    # The arrow's pixel a few steps into the tag, off the text's baseline area.
+    x = tag.left() + 2
+    t = (x - shape.a.x()) / (shape.b.x() - shape.a.x())
+    y = shape.a.y() + t * (shape.b.y() - shape.a.y())
+    assert tag.contains(QPointF(x, y))
+    pixel = image.pixelColor(round(x), round(y))
+    arrow_blue = ARROW_COLORS["push"]
+    assert abs(pixel.blue() - arrow_blue.blue()) + abs(pixel.red() - arrow_blue.red()) > 60
+
+
+def test_the_legend_shows_every_mark_the_diagram_draws(harness: Harness) -> None:
+    """Taps, requests, stored writes, acks, pushes, own pushes, stale pushes, self-echoes,
+    ignored acks and failures all have a legend entry, on screen and in Help."""
+    demo = harness.start(devices=1)
+    legend = _panel(demo).legend.text()
+    names = ["tap", "set", "follow-up", "stored&nbsp;write", "ack", "push", "own&nbsp;push"]
+    names += ["stale&nbsp;push", "self-echo", "ignored&nbsp;ack", "failure"]
+    for name in names:
+        assert f"&nbsp;{name}</span>" in legend, name
+    assert "■" in legend
+    assert "✕" in legend
+    page = help_html()
+    for name in ("stored write", "self-echo", "ignored ack", "failure", "own push"):
+        assert name in page

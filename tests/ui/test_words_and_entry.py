@@ -53,7 +53,7 @@ def _name(device_id: int) -> str:
         (
             ResponseApplied(**BASE, response=True),
             "ack",
-            "Your write, confirmed at rev 7",
+            "Ack: the server stored your write at rev 7",
         ),
         (
             PushApplied(**BASE, from_device_id=2, push_local_revision=1),
@@ -62,8 +62,8 @@ def _name(device_id: int) -> str:
         ),
         (
             PushApplied(**BASE, from_device_id=1, push_local_revision=3),
-            "ack",
-            "Your write, confirmed at rev 7",
+            "own-push",
+            "Push of your own write, stored at rev 7",
         ),
         (
             PushHeld(**BASE, from_device_id=2, push_local_revision=1),
