@@ -272,9 +272,28 @@ def _busy_model() -> SequenceModel:
     model.add_lane(B, "Device B")
     for i in range(8):
         key, at = f"like/item-{i}", 1.0 + i * 0.04
-        base = {"key": key, "device_id": A, "local_revision": 1}
-        model.feed(OptimisticApplied(**base, server_revision=0, value=True, coalesced=False), at)
-        model.feed(RequestSent(**base, server_revision=0, value=True, follow_up=False), at)
+        model.feed(
+            OptimisticApplied(
+                key=key,
+                device_id=A,
+                local_revision=1,
+                server_revision=0,
+                value=True,
+                coalesced=False,
+            ),
+            at,
+        )
+        model.feed(
+            RequestSent(
+                key=key,
+                device_id=A,
+                local_revision=1,
+                server_revision=0,
+                value=True,
+                follow_up=False,
+            ),
+            at,
+        )
         model.server_writes([(key, True, i + 1, A, 1, DEFAULT_SPACE)], at + 0.05)
         model.feed(
             PushApplied(
@@ -287,7 +306,12 @@ def _busy_model() -> SequenceModel:
             ),
             at + 0.07,
         )
-        model.feed(ResponseApplied(**base, server_revision=i + 1, response=True), at + 0.1)
+        model.feed(
+            ResponseApplied(
+                key=key, device_id=A, local_revision=1, server_revision=i + 1, response=True
+            ),
+            at + 0.1,
+        )
     return model
 
 
