@@ -91,6 +91,9 @@ ARROW_KINDS: tuple[ArrowKind, ...] = (
     "stale-push",
 )
 
+ANSWER_WORDS: dict[str, str] = {"ack": "ack", "own-push": "push", "echo": "echo"}
+"""The word opening the label of an arrow a writer gets back about its own write."""
+
 WriteId = tuple[Hashable, ...]
 
 
@@ -165,8 +168,11 @@ class Arrow:
 
     @property
     def label(self) -> str:
-        """What the arrow's text says: value, local revision, server revision."""
-        parts = [describe_value(self.value)] if self.kind not in ("failed",) else ["✕"]
+        """What the arrow's text says: value, local revision, server revision; the
+        answers a writer gets about one write (its ack, the push of it, an echo) also
+        say which they are, as they carry the same numbers."""
+        parts = [ANSWER_WORDS[self.kind]] if self.kind in ANSWER_WORDS else []
+        parts += [describe_value(self.value)] if self.kind not in ("failed",) else ["✕"]
         if self.kind in ("set", "follow-up", "ack", "stale-ack", "failed", "echo", "own-push"):
             parts.append(f"L{self.local_revision}")
         if self.server_revision is not None and self.server_revision > 0:

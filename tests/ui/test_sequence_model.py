@@ -132,7 +132,7 @@ def test_arrows_are_labelled_with_value_local_and_server_revision() -> None:
     request, ack = model.arrows()
     [commit] = model.commits()
     assert request.label == "♥ L1 rev 7"
-    assert ack.label == "♥ L1 rev 7"
+    assert ack.label == "ack ♥ L1 rev 7"
     assert commit.server_revision == 7
     assert commit.writer == A
     assert request.end == commit.at == ack.start
@@ -145,7 +145,7 @@ def test_the_ack_that_schedules_a_follow_up_learns_its_revision_from_the_feed() 
     model.server_writes([(KEY, True, 1, A, 1, DEFAULT_SPACE)], 0.3)
     first, ack_1, _follow_up, _ack_2 = model.arrows()
     assert first.server_revision == 1
-    assert ack_1.label == "♥ L1 rev 1"
+    assert ack_1.label == "ack ♥ L1 rev 1"
 
 
 def test_the_servers_feed_places_the_commit_and_ends_the_request_there() -> None:
@@ -358,3 +358,29 @@ def test_the_late_push_of_a_devices_own_write_says_its_ack_came_first() -> None:
     [late] = model.arrows()
     assert late.kind == "stale-push"
     assert "came after its ack" in model.explain(late)
+
+
+def test_the_ack_and_the_push_of_ones_own_write_are_labelled_apart() -> None:
+    """Same value and revisions, different words: "push ♥ L1 rev 6" and "ack ♥ L1 rev 6"."""
+    model = _model()
+    _tap(model, 0.0, 1, True, False)
+    _sent(model, 0.0, 1, True, False)
+    model.feed(
+        PushApplied(
+            key=KEY,
+            device_id=A,
+            local_revision=1,
+            server_revision=6,
+            from_device_id=A,
+            push_local_revision=1,
+        ),
+        0.3,
+    )
+    model.feed(
+        ResponseApplied(key=KEY, device_id=A, local_revision=1, server_revision=6, response=True),
+        0.6,
+    )
+    labels = {arrow.kind: arrow.label for arrow in model.arrows()}
+    assert labels["own-push"] == "push ♥ L1 rev 6"
+    assert labels["ack"] == "ack ♥ L1 rev 6"
+    assert labels["set"] == "♥ L1 rev 6"
