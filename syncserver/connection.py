@@ -94,6 +94,7 @@ class Connection:
         "catchup_timer",
         "closed",
         "device_id",
+        "followed",
         "held",
         "id",
         "limits",
@@ -130,7 +131,8 @@ class Connection:
         self.authorized = False
         """A hello passed the token and device-secret checks."""
         self.held: list[str | bytes] | None = None
-        """Frames that arrived while the device secret was being checked."""
+        """Frames that arrived while the device secret was being checked, or while
+        the backend started following a space it joined."""
         self.pending_hellos: dict[str, Hello] = {}
         """Per space, the newest hello not answered yet (its address' catch-up
         budget is spent)."""
@@ -151,5 +153,7 @@ class Connection:
         """Per space, the snapshot being sent to this connection, page by page."""
         self.spaces: dict[str, None] = {}
         """The spaces it joined, in the order it joined them."""
+        self.followed: list[str] = []
+        """The spaces the backend was asked to follow for it (undone when it goes)."""
         self.subscribed: dict[str, None] = {}
         """The spaces whose pushes it gets (joined, and its snapshot begun)."""

@@ -268,6 +268,9 @@ class ServerCore:
     def _forget(self, conn: Connection) -> None:
         """Stop sending to ``conn``: no pushes, no feed, no pending catch-up."""
         conn.closed = True
+        for space in conn.followed:
+            self.backend.unfollow(space)
+        conn.followed.clear()
         for space in conn.subscribed:
             self._unsubscribe(conn, space)
         conn.subscribed.clear()
@@ -430,11 +433,38 @@ class ServerCore:
             )
             return
         conn.protocol = min(hello.protocol, PROTOCOL_VERSION)
+        joining = space not in conn.spaces
         conn.spaces[space] = None
         # A newer hello replaces one still waiting for the catch-up budget.
         conn.pending_hellos[space] = hello
+        if joining and not self._follow(conn, space):
+            return  # resumes once the backend follows the space
         if conn.catchup_timer is None:
             self._catch_up(conn)
+
+    def _follow(self, conn: Connection, space: str) -> bool:
+        """Have the backend follow ``space`` for ``conn``; False while it starts
+        to (Redis subscribes first): the connection's frames wait meanwhile, so
+        nothing reaches a space before this process gets its pushes."""
+        conn.followed.append(space)
+
+        def followed(ok: bool) -> None:
+            held, conn.held = conn.held, None
+            if conn.closed or self.closing:
+                return
+            if not ok:
+                conn.followed.remove(space)
+                self._close(conn, CLOSE_TRY_AGAIN_LATER, "cannot follow the space now")
+                return
+            if conn.catchup_timer is None:
+                self._catch_up(conn)
+            for frame in held or ():
+                self.receive(conn, frame)
+
+        if self.backend.follow(space, followed):
+            return True
+        conn.held = []
+        return False
 
     def _may_join(self, device_id: int, space: str) -> bool:
         access = self.config.space_access
@@ -472,7 +502,7 @@ class ServerCore:
             conn.catch_ups.pop(space, None)
             self._subscribe(conn, space)
             page = SnapshotPage(
-                backend.revision,
+                backend.reported(space),
                 epoch=backend.epoch,
                 since=since,
                 protocol=conn.protocol,
@@ -632,10 +662,19 @@ class ServerCore:
         if self.chaos.take_failure():
             self._refuse_injected(conn, get.request_id)
             return
-        found = self.backend.get(get.space, get.key)
-        if found is not None and found.revision > self.backend.revision:
-            # Durable, but its push has not gone out yet (SQLite reads the file):
-            # answer right after that push, so no reply is ahead of the pushes.
+        self.backend.lookup(
+            get.space,
+            get.key,
+            lambda found: self._found(conn, get, found),
+            lambda: self._error(conn, get.request_id, "unavailable", "cannot read the database"),
+        )
+
+    def _found(self, conn: Connection, get: Get, found: Write | None) -> None:
+        if conn.closed:
+            return
+        if found is not None and found.revision > self.backend.reported(get.space):
+            # Durable, but its push has not gone out yet (the backend read the
+            # database): answer right after that push, so no reply is ahead of the pushes.
             self._waiting_gets.append((conn, get.request_id, found))
             return
         self._answer_get(conn, get.request_id, get.space, get.key, found)
@@ -655,10 +694,10 @@ class ServerCore:
         self._send(conn, encode_bytes(reply))
 
     def _answer_waiting_gets(self) -> None:
-        revision = self.backend.revision
+        reported = self.backend.reported
         waiting, self._waiting_gets = self._waiting_gets, []
         for conn, request_id, found in waiting:
-            if found.revision > revision:
+            if found.revision > reported(found.space):
                 self._waiting_gets.append((conn, request_id, found))
             elif not conn.closed:
                 self._answer_get(conn, request_id, found.space, found.key, found)

@@ -147,8 +147,36 @@ class Backend(Protocol):
         ``RuntimeError`` once the backend is closing."""
         ...
 
-    def get(self, space: str, key: str) -> Write | None:
-        """One register's newest committed write (None if never written)."""
+    def lookup(
+        self,
+        space: str,
+        key: str,
+        done: Callable[[Write | None], None],
+        failed: Callable[[], None],
+    ) -> None:
+        """Call ``done`` with one register's newest committed write (None if
+        never written), at once or later on the event loop; ``failed`` if the
+        database could not be read."""
+        ...
+
+    def follow(self, space: str, done: Callable[[bool], None]) -> bool:
+        """Start following ``space`` for one more user (a connection that joined
+        it): its writes reach ``on_commit`` and :meth:`head` and :meth:`reported`
+        know it. True if that holds already (``done`` is not called); else
+        ``done`` is called on the event loop once it does (True) or could not be
+        arranged (False: the database is down; the user is not counted then)."""
+        ...
+
+    def unfollow(self, space: str) -> None:
+        """One user of ``space`` is gone (also while its :meth:`follow` is under way)."""
+        ...
+
+    def reported(self, space: str) -> int:
+        """A revision R such that every write of ``space`` at or below R went
+        through ``on_commit`` and none above it did: a snapshot of the space
+        needs no push at or below R. :attr:`revision` where every space's
+        writes come in one order; the space's :meth:`head` where each space
+        has its own (Redis)."""
         ...
 
     def newest(self) -> Iterator[Write]:

@@ -189,6 +189,27 @@ class MemoryBackend:
         """One register's newest write."""
         return self._registers.get(space, key)
 
+    def lookup(
+        self,
+        space: str,
+        key: str,
+        done: Callable[[Write | None], None],
+        failed: Callable[[], None],
+    ) -> None:
+        """:meth:`get`, answered at once."""
+        done(self.get(space, key))
+
+    def follow(self, space: str, done: Callable[[bool], None]) -> bool:
+        """Every space's writes reach ``on_commit`` already."""
+        return True
+
+    def unfollow(self, space: str) -> None:
+        """Nothing to stop: every space is followed."""
+
+    def reported(self, space: str) -> int:
+        """:attr:`revision`: writes reach ``on_commit`` in revision order, all spaces together."""
+        return self.revision
+
     def newest(self) -> Iterator[Write]:
         """The registers, newest first."""
         return self._registers.newest()
