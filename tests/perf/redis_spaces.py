@@ -122,29 +122,36 @@ def measure_start(url: str) -> dict[str, float]:
 
 
 def _message(first: int, count: int, space: str) -> bytes:
+    """One published message of ``count`` writes, as the write script builds it."""
     entries = ",".join(
-        f'["k{n % 1000}",{{"n":{n}}},{n},9,2,{n},"{space}",{first + n - 1}]' for n in range(count)
+        f'[{first + n},["k{n % 1000}",{{"n":{n}}},{n},9,2,{n},"{space}",{first + n - 1}]]'
+        for n in range(count)
     )
-    return b"%d [%s]" % (first, entries.encode())
+    return b"[%s]" % entries.encode()
 
 
 async def measure_in_process(url: str, writes: int, per_message: int) -> float:
-    """µs of event-loop time per write handed to a connection-less server's backend."""
+    """µs of event-loop time per write of a followed space that no connection
+    joined, handed to a server's backend as published messages."""
     from syncserver import serve
-    from syncserver.backends.redis import RedisBackend
+    from syncserver.backends.redis import RedisBackend, _decode_published
 
     async with serve(backend=url) as server:
         backend = server.core.backend
         assert isinstance(backend, RedisBackend)
-        first = backend.revision + 1
+        ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        if not backend.follow("followed", ready.set_result):
+            assert await ready
+        followed = backend._followed["followed"]
+        first = followed.head + 1
         messages = []
         for start in range(first, first + writes, per_message):
-            messages.append(_message(start, per_message, "nobody-here"))
+            messages.append(_decode_published(_message(start, per_message, "followed")))
         started = time.process_time()
         for message in messages:
-            await backend._on_message(message)
+            await backend._on_writes(followed, message)
         spent = time.process_time() - started
-        assert backend.revision == first + writes - 1
+        assert backend.head("followed") == first + writes - 1
     return spent / writes * 1e6
 
 

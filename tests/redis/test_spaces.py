@@ -9,6 +9,7 @@ from typing import Any
 import redis
 
 from syncserver import serve
+from syncserver.backends.redis import RedisBackend
 from tests.redis.conftest import Client, Clients, Instances
 
 
@@ -111,7 +112,9 @@ async def test_hello_since_after_a_restart_answers_per_space(
             assert (await set_in(client, space, key, index))["server_revision"] == index
     async with serve(backend=redis_url) as server:
         epoch = server.epoch
-        assert (server.core.backend.head("a"), server.core.backend.head("b")) == (5, 6)
+        backend = server.core.backend
+        assert isinstance(backend, RedisBackend)
+        assert backend.followed == [], "a process follows no space until joined"
         client = await clients(server.url)
         after = await client.hello(device_id=4, space="a", since=2, epoch=epoch)
         assert [(e["key"], e["value"]) for e in after["values"]] == [("y", 3), ("x", 5)]
@@ -121,6 +124,7 @@ async def test_hello_since_after_a_restart_answers_per_space(
             ("y", 4),
             ("z", 6),
         ]
+        assert (server.core.backend.head("a"), server.core.backend.head("b")) == (5, 6)
         up_to_date = await client.hello(device_id=4, space="a", since=5, epoch=epoch)
         assert up_to_date["values"] == []
         ack = await set_in(client, "a", "w", 7)
