@@ -20,7 +20,7 @@ sync server, pinned to one core as in :mod:`tests.perf.server`, and for each:
 
 py-spy samples by stopping the process, which slows it: the rates printed
 are not the benchmark's, but the shares and the CPU per write are. Needs
-py-spy (``pip install 'optisync[profile]'``) and permission to trace the
+py-spy (``pip install '.[profile]'`` in a checkout) and permission to trace the
 server processes.
 """
 
@@ -229,7 +229,7 @@ def run(quick: bool = False) -> str:
     """Profile both loads on the relay and the sync server; returns the tables."""
     py_spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(py_spy).exists():
-        raise RuntimeError("py-spy is not installed (pip install 'optisync[profile]')")
+        raise RuntimeError("py-spy is not installed (pip install '.[profile]' in a checkout)")
     return format_profiles(asyncio.run(_run(quick, py_spy)))
 
 
