@@ -146,7 +146,8 @@ _CHANGES: Final = _PREFIX + "changes"
 
 # KEYS: counter, heads, count, layout. ARGV: the channel prefix, then per write:
 # space, its registers hash, its changes index, key, and ENTRY without its last
-# field (prev) and closing bracket.
+# field (prev) and closing bracket. Returns the first revision, then the
+# register and space counts after the batch.
 _WRITE_SCRIPT: Final = """
 if redis.call('GET', KEYS[4]) ~= '2' then
   return redis.error_reply('OPTISYNC_INDEXING the database is being indexed; retry')
@@ -175,12 +176,12 @@ for i = 1, n do
   local list = published[space]
   list[#list + 1] = '[' .. revision .. ',' .. entry .. ']'
 end
-if added > 0 then redis.call('INCRBY', KEYS[3], added) end
+local count = redis.call('INCRBY', KEYS[3], added)
 for _, space in ipairs(order) do
   redis.call('HSET', KEYS[2], space, heads[space])
   redis.call('PUBLISH', ARGV[1] .. space, '[' .. table.concat(published[space], ',') .. ']')
 end
-return first
+return {first, count, redis.call('HLEN', KEYS[2])}
 """
 
 # KEYS: counter, heads, epoch, layout. ARGV: an epoch to use if there is none
@@ -353,12 +354,13 @@ class RedisBackend:
 
     @property
     def count(self) -> int:
-        """How many registers there are, in every space (read every second)."""
+        """How many registers there are, in every space: as of this process' last
+        write, or of the last look (every second) if others wrote since."""
         return self._count
 
     @property
     def spaces(self) -> int:
-        """How many spaces have registers (read every second)."""
+        """How many spaces have registers (as up to date as :attr:`count`)."""
         return self._spaces_total
 
     @property
@@ -722,16 +724,9 @@ class RedisBackend:
                     args += (space, registers_key(space), changes_key(space), write.key)
                     args.append(_encode(head)[:-1])
                 try:
-                    first = int(
-                        await self._write_script(
-                            keys=[
-                                self._counter,
-                                self._heads_key,
-                                self._count_key,
-                                self._layout_key,
-                            ],
-                            args=args,
-                        )
+                    first, count, spaces = await self._write_script(
+                        keys=[self._counter, self._heads_key, self._count_key, self._layout_key],
+                        args=args,
                     )
                 except (RedisError, OSError) as exc:
                     lost = (self._pending.pop(sequence, None) for sequence in sequences)
@@ -741,7 +736,8 @@ class RedisBackend:
                     if failed:
                         self._on_failure(failed, exc)
                     continue
-                self._replied(batch, sequences, first)
+                self._count, self._spaces_total = int(count), int(spaces)
+                self._replied(batch, sequences, int(first))
             if self._closing:
                 return
 

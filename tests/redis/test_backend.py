@@ -143,6 +143,7 @@ async def test_a_process_receives_only_the_writes_of_the_spaces_it_follows(follo
     assert chained(pairs, first_prev=0)
     assert reader.backend.followed == ["a"]
     assert reader.backend.head("b") == 0
+    assert (writer.backend.count, writer.backend.spaces) == (10, 2), "counted as written"
 
 
 async def test_a_process_stops_receiving_a_space_nobody_follows_any_more(followers) -> None:
