@@ -40,3 +40,21 @@ def test_the_document_lists_every_error_code_the_server_sends():
 
     for code in ERROR_CODES:
         assert f"| `{code}` |" in DOCUMENT, code
+
+
+def test_the_document_lists_every_field_of_the_observer_feed():
+    """server_state's table names every field of ServerState, DeviceInfo and StateEntry."""
+    import msgspec
+
+    from syncserver.protocol import DeviceInfo, ServerState, StateEntry
+
+    start = DOCUMENT.index("### `observe` / `unobserve`")
+    section = DOCUMENT[start : DOCUMENT.index("### The same, in-process", start)]
+    fields = msgspec.structs.fields
+    for field in fields(ServerState):
+        assert f"| `{field.encode_name}` |" in section, field.encode_name
+    for field in fields(DeviceInfo):
+        assert f"| `devices[].{field.encode_name}` |" in section, field.encode_name
+    values_row = next(line for line in section.splitlines() if line.startswith("| `values` |"))
+    for field in fields(StateEntry):
+        assert f"`{field.encode_name}`" in values_row, field.encode_name
