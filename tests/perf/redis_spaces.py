@@ -1,272 +1,548 @@
-"""The Redis backend's per-process costs: start-up over many registers, and a write
-applied by a process none of whose devices is in the write's space.
+"""The Redis backend at scale: start-up, a new device's catch-up, and what a write costs.
 
     python -m tests.perf.redis_spaces [--quick] [--registers N] [--spaces S]
 
-Set-up starts a throwaway ``redis-server`` and writes N registers (default
-1,000,000; quick mode: 100,000) spread evenly over S spaces (default 100)
-straight into it, in the backend's own format (hashes, heads, counter).
+Every server is a real ``python -m syncserver`` process (under
+:mod:`tests.perf._stalls`, which adds a loop-stall monitor, or
+:mod:`tests.perf._probe`, which tells its exact CPU time), on a throwaway
+``redis-server`` with ``appendonly yes`` and ``appendfsync always``. The
+database is filled through the backend's own write script, 2,000 writes per
+call (as a process' group commit sends them): registers, revision index,
+heads, count and layout are exactly what writes leave behind. Figures:
 
-* **start-up**: a fresh process (``--open URL``) opens a ``RedisBackend`` on
-  it: seconds from ``open()`` to loaded, its peak RSS, and the growth of its
-  RSS per register (every process keeps a copy of every register);
-* **apply, in-process**: a ``SyncServer`` on that Redis with no connection
-  gets published messages handed to its backend (``_on_message``: decode,
-  apply to the copy, the core's fan-out to a space nobody joined), one write
-  per message and 1,000 per message: the event loop's time per write;
-* **apply, whole process**: a ``python -m syncserver`` process with no
-  connection follows while this process writes through its own backend (one
-  write per script call, then group commits of 1,000): that process' CPU time
-  (``/proc/PID/stat``, its idle ticking over the same time subtracted) per
-  write. This is the cost every process pays for every write of every space:
-  the figure the scale arithmetic uses.
+* **start-up** over N registers (default 1,000,000; quick: 100,000) spread
+  evenly over S spaces (default 100; quick: 10): seconds from spawning the
+  process to its listening line, and its peak RSS then, beside the targets
+  from the issue (1 s, 150 MiB); the same on an empty Redis below them;
+* **new device caught up** (``hello`` without ``since`` in a space, until the
+  snapshot's last page) on one of those spaces (N/S registers) and on a
+  database holding N registers in one space, with the longest loop stall in
+  the server meanwhile and its loop thread's CPU time over the same stretch
+  (target 20 ms) and the server's peak RSS after the big one; each beside the
+  same on SQLite (``--db``, the same registers, same run);
+* **CPU per write in a process** (``/proc``-exact through the probe, its idle
+  CPU over the same time subtracted) for writes of a space it does not
+  follow (Redis does not send them), of a space one of its connections
+  joined, and of a space 100 of its connections joined, with one write and
+  with 1,000 writes per script call; the writes come straight from the write
+  script, so no other process follows their space because of them;
+* **redis-server's CPU per write** (its ``getrusage``, as ``/proc`` counts it,
+  from ``INFO cpu`` in µs) for a space 0, 1 and 4 processes follow.
 
-No targets: figures to read, not pass/fail (a 2-core machine shared with other
-work makes them noisy; the load average is printed under the table).
+Processes following a space are the only ones Redis sends its writes to, so
+a process' cost grows with the writes of the spaces its devices are in, not
+with the whole database's. A 2-core machine shared with other work makes
+every figure noisy: the load average is printed under the table.
 """
 
 from __future__ import annotations
 
-import argparse
 import asyncio
+import contextlib
+import itertools
 import json
 import os
-import shutil
-import socket
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
-import redis
+import msgspec
+import redis.asyncio as redis_asyncio
+from websockets.asyncio.client import connect
 
+from syncserver.backends import MAX_BATCH
+from syncserver.backends.redis import _WRITE_SCRIPT, changes_key, channel_name, registers_key
+from tests.perf._load import Load
+from tests.perf._stalls import STALL_FD
+from tests.perf.catchup import (
+    TARGET_CAUGHT_UP_S,
+    TARGET_RSS_MIB,
+    TARGET_STALL_MS,
+    TARGET_START_S,
+    bounded_registers,
+)
 from tests.perf.cli import bench_parser, progress, verdict
+from tests.perf.curve import fd_limit, load_workers
+from tests.perf.registers import create_database, fill_registers
 from tests.perf.report import Row, print_table
+from tests.perf.server import Server, subprocess_server
+from tests.perf.server_redis import redis_server
+from tests.perf.spaces_redis import redis_cpu_seconds
 
-__all__ = ["main", "run"]
+__all__ = ["fill", "main", "run", "write_script_calls"]
 
 ROOT = Path(__file__).resolve().parents[2]
-TICKS = os.sysconf("SC_CLK_TCK")
+VALUE = '{"done":true}'
+"""Every register's value, on Redis and on SQLite alike."""
+ORIGIN = 1
+"""The origin the benchmark's writes carry (a process picks a random 62-bit one)."""
+IDLE_SECONDS = 2.0
+"""How long a process' idle CPU is measured before it is subtracted."""
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
+# -- writing through the write script ------------------------------------------------
 
 
-def _rss_kib(field: str) -> int:
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
+class Writer:
+    """Calls of the backend's write script, as a process' group commit makes them."""
+
+    def __init__(self, url: str) -> None:
+        self.client = redis_asyncio.Redis.from_url(url)
+        self.script = self.client.register_script(_WRITE_SCRIPT)
+        db = int(self.client.connection_pool.connection_kwargs.get("db", 0))
+        self.prefix = channel_name(db, "")
+        self.sequence = itertools.count(1)
+        self.keys = [
+            "optisync:revision",
+            "optisync:heads",
+            "optisync:count",
+            "optisync:layout",
+        ]
+
+    def args(self, writes: Sequence[tuple[str, str, str]]) -> list[str | bytes]:
+        """The script's ARGV for ``writes`` of (space, key, value JSON)."""
+        args: list[str | bytes] = [self.prefix]
+        encode = msgspec.json.encode
+        for space, key, value in writes:
+            sequence = next(self.sequence)
+            head = (key, msgspec.Raw(value.encode()), 1, 1 + sequence % 97, ORIGIN, sequence, space)
+            args += (space, registers_key(space), changes_key(space), key, encode(head)[:-1])
+        return args
+
+    async def call(self, writes: Sequence[tuple[str, str, str]]) -> None:
+        await self.script(keys=self.keys, args=self.args(writes))
+
+    async def close(self) -> None:
+        await self.client.aclose()
 
 
-def _cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
+async def write_script_calls(writer: Writer, calls: list[list[tuple[str, str, str]]]) -> None:
+    """Send ``calls`` a few at a time (a pipeline), each one script call."""
+    for start in range(0, len(calls), 8):
+        async with writer.client.pipeline(transaction=False) as pipe:
+            for writes in calls[start : start + 8]:
+                await writer.script(keys=writer.keys, args=writer.args(writes), client=pipe)
+            await pipe.execute()
 
 
-def fill(url: str, registers: int, spaces: int) -> None:
-    """``registers`` registers over ``spaces`` spaces, as the write script stores them."""
-    from syncserver.backends.redis import registers_key
-
-    client = redis.Redis.from_url(url)
-    heads: dict[str, int] = {}
-    pipe = client.pipeline(transaction=False)
-    for index in range(registers):
-        revision = index + 1
-        space = f"space-{index % spaces}"
-        key = f"item/{index:07d}"
-        value = json.dumps({"n": index, "done": index % 2 == 0}, separators=(",", ":"))
-        entry = json.dumps([key, 0, index, 7, 1, index, space, heads.get(space, 0)])
-        entry = entry.replace(", 0, ", f", {value}, ", 1).replace(" ", "")
-        pipe.hset(registers_key(space), key, f"{revision} {entry}")
-        heads[space] = revision
-        if index % 10_000 == 9_999:
-            pipe.execute()
-    for space, head in heads.items():
-        pipe.hset("optisync:heads", space, head)
-    pipe.set("optisync:revision", registers)
-    pipe.execute()
-    client.close()
-
-
-async def _open(url: str) -> None:
-    """Child process: open a backend on ``url``, print seconds, peak and added RSS."""
-    from syncserver.backends.redis import RedisBackend
-
-    before = _rss_kib("VmRSS")
-    backend = RedisBackend(url, lambda writes: None, lambda writes, exc: None)
-    started = time.perf_counter()
-    await backend.open()
-    seconds = time.perf_counter() - started
-    print(json.dumps({
-        "seconds": seconds, "peak_kib": _rss_kib("VmHWM"),
-        "added_kib": _rss_kib("VmRSS") - before, "registers": backend.count,
-    }))  # fmt: skip
-    await backend.close()
-
-
-def measure_start(url: str) -> dict[str, float]:
-    out = subprocess.run(
-        [sys.executable, "-m", "tests.perf.redis_spaces", "--open", url],
-        cwd=ROOT, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
-    return result
-
-
-def _message(first: int, count: int, space: str) -> bytes:
-    """One published message of ``count`` writes, as the write script builds it."""
-    entries = ",".join(
-        f'[{first + n},["k{n % 1000}",{{"n":{n}}},{n},9,2,{n},"{space}",{first + n - 1}]]'
-        for n in range(count)
-    )
-    return b"[%s]" % entries.encode()
-
-
-async def measure_in_process(url: str, writes: int, per_message: int) -> float:
-    """µs of event-loop time per write of a followed space that no connection
-    joined, handed to a server's backend as published messages."""
-    from syncserver import serve
-    from syncserver.backends.redis import RedisBackend, _decode_published
-
-    async with serve(backend=url) as server:
-        backend = server.core.backend
-        assert isinstance(backend, RedisBackend)
-        ready: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        if not backend.follow("followed", ready.set_result):
-            assert await ready
-        followed = backend._followed["followed"]
-        first = followed.head + 1
-        messages = []
-        for start in range(first, first + writes, per_message):
-            messages.append(_decode_published(_message(start, per_message, "followed")))
-        started = time.process_time()
-        for message in messages:
-            await backend._on_writes(followed, message)
-        spent = time.process_time() - started
-        assert backend.head("followed") == first + writes - 1
-    return spent / writes * 1e6
-
-
-async def measure_whole_process(url: str, writes: int, batch: int) -> float:
-    """µs of a follower process' CPU per write made by another process."""
-    from syncserver.backends import Write
-    from syncserver.backends.redis import RedisBackend
-
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    follower = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "syncserver", "--port", "0", "--backend", url,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.DEVNULL, cwd=ROOT, env=env,
-    )  # fmt: skip
-    committed = asyncio.Event()
-    seen = 0
-
-    def on_commit(done: Sequence[Write]) -> None:
-        nonlocal seen
-        seen += len(done)
-        committed.set()
-
-    writer = RedisBackend(url, on_commit, lambda failed, exc: None)
+async def fill(url: str, registers: int, spaces: int) -> None:
+    """``registers`` registers ``k/NNNNNNN`` over ``spaces`` spaces ``space-N``, the
+    writes interleaved (write n goes to space n mod S), through the write script."""
+    writer = Writer(url)
     try:
-        assert follower.stdout is not None
-        await asyncio.wait_for(follower.stdout.readline(), 600)
-        await writer.open()
-        idle_before, wall_before = _cpu_seconds(follower.pid), time.monotonic()
-        await asyncio.sleep(2)
-        idle_per_second = (_cpu_seconds(follower.pid) - idle_before) / (
-            time.monotonic() - wall_before
-        )
-        cpu_before, wall_before = _cpu_seconds(follower.pid), time.monotonic()
-        for start in range(0, writes, batch):
-            target = seen + batch
-            for n in range(start, start + batch):
-                writer.submit(Write(f"k{n % 1000}", b"%d" % n, 0, n, 9, space="nobody-here"))
-            while seen < target:
-                committed.clear()
-                await committed.wait()
-        # The follower applied what this process applied once its CPU stops moving.
-        await asyncio.sleep(0.5)
-        spent = _cpu_seconds(follower.pid) - cpu_before
-        wall = time.monotonic() - wall_before
+        # What the first process does on an empty database (the start script).
+        await writer.client.set("optisync:layout", "2")
+        order = ((f"space-{n % spaces}", f"k/{n // spaces:07d}", VALUE) for n in range(registers))
+        while calls := [
+            batch
+            for batch in (list(itertools.islice(order, MAX_BATCH)) for _ in range(64))
+            if batch
+        ]:
+            await write_script_calls(writer, calls)
     finally:
         await writer.close()
-        follower.kill()
-        await follower.wait()
-    return (spent - idle_per_second * wall) / writes * 1e6
 
 
-def run(quick: bool = False, registers: int | None = None, spaces: int = 100) -> list[Row]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed (apt-get install redis-server)")
-    count = registers if registers is not None else (100_000 if quick else 1_000_000)
-    port = _free_port()
-    url = f"redis://127.0.0.1:{port}/0"
+def fill_sqlite(db: Path, registers: int, spaces: int) -> None:
+    """The same registers in a SQLite file (each space's in one transaction)."""
+    create_database(db)
+    per_space, extra = divmod(registers, spaces)
+    for space in range(spaces):
+        count = per_space + (1 if space < extra else 0)
+        fill_registers(db, count, value=VALUE, space=f"space-{space}")
+
+
+# -- a server process with a stall monitor -------------------------------------------
+
+
+@dataclass
+class Monitored:
+    """A ``python -m syncserver`` process under :mod:`tests.perf._stalls`."""
+
+    proc: asyncio.subprocess.Process
+    url: str
+    start_seconds: float
+    answers: int
+
+    async def stall(self) -> tuple[float, float]:
+        """The longest loop stall since the last ask and its loop thread's CPU (ms)."""
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(b"stall\n")
+        await self.proc.stdin.drain()
+        answer = b""
+        while not answer.endswith(b"\n"):
+            answer += await asyncio.to_thread(os.read, self.answers, 64)
+        longest, cpu = answer.split()
+        return float(longest), float(cpu)
+
+    def memory_mib(self) -> tuple[float, float]:
+        """VmRSS and VmHWM (peak) in MiB."""
+        status = Path(f"/proc/{self.proc.pid}/status").read_text().splitlines()
+        fields = dict(row.split(":", 1) for row in status if ":" in row)
+        rss, peak = (int(fields[name].split()[0]) / 1024 for name in ("VmRSS", "VmHWM"))
+        return rss, peak
+
+
+@contextlib.asynccontextmanager
+async def monitored_server(*options: str) -> AsyncIterator[Monitored]:
+    """``python -m syncserver --port 0 OPTIONS`` with a stall monitor, timed from spawn
+    to its listening line."""
+    answers, answer_to = os.pipe()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "OPTISYNC_LOG_LEVEL": "warning",
+        STALL_FD: str(answer_to),
+    }
+    started = time.perf_counter()
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "tests.perf._stalls", "--port", "0", *options,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        cwd=ROOT, env=env, pass_fds=(answer_to,),
+    )  # fmt: skip
+    os.close(answer_to)
+    try:
+        assert proc.stdout is not None
+        line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
+        seconds = time.perf_counter() - started
+        if "ws://" not in line:
+            raise RuntimeError(f"the server did not start: {line!r}")
+        url = line[line.index("ws://") :].split()[0]
+        yield Monitored(proc, url, seconds, answers)
+    finally:
+        if proc.returncode is None:
+            proc.terminate()
+            await asyncio.wait_for(proc.wait(), 60)
+        os.close(answers)
+
+
+async def catch_up(url: str, space: str) -> tuple[float, int]:
+    """A new device's full catch-up of ``space``: seconds and registers received."""
+    async with connect(url, max_size=None, compression=None) as ws:
+        started = time.perf_counter()
+        hello = {"type": "hello", "device_id": 1, "space": space, "batch_pushes": True}
+        await ws.send(json.dumps(hello))
+        entries = 0
+        while True:
+            page = json.loads(await ws.recv(decode=False))
+            if page["type"] == "error":
+                raise RuntimeError(f"the server refused the catch-up: {page}")
+            if page["type"] != "snapshot":
+                continue
+            entries += len(page["values"])
+            if not page["more"]:
+                return time.perf_counter() - started, entries
+
+
+@dataclass(frozen=True)
+class CaughtUp:
+    seconds: float
+    stall_ms: float
+    stall_cpu_ms: float
+    peak_mib: float
+
+
+async def measure_catch_up(server: Monitored, space: str, registers: int) -> CaughtUp:
+    await server.stall()
+    seconds, entries = await catch_up(server.url, space)
+    stall_ms, stall_cpu_ms = await server.stall()
+    if entries != registers:
+        raise RuntimeError(f"the snapshot of {space} held {entries:,} registers, not {registers:,}")
+    return CaughtUp(seconds, stall_ms, stall_cpu_ms, server.memory_mib()[1])
+
+
+def _catch_up_rows(label: str, on_redis: CaughtUp, on_sqlite: CaughtUp, big: bool) -> list[Row]:
+    rows = [
+        Row(
+            f"new device caught up, {label}, Redis (ceiling: SQLite)",
+            on_redis.seconds,
+            "s",
+            on_sqlite.seconds,
+            None,
+            lower_is_better=True,
+        )
+    ]
+    if big:
+        rows.append(
+            Row(
+                f"  the same (ceiling: the {TARGET_CAUGHT_UP_S:g} s target)",
+                on_redis.seconds,
+                "s",
+                TARGET_CAUGHT_UP_S,
+                1.0,
+                lower_is_better=True,
+            )
+        )
+    rows += [
+        Row(
+            "  longest loop stall meanwhile, Redis (ceiling: the target)",
+            on_redis.stall_ms,
+            "ms",
+            TARGET_STALL_MS,
+            1.0,
+            lower_is_better=True,
+        ),
+        Row(
+            "  its loop thread's CPU time between the same two ticks",
+            on_redis.stall_cpu_ms,
+            "ms",
+            TARGET_STALL_MS,
+            1.0,
+            lower_is_better=True,
+        ),
+        Row(
+            "  longest loop stall meanwhile, SQLite (its CPU time beside it)",
+            on_sqlite.stall_ms,
+            "ms",
+            on_sqlite.stall_cpu_ms,
+            None,
+            lower_is_better=True,
+        ),
+    ]
+    return rows
+
+
+# -- start-up and catch-up -----------------------------------------------------------
+
+
+async def measure_scale(registers: int, spaces: int) -> list[Row]:
+    per_space = registers // spaces
     rows: list[Row] = []
-    with tempfile.TemporaryDirectory() as directory:
-        server = subprocess.Popen(
-            [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "yes", "--appendfsync", "always", "--dir", directory],
-            stdout=subprocess.DEVNULL,
-        )  # fmt: skip
-        try:
-            client = redis.Redis(port=port)
-            deadline = time.monotonic() + 10
-            while True:
-                try:
-                    client.ping()
-                    break
-                except redis.ConnectionError:
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.05)  # poll interval while it starts
-            client.close()
-            fill(url, count, spaces)
-            start = measure_start(url)
-            label = f"{count:,} registers in {spaces} spaces"
-            rows.append(Row(f"start-up, {label}", start["seconds"], "s", None, None, True))
-            rows.append(Row("peak RSS after start-up", start["peak_kib"] / 1024, "MiB", None, None))
-            per_register = start["added_kib"] * 1024 / count
-            rows.append(Row("RSS added per register", per_register, "B", None, None, True))
-            writes = 2_000 if quick else 20_000
-            for per_message in (1, 1000):
-                spent = asyncio.run(measure_in_process(url, writes, per_message))
-                name = f"apply in-process, {per_message} write(s)/message"
-                rows.append(Row(name, spent, "µs/write", None, None, True))
-            for batch in (1, 1000):
-                total = writes // 10 if batch == 1 else writes
-                spent = asyncio.run(measure_whole_process(url, total, batch))
-                name = f"follower process CPU, {batch} write(s)/script call"
-                rows.append(Row(name, spent, "µs/write", None, None, True))
-        finally:
-            server.kill()
-            server.wait()
+    many = f"{registers:,} registers in {spaces} spaces"
+    async with redis_server() as url:
+        async with monitored_server("--backend", url) as empty:
+            empty_start, empty_peak = empty.start_seconds, empty.memory_mib()[1]
+        started = time.perf_counter()
+        await fill(url, registers, spaces)
+        print(f"set-up: {many} through the write script in {time.perf_counter() - started:.1f} s")
+        async with monitored_server("--backend", url) as server:
+            start, start_peak = server.start_seconds, server.memory_mib()[1]
+            small_redis = await measure_catch_up(server, "space-0", per_space)
+    rows += [
+        Row(
+            f"start, spawn to listening, Redis with {many} (ceiling: the target)",
+            start,
+            "s",
+            TARGET_START_S,
+            1.0,
+            lower_is_better=True,
+        ),
+        Row("  the same on an empty Redis", empty_start, "s", None, None, lower_is_better=True),
+        Row(
+            "peak RSS after that start (ceiling: the target)",
+            start_peak,
+            "MiB",
+            TARGET_RSS_MIB,
+            1.0,
+            lower_is_better=True,
+        ),
+        Row("  the same on an empty Redis", empty_peak, "MiB", None, None, lower_is_better=True),
+    ]
+    with tempfile.TemporaryDirectory(prefix="optisync-redis-spaces-") as folder:
+        db = Path(folder) / "spaces.sqlite3"
+        fill_sqlite(db, registers, spaces)
+        async with monitored_server("--db", str(db)) as server:
+            small_sqlite = await measure_catch_up(server, "space-0", per_space)
+    rows += _catch_up_rows(
+        f"a {per_space:,}-register space of {spaces}", small_redis, small_sqlite, False
+    )
+
+    one = f"{registers:,} registers in one space"
+    async with redis_server() as url:
+        started = time.perf_counter()
+        await fill(url, registers, 1)
+        print(f"set-up: {one} through the write script in {time.perf_counter() - started:.1f} s")
+        async with monitored_server("--backend", url) as server:
+            big_redis = await measure_catch_up(server, "space-0", registers)
+    with tempfile.TemporaryDirectory(prefix="optisync-redis-spaces-") as folder:
+        db = Path(folder) / "one.sqlite3"
+        fill_sqlite(db, registers, 1)
+        async with monitored_server("--db", str(db)) as server:
+            big_sqlite = await measure_catch_up(server, "space-0", registers)
+    rows += _catch_up_rows(one, big_redis, big_sqlite, True)
+    rows.append(
+        Row(
+            f"peak RSS after that catch-up, Redis (ceiling: the target;"
+            f" SQLite {big_sqlite.peak_mib:.0f} MiB)",
+            big_redis.peak_mib,
+            "MiB",
+            TARGET_RSS_MIB,
+            1.0,
+            lower_is_better=True,
+        )
+    )
+    return rows
+
+
+# -- CPU per write ---------------------------------------------------------------------
+
+NOT_FOLLOWED = "nobody"
+ONE = "one"
+MANY = "many"
+EVERY = "every"
+MANY_CONNECTIONS = 100
+FOLLOWERS = 4
+
+
+async def _idle_rate(server: Server) -> float:
+    """The process' CPU seconds per second while nothing happens (its timers)."""
+    cpu, wall = server.cpu_seconds(), time.monotonic()
+    await asyncio.sleep(IDLE_SECONDS)  # measuring idle time, not waiting for an event
+    return (server.cpu_seconds() - cpu) / (time.monotonic() - wall)
+
+
+@dataclass(frozen=True)
+class Spent:
+    process_us: float
+    """The probed process' CPU per write, its idle rate subtracted."""
+    redis_us: float
+    """redis-server's CPU per write."""
+
+
+async def _write(
+    writer: Writer,
+    url: str,
+    probed: Server,
+    idle: float,
+    load: Load,
+    space: str,
+    writes: int,
+    batch: int,
+) -> Spent:
+    """``writes`` writes of ``space`` in calls of ``batch``: the probed process' and
+    redis-server's CPU per write (once every device in the space has its pushes)."""
+    listening = space != NOT_FOLLOWED
+    if listening:
+        await load.arm_listen({space: writes})
+    cpu, wall, redis_cpu = probed.cpu_seconds(), time.monotonic(), await redis_cpu_seconds(url)
+    for start in range(0, writes, batch):
+        await writer.call(
+            [(space, f"k/{n % 1000:04d}", str(n)) for n in range(start, start + batch)]
+        )
+    redis_spent = await redis_cpu_seconds(url) - redis_cpu
+    if listening:
+        listened = await load.listened()
+        if listened.wrong:
+            raise RuntimeError(f"devices {listened.wrong[:5]} got other pushes than their space's")
+    spent = probed.cpu_seconds() - cpu - idle * (time.monotonic() - wall)
+    return Spent(spent / writes * 1e6, redis_spent / writes * 1e6)
+
+
+async def measure_cpu(quick: bool) -> list[Row]:
+    fd_limit()
+    rows: list[Row] = []
+    args = ("-m", "syncserver", "--port", "0")
+    async with redis_server() as url, contextlib.AsyncExitStack() as stack:
+        await fill(url, 1, 1)  # the layout a first process would set
+        probed = await stack.enter_async_context(
+            subprocess_server(*args, "--backend", url, pin=False, probe=True)
+        )
+        others = [
+            await stack.enter_async_context(subprocess_server(*args, "--backend", url, pin=False))
+            for _ in range(FOLLOWERS - 1)
+        ]
+        load = await stack.enter_async_context(load_workers())
+        # Devices: one in ONE and MANY_CONNECTIONS in MANY on the probed process, one in
+        # EVERY on each of the FOLLOWERS processes; nobody in NOT_FOLLOWED.
+        device = itertools.count(1)
+        await load.connect(probed.url, 1, batched=True, first=next(device), space_of=lambda _: ONE)
+        first = next(device)
+        await load.connect(
+            probed.url, MANY_CONNECTIONS, batched=True, first=first, space_of=lambda _: MANY
+        )
+        device = itertools.count(first + MANY_CONNECTIONS)
+        for server in (probed, *others):
+            await load.connect(
+                server.url, 1, batched=True, first=next(device), space_of=lambda _: EVERY
+            )
+        writer = Writer(url)
+        stack.push_async_callback(writer.close)
+        stack.push_async_callback(load.close_connections)
+        idle = await _idle_rate(probed)
+        print(f"idle: the probed process spends {idle * 1e3:.2f} ms of CPU a second", flush=True)
+        for batch in (1, 1000):
+            writes = (1_000 if quick else 5_000) if batch == 1 else (20_000 if quick else 100_000)
+            per = f"{batch:,} write{'s' if batch > 1 else ''}/script call"
+            spent = {
+                space: await _write(writer, url, probed, idle, load, space, writes, batch)
+                for space in (NOT_FOLLOWED, ONE, MANY, EVERY)
+            }
+            rows += [
+                Row(
+                    f"process CPU per write of a space it does not follow, {per}"
+                    " (ceiling: one of its connections in it)",
+                    spent[NOT_FOLLOWED].process_us,
+                    "µs",
+                    spent[ONE].process_us,
+                    None,
+                    lower_is_better=True,
+                ),
+                Row(
+                    f"  … of a space one of its connections joined, {per}",
+                    spent[ONE].process_us,
+                    "µs",
+                    None,
+                    None,
+                    lower_is_better=True,
+                ),
+                Row(
+                    f"  … of a space {MANY_CONNECTIONS} of its connections joined, {per}"
+                    " (ceiling: one connection)",
+                    spent[MANY].process_us,
+                    "µs",
+                    spent[ONE].process_us,
+                    None,
+                    lower_is_better=True,
+                ),
+                Row(
+                    f"redis-server CPU per write, no process follows the space, {per}",
+                    spent[NOT_FOLLOWED].redis_us,
+                    "µs",
+                    None,
+                    None,
+                    lower_is_better=True,
+                ),
+                Row(
+                    f"  … 1 process follows it, {per} (ceiling: none follows)",
+                    spent[ONE].redis_us,
+                    "µs",
+                    spent[NOT_FOLLOWED].redis_us,
+                    None,
+                    lower_is_better=True,
+                ),
+                Row(
+                    f"  … {FOLLOWERS} processes follow it, {per} (ceiling: 1 follows)",
+                    spent[EVERY].redis_us,
+                    "µs",
+                    spent[ONE].redis_us,
+                    None,
+                    lower_is_better=True,
+                ),
+            ]
+    return rows
+
+
+def run(quick: bool = False, registers: int | None = None, spaces: int | None = None) -> list[Row]:
+    count = registers if registers is not None else (100_000 if quick else 1_000_000)
+    spread = spaces if spaces is not None else (10 if quick else 100)
+    rows = asyncio.run(measure_scale(count, spread))
+    rows += asyncio.run(measure_cpu(quick))
     return rows
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = bench_parser("python -m tests.perf.redis_spaces", __doc__)
-    parser.add_argument("--registers", type=int, help="registers to load (default 1,000,000)")
-    parser.add_argument("--spaces", type=int, default=100, help="spaces they are spread over")
-    parser.add_argument("--open", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--registers", type=bounded_registers, help="registers (default 1,000,000)")
+    parser.add_argument("--spaces", type=bounded_registers, help="spaces they are spread over")
     args = parser.parse_args(argv)
-    if args.open:
-        asyncio.run(_open(args.open))
-        return 0
-    if (args.registers is not None and args.registers < 1) or args.spaces < 1:
-        print("--registers and --spaces must be at least 1", file=sys.stderr)
-        return 2
     with progress("redis_spaces"):
         rows = run(quick=args.quick, registers=args.registers, spaces=args.spaces)
-    print_table("Redis backend: start-up and per-write apply cost per process", rows)
-    print(f"load average: {os.getloadavg()[0]:.2f}", flush=True)
+    print_table("Redis backend: start-up, catch-up and the cost of a write", rows)
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    print(f"load average (1, 5, 15 min): {load} on {os.cpu_count()} cores", flush=True)
     return verdict(rows)
 
 

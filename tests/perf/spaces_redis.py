@@ -6,18 +6,21 @@ Two, then four ``python -m syncserver --backend redis://...`` processes
 (their exact CPU time read by :mod:`tests.perf._probe`) share one
 ``redis-server`` (``appendfsync always``, as :mod:`tests.perf.server_redis`).
 The first, A, carries 10 spaces × 10 devices and the writer; each other one
-carries 100 devices in 10 other spaces, which nobody writes. Every write
-goes through Redis's one ordered log, so the idle processes receive and
-decode each of them without a device to send it to:
-that is the per-process price of one more server on the same Redis, paid on
-the global write rate. The writer writes into A's spaces at random, 50 and
-then 1,000 writes/s, 4 s each (quick: 2 s), and the load checks that A's
-devices got exactly their space's writes and the others none.
+carries 100 devices in 10 other spaces, which nobody writes. Redis sends a
+space's writes only to the processes following it (those with a connection
+in it), so the idle processes should not even receive A's writes: their CPU
+per write is the check that they do not, and that one more server on the
+same Redis costs the others nothing per write of spaces it does not carry.
+The writer writes into A's spaces at random, 50 and then 1,000 writes/s,
+4 s each (quick: 2 s), and the load checks that A's devices got exactly
+their space's writes and the others none.
 
 Figures, at each rate and number of processes: an idle process's CPU per
 write (the mean of the idle ones) beside A's (the process that commits the
-write and pushes it to 10 devices and its writer), and the redis-server's
-own CPU per write (``INFO cpu``) beside A's: how it grows with subscribers.
+write and pushes it to 10 devices and its writer), each with the process'
+own idle CPU (its timers, measured for 2 s before the writes) subtracted,
+and the redis-server's own CPU per write (``INFO cpu``) beside A's: it
+should not grow with processes that do not follow the written spaces.
 """
 
 from __future__ import annotations
@@ -26,6 +29,7 @@ import asyncio
 import contextlib
 import random
 import sys
+import time
 from collections import Counter
 from collections.abc import AsyncIterator
 
@@ -41,6 +45,8 @@ __all__ = ["redis_cpu_seconds", "run"]
 
 SPACES = 10
 """Spaces on each process."""
+IDLE_SECONDS = 2.0
+"""How long each process' idle CPU is measured before the writes."""
 PROCESSES = (2, 4)
 """Server processes on the one Redis: the serving one and the idle ones."""
 
@@ -70,6 +76,16 @@ async def _processes(count: int) -> AsyncIterator[tuple[str, list[Server]]]:
         yield backend, servers
 
 
+async def _idle_rates(servers: list[Server]) -> list[float]:
+    """Each process' CPU seconds per second while nothing is written (its timers)."""
+    before, started = [server.cpu_seconds() for server in servers], time.monotonic()
+    await asyncio.sleep(IDLE_SECONDS)  # measuring idle time, not waiting for an event
+    wall = time.monotonic() - started
+    return [
+        (server.cpu_seconds() - cpu) / wall for server, cpu in zip(servers, before, strict=True)
+    ]
+
+
 async def _measure(load: Load, processes: int, seconds: float) -> list[Row]:
     """A serving process and ``processes - 1`` idle ones on one Redis; rows per rate."""
     names = [space_name(n) for n in range(SPACES * processes)]
@@ -90,6 +106,7 @@ async def _measure(load: Load, processes: int, seconds: float) -> list[Row]:
                     first=n * per_process + 1,
                     space_of=lambda d: names[(d - 1) // DEVICES_PER_SPACE],
                 )
+            idle = await _idle_rates(servers)
             seq = 0
             for rate in RATES:
                 writes = int(rate * seconds)
@@ -102,11 +119,13 @@ async def _measure(load: Load, processes: int, seconds: float) -> list[Row]:
                 await load.arm_listen(dict(Counter(picks)))
                 before = [server.cpu_seconds() for server in servers]
                 before_redis = await redis_cpu_seconds(backend)
+                started = time.monotonic()
                 await write_at_rate(sends, rate)
                 listened = await load.listened()
+                wall = time.monotonic() - started
                 spent = [
-                    (server.cpu_seconds() - cpu) / writes * 1e6
-                    for server, cpu in zip(servers, before, strict=True)
+                    (server.cpu_seconds() - cpu - rate_idle * wall) / writes * 1e6
+                    for server, cpu, rate_idle in zip(servers, before, idle, strict=True)
                 ]
                 cpu_redis = (await redis_cpu_seconds(backend) - before_redis) / writes * 1e6
                 cpu_a, cpu_idle = spent[0], sum(spent[1:]) / len(idle)
