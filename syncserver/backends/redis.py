@@ -336,6 +336,9 @@ class RedisBackend:
         self._opened = False
         self._stats_at = 0.0
         self._closing = False
+        self._stopping = False
+        """Set as the tasks are cancelled: redis-py can swallow a cancellation that
+        arrives mid-command, so the loops also end on this."""
         self.subscription_failures = 0
         """How often following the write channels failed (Redis down, say)."""
 
@@ -635,6 +638,7 @@ class RedisBackend:
                     while self._pending:
                         self._reported.clear()
                         await self._reported.wait()
+        self._stopping = True
         for task in (self._subscriber, self._follower, *self._tasks):
             if task is not None:
                 task.cancel()
@@ -778,7 +782,7 @@ class RedisBackend:
 
     async def _subscribe_loop(self) -> None:
         """Keep the subscription to the followed spaces' channels in step."""
-        while True:
+        while not self._stopping:
             await self._resubscribe.wait()
             self._resubscribe.clear()
             pubsub = self._pubsub
@@ -801,7 +805,7 @@ class RedisBackend:
         lost_logged: float | None = None
         lost_since_logged = 0
         control = self._channel_prefix.rstrip(":")
-        while True:
+        while not self._stopping:
             pubsub = self._redis.pubsub()
             try:
                 # A channel that carries nothing keeps the subscription open while
@@ -815,7 +819,7 @@ class RedisBackend:
                 delay = 0.05
                 lost_logged = None
                 checked = asyncio.get_running_loop().time()
-                while True:
+                while not self._stopping:
                     message = await pubsub.get_message(timeout=WATCHDOG_INTERVAL)
                     if message is not None:
                         await self._on_message(message, control)

@@ -421,3 +421,18 @@ async def test_a_process_applies_each_write_with_the_prev_it_carries(
     await process.wait_for(lambda: process.backend.head("a") == 3)
     late = process.reported[-1]
     assert (late.key, late.space, late.revision, late.prev) == ("z", "a", 3, 1)
+
+
+async def test_close_ends_while_the_last_spaces_are_being_unsubscribed(followers) -> None:
+    """Closing right after the last users of several spaces left (their
+    unsubscription in flight, as when a server stops after its devices
+    disconnected) ends: stopping the subscription task is not lost in it."""
+    follower = followers()
+    await follower.backend.open()
+    spaces = [f"s{n}" for n in range(10)]
+    await follower.follow(*spaces)
+    for space in spaces:
+        follower.backend.unfollow(space)
+    closing = asyncio.create_task(follower.backend.close())
+    done, _ = await asyncio.wait({closing}, timeout=TIMEOUT)
+    assert closing in done, "close() did not end"
