@@ -106,7 +106,7 @@ async def _measure(load: Load, processes: int, seconds: float) -> list[Row]:
                     first=n * per_process + 1,
                     space_of=lambda d: names[(d - 1) // DEVICES_PER_SPACE],
                 )
-            idle = await _idle_rates(servers)
+            idle_rates = await _idle_rates(servers)
             seq = 0
             for rate in RATES:
                 writes = int(rate * seconds)
@@ -125,7 +125,7 @@ async def _measure(load: Load, processes: int, seconds: float) -> list[Row]:
                 wall = time.monotonic() - started
                 spent = [
                     (server.cpu_seconds() - cpu - rate_idle * wall) / writes * 1e6
-                    for server, cpu, rate_idle in zip(servers, before, idle, strict=True)
+                    for server, cpu, rate_idle in zip(servers, before, idle_rates, strict=True)
                 ]
                 cpu_redis = (await redis_cpu_seconds(backend) - before_redis) / writes * 1e6
                 cpu_a, cpu_idle = spent[0], sum(spent[1:]) / len(idle)
