@@ -37,7 +37,7 @@ and the ordered stream of committed writes that the server fans out.
 Two backends: :class:`~syncserver.backends.sqlite.SQLiteBackend` (the
 default, embedded, one process) and
 :class:`~syncserver.backends.redis.RedisBackend` (several processes on one
-Redis). ``syncserver/BACKENDS.md`` documents their durability and retention.
+Redis). ``syncserver/BACKENDS.md`` documents their durability and costs.
 """
 
 from __future__ import annotations
