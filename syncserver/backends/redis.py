@@ -545,8 +545,7 @@ class RedisBackend:
         except BaseException:
             following.cancel()
             follower.cancel()
-            with contextlib.suppress(Exception, asyncio.CancelledError):
-                await follower
+            await asyncio.gather(follower, return_exceptions=True)
             await self._redis.aclose()
             raise
         self._opened = True
@@ -639,12 +638,12 @@ class RedisBackend:
                         self._reported.clear()
                         await self._reported.wait()
         self._stopping = True
-        for task in (self._subscriber, self._follower, *self._tasks):
-            if task is not None:
-                task.cancel()
-                # Ended with an error only when open() failed, which raised it already.
-                with contextlib.suppress(Exception, asyncio.CancelledError):
-                    await task
+        tasks = [t for t in (self._subscriber, self._follower, *self._tasks) if t is not None]
+        for task in tasks:
+            task.cancel()
+        # Their errors were said already (or raised by open()); a cancellation
+        # of close() itself still propagates.
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self._redis.aclose()
 
     def _spawn(self, work: Any) -> None:
