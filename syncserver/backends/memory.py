@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 
 from ..protocol import DEFAULT_SPACE
 from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
-from .ordered import SpaceLogs
+from .ordered import OneOrder, SpaceLogs
 
 __all__ = ["BackendUnavailableError", "MemoryBackend"]
 
@@ -28,7 +28,7 @@ class BackendUnavailableError(ConnectionError):
     """The backend was made unavailable on purpose."""
 
 
-class MemoryBackend:
+class MemoryBackend(OneOrder):
     """The :class:`~syncserver.backends.Backend` interface with no storage."""
 
     def __init__(
@@ -188,27 +188,6 @@ class MemoryBackend:
     def get(self, space: str, key: str) -> Write | None:
         """One register's newest write."""
         return self._registers.get(space, key)
-
-    def lookup(
-        self,
-        space: str,
-        key: str,
-        done: Callable[[Write | None], None],
-        failed: Callable[[], None],
-    ) -> None:
-        """:meth:`get`, answered at once."""
-        done(self.get(space, key))
-
-    def follow(self, space: str, done: Callable[[bool], None]) -> bool:
-        """Every space's writes reach ``on_commit`` already."""
-        return True
-
-    def unfollow(self, space: str) -> None:
-        """Nothing to stop: every space is followed."""
-
-    def reported(self, space: str) -> int:
-        """:attr:`revision`: writes reach ``on_commit`` in revision order, all spaces together."""
-        return self.revision
 
     def newest(self) -> Iterator[Write]:
         """The registers, newest first."""

@@ -1,8 +1,8 @@
 """Registers kept in memory, indexed by key and by revision.
 
-The in-memory backends (memory, and Redis' copy of the registers) answer a
-``hello since R`` from :class:`RevisionLog`: every write is appended to a
-list in revision order, so the writes after ``R`` start at a binary search
+The memory backend answers a ``hello since R`` from :class:`RevisionLog`:
+every write is appended to a list in revision order, so the writes after
+``R`` start at a binary search
 and a resync costs O(log n + writes after R), not a scan and sort of every
 register. A write that a newer write to the same key superseded stays in the
 list until half the list is superseded, then the list is compacted (amortized
@@ -11,19 +11,24 @@ O(1) per write).
 :class:`SpaceLogs` keeps one :class:`RevisionLog` per space and each space's
 head, so a write touches only its own space and a catch-up reads only the
 writes of the space it is for.
+
+:class:`OneOrder` is what SQLite and memory share of the ``Backend``
+interface: both report every space's writes in one order and read a
+register at once. :func:`encode_entry` builds a snapshot entry (Redis too).
 """
 
 from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Protocol
 
 import msgspec
 
 from . import ChangePage, Write
 
-__all__ = ["RevisionLog", "SpaceLogs", "encode_entry"]
+__all__ = ["OneOrder", "RevisionLog", "SpaceLogs", "encode_entry"]
 
 
 def encode_entry(write: Write) -> bytes:
@@ -38,6 +43,40 @@ def encode_entry(write: Write) -> bytes:
 
 
 _encode_key = msgspec.json.Encoder().encode
+
+
+class _Ordered(Protocol):
+    @property
+    def revision(self) -> int: ...
+
+    def get(self, space: str, key: str) -> Write | None: ...
+
+
+class OneOrder:
+    """The part of the ``Backend`` interface that is the same for every backend
+    whose ``on_commit`` carries every space's writes in one revision order and
+    can read a register at once (SQLite, memory): it follows every space already."""
+
+    def lookup(
+        self: _Ordered,
+        space: str,
+        key: str,
+        done: Callable[[Write | None], None],
+        failed: Callable[[], None],
+    ) -> None:
+        """``get``, answered at once."""
+        done(self.get(space, key))
+
+    def follow(self, space: str, done: Callable[[bool], None]) -> bool:
+        """Every space's writes reach ``on_commit`` already."""
+        return True
+
+    def unfollow(self, space: str) -> None:
+        """Nothing to stop: every space is followed."""
+
+    def reported(self: _Ordered, space: str) -> int:
+        """``revision``: writes reach ``on_commit`` in revision order, all spaces together."""
+        return self.revision
 
 
 class RevisionLog:

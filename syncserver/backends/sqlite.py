@@ -71,6 +71,7 @@ from typing import Final, Literal
 
 from ..protocol import DEFAULT_SPACE
 from . import MAX_BATCH, ChangePage, CommitCallback, FailureCallback, Write
+from .ordered import OneOrder
 
 __all__ = ["SQLiteBackend", "Synchronous"]
 
@@ -136,7 +137,7 @@ CREATE TABLE IF NOT EXISTS devices (
 """
 
 
-class SQLiteBackend:
+class SQLiteBackend(OneOrder):
     """The registers, their revisions, and the group-commit queue.
 
     ``on_commit`` runs on the event loop, once per transaction, with the
@@ -380,27 +381,6 @@ class SQLiteBackend:
             return None
         value, revision, local_revision, device_id = row
         return Write(key, value.encode(), revision, local_revision, device_id, space)
-
-    def lookup(
-        self,
-        space: str,
-        key: str,
-        done: Callable[[Write | None], None],
-        failed: Callable[[], None],
-    ) -> None:
-        """:meth:`get`, answered at once."""
-        done(self.get(space, key))
-
-    def follow(self, space: str, done: Callable[[bool], None]) -> bool:
-        """Every space's writes reach ``on_commit`` already."""
-        return True
-
-    def unfollow(self, space: str) -> None:
-        """Nothing to stop: every space is followed."""
-
-    def reported(self, space: str) -> int:
-        """:attr:`revision`: writes reach ``on_commit`` in revision order, all spaces together."""
-        return self.revision
 
     def newest(self) -> Iterator[Write]:
         """The registers up to :attr:`revision`, newest first, read lazily on the loop."""
